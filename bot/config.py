@@ -1,0 +1,107 @@
+"""One settings tree for the whole tutor, read from the environment (prefix ``TUTORBOT_``) and ``.env``.
+
+Nested fields use ``__`` in variable names: ``TUTORBOT_MODEL__CHAT=qwen2.5-coder-0.5b``,
+``TUTORBOT_RETRIEVAL__K=5``. Tests build ``Settings(...)`` directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ModelSettings(BaseModel):
+    """Which models the tutor runs and how."""
+
+    chat: str = Field(
+        "qwen2.5-coder-1.5b",
+        description=(
+            "The chat model: 'qwen2.5-coder-1.5b' (default), 'qwen2.5-coder-0.5b' (smaller, faster, weaker), "
+            "or the path to any GGUF file."
+        ),
+    )
+    n_threads: int | None = Field(
+        None, ge=1, description="CPU threads for the chat model; empty means every core of this machine."
+    )
+    n_ctx: int = Field(4096, ge=512, description="Context window of the chat model, in tokens.")
+    models_dir: Path | None = Field(
+        None, description="Where installed model files live; empty means '<data dir>/models'."
+    )
+
+
+class RetrievalSettings(BaseModel):
+    """How lesson text is chunked, embedded and searched."""
+
+    k: int = Field(4, ge=1, le=50, description="How many chunks a search returns by default.")
+    collection: str = Field("lessons", description="Name of the Chroma collection that holds lesson chunks.")
+    chunk_tokens: int = Field(
+        128,
+        ge=48,
+        le=256,
+        description="Most embedder tokens in a chunk, its lesson and section names included (MiniLM reads 256).",
+    )
+    embed_batch_size: int = Field(
+        8, ge=1, le=128, description="Chunks embedded per batch; larger batches use more memory."
+    )
+    keyword_weight: float = Field(
+        0.2, ge=0, le=5, description="Weight of BM25 keyword scores added to embedding similarity; 0 turns BM25 off."
+    )
+    probes: bool = Field(
+        True, description="Index quiz questions and key terms as pointers to their sections (never shown as text)."
+    )
+    chroma_host: str | None = Field(
+        None, description="Host of a Chroma server; empty means the embedded store under the data dir."
+    )
+    chroma_port: int = Field(8000, description="Port of the Chroma server, when chroma_host is set.")
+
+
+class StorageSettings(BaseModel):
+    """Where learner progress is kept."""
+
+    database: str = Field("tutorbot.sqlite3", description="SQLite file name inside the data dir.")
+
+
+class TelegramSettings(BaseModel):
+    """The Telegram adapter."""
+
+    token: SecretStr | None = Field(None, description="Bot token from @BotFather; keep it out of logs.")
+
+
+class DiscordSettings(BaseModel):
+    """The Discord adapter."""
+
+    token: SecretStr | None = Field(None, description="Bot token from the Discord developer portal.")
+
+
+class Settings(BaseSettings):
+    """Everything configurable about tutorbot."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TUTORBOT_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(
+        Path("data"), description="Folder for models, the Chroma store and the progress database."
+    )
+    knowledge_dir: Path = Field(Path("knowledge"), description="Root folder of lesson tracks.")
+    model: ModelSettings = Field(default_factory=ModelSettings, description="Chat and embedding models.")
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Chunking and search.")
+    storage: StorageSettings = Field(default_factory=StorageSettings, description="Learner progress storage.")
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings, description="Telegram adapter.")
+    discord: DiscordSettings = Field(default_factory=DiscordSettings, description="Discord adapter.")
+
+    @property
+    def models_dir(self) -> Path:
+        """Folder where installed model files live."""
+        return self.model.models_dir or self.data_dir / "models"
+
+    @property
+    def chroma_dir(self) -> Path:
+        """Folder of the embedded Chroma store."""
+        return self.data_dir / "chroma"
