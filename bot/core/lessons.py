@@ -1,0 +1,74 @@
+"""What a track is made of: tracks, lessons, sections and quiz questions (plain, immutable data)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
+def slugify(text: str) -> str:
+    """Lowercase ``text`` and turn every run of other characters into one hyphen (``"Cost & time"`` -> ``cost-time``)."""
+    return _NON_ALNUM.sub("-", text.lower()).strip("-")
+
+
+@dataclass(frozen=True)
+class Question:
+    """One multiple-choice quiz question with exactly one correct option."""
+
+    prompt: str
+    options: tuple[str, ...]
+    correct_index: int
+    explanation: str | None = None
+    section: str | None = None
+
+    @property
+    def correct_option(self) -> str:
+        """The text of the correct option."""
+        return self.options[self.correct_index]
+
+
+@dataclass(frozen=True)
+class Section:
+    """A ``##`` section of a lesson: the unit learners read and answers cite."""
+
+    id: str
+    heading: str
+    text: str
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """A lesson: premise, sections, key terms, practice steps and an optional quiz."""
+
+    id: str
+    title: str
+    minutes: int
+    premise: str
+    sections: tuple[Section, ...]
+    key_terms: tuple[tuple[str, str], ...] = ()
+    practice: tuple[str, ...] = ()
+    quiz: tuple[Question, ...] = ()
+    path: Path | None = None
+
+    def section(self, section_id: str) -> Section | None:
+        """The section with this id, or None."""
+        return next((s for s in self.sections if s.id == section_id), None)
+
+
+@dataclass(frozen=True)
+class Track:
+    """A track: an ordered list of lessons on one subject."""
+
+    id: str
+    title: str
+    description: str
+    lessons: tuple[Lesson, ...] = field(default_factory=tuple)
+    path: Path | None = None
+
+    def lesson(self, lesson_id: str) -> Lesson | None:
+        """The lesson with this id, or None."""
+        return next((lesson for lesson in self.lessons if lesson.id == lesson_id), None)

@@ -1,0 +1,176 @@
+"""Every kind of lesson error is reported as file:line: what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.knowledge.reader import validate_path
+from tests.helpers import BODY, front_matter, question, write_lesson, write_track
+
+
+def problems_of(path: Path) -> list[str]:
+    return [str(problem) for problem in validate_path(path)]
+
+
+def line_of(path: Path, text: str) -> int:
+    return next(n for n, line in enumerate(path.read_text().splitlines(), start=1) if text in line)
+
+
+def test_a_valid_track_has_no_problems(tmp_path: Path) -> None:
+    assert problems_of(write_track(tmp_path / "demo", lessons=2)) == []
+
+
+def test_bad_front_matter_yaml_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "a.md"
+    path.write_text("---\nid: a\ntitle: [unclosed\nminutes: 3\n---\n# A\n\n## S\n\ntext\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:")
+    assert "not valid YAML" in problem and "indentation" in problem
+
+
+def test_unknown_front_matter_field_suggests_the_right_one(tmp_path: Path) -> None:
+    front = front_matter()
+    front["key_term"] = front.pop("key_terms")
+    path = write_lesson(tmp_path, "a.md", front)
+    [problem] = problems_of(path)
+    assert problem == f"{path}:{line_of(path, 'key_term:')}: unknown field 'key_term'; did you mean 'key_terms'?"
+
+
+def test_missing_required_field_says_to_add_it(tmp_path: Path) -> None:
+    path = write_lesson(tmp_path, "a.md", front_matter(premise=None))
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:2: 'premise' is missing; add it")
+
+
+def test_bad_lesson_id_explains_the_pattern(tmp_path: Path) -> None:
+    path = write_lesson(tmp_path, "a.md", front_matter("Bad Id"))
+    [problem] = problems_of(path)
+    assert f"{path}:{line_of(path, 'id: Bad Id')}:" in problem and "lowercase letters" in problem
+
+
+def test_duplicate_lesson_ids_in_a_track(tmp_path: Path) -> None:
+    folder = write_track(tmp_path / "demo")
+    second = write_lesson(folder, "02-copy.md", front_matter("lesson-1"))
+    [problem] = problems_of(folder)
+    assert problem.startswith(f"{second}:{line_of(second, 'id: lesson-1')}: duplicate lesson id 'lesson-1'")
+    assert "01-lesson.md" in problem
+
+
+def test_duplicate_track_ids_across_folders(tmp_path: Path) -> None:
+    write_track(tmp_path / "a", track_id="same")
+    write_track(tmp_path / "b", track_id="same")
+    [problem] = problems_of(tmp_path)
+    assert problem.startswith(f"{tmp_path / 'b' / 'track.toml'}:1: duplicate track id 'same'")
+
+
+def test_duplicate_section_headings(tmp_path: Path) -> None:
+    path = write_lesson(tmp_path, "a.md", front_matter(), BODY + "\n## Teacher and student\n\nAgain.\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:{len(path.read_text().splitlines()) - 2}: duplicate section id 'teacher-and-student'")
+
+
+@pytest.mark.parametrize("marks", [[], [0, 2]])
+def test_question_needs_exactly_one_correct_option(tmp_path: Path, marks: list[int]) -> None:
+    item = question()
+    item["options"] = [{"text": f"o{i}", **({"correct": True} if i in marks else {})} for i in range(3)]
+    path = write_lesson(tmp_path, "a.md", front_matter(quiz=[item]))
+    [problem] = problems_of(path)
+    assert problem == (
+        f"{path}:{line_of(path, '- question:')}: quiz question 1 has {len(marks)} correct options; "
+        "mark exactly one option 'correct: true'"
+    )
+
+
+def test_too_many_options_for_a_telegram_poll(tmp_path: Path) -> None:
+    path = write_lesson(tmp_path, "a.md", front_matter(quiz=[question(n=11)]))
+    [problem] = problems_of(path)
+    assert f"{path}:{line_of(path, 'options:')}: quiz question 1, 'options'" in problem
+    assert "at most 10" in problem and "Telegram" in problem
+
+
+def test_option_text_too_long_for_a_telegram_poll(tmp_path: Path) -> None:
+    item = question()
+    item["options"][0]["text"] = "x" * 101
+    path = write_lesson(tmp_path, "a.md", front_matter(quiz=[item]))
+    [problem] = problems_of(path)
+    assert f"{path}:{line_of(path, 'x' * 101)}: quiz question 1, option 1, 'text'" in problem
+    assert "100 characters" in problem
+
+
+def test_explanation_over_200_characters(tmp_path: Path) -> None:
+    path = write_lesson(tmp_path, "a.md", front_matter(quiz=[question(explanation="y" * 201)]))
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:{line_of(path, 'explanation:')}: quiz question 1, 'explanation'")
+    assert "at most 200 characters" in problem
+
+
+def test_section_reference_that_does_not_exist(tmp_path: Path) -> None:
+    path = write_lesson(tmp_path, "a.md", front_matter(quiz=[question(section="teacher-and-students")]))
+    [problem] = problems_of(path)
+    assert problem == (
+        f"{path}:{line_of(path, 'section: teacher-and-students')}: quiz question 1 refers to section "
+        "'teacher-and-students', which this lesson does not have; did you mean 'teacher-and-student'?"
+    )
+
+
+def test_non_utf8_file(tmp_path: Path) -> None:
+    path = tmp_path / "a.md"
+    path.write_bytes("# Caf\u00e9\n\n## S\n\n".encode() + "ok\nna\u00efve\n".encode("latin-1"))
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:6: this file is not UTF-8") and "save it with UTF-8" in problem
+
+
+def test_binary_file(tmp_path: Path) -> None:
+    path = tmp_path / "a.md"
+    path.write_bytes(b"# Title\n\x00\x01\x02binary")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:2: this is a binary file")
+
+
+def test_empty_lesson(tmp_path: Path) -> None:
+    path = write_lesson(tmp_path, "a.md", front_matter(quiz=[]), "# Only a title\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:1: the lesson has no text")
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "a.md"
+    path.write_text("")
+    assert any("no text" in p for p in problems_of(path))
+
+
+def test_front_matter_never_closed(tmp_path: Path) -> None:
+    path = tmp_path / "a.md"
+    path.write_text("---\nid: a\n# A\n\n## S\n\ntext\n")
+    assert any(p.startswith(f"{path}:1: front matter opened with '---' is never closed") for p in problems_of(path))
+
+
+def test_track_without_track_toml(tmp_path: Path) -> None:
+    write_lesson(tmp_path / "orphan", "a.md", front_matter())
+    [problem] = problems_of(tmp_path)
+    assert problem.startswith(f"{tmp_path / 'orphan' / 'track.toml'}:1: track folder has no track.toml")
+
+
+def test_order_naming_a_missing_lesson(tmp_path: Path) -> None:
+    folder = write_track(tmp_path / "demo", order=["lesson-1", "lesson-9"])
+    [problem] = problems_of(folder)
+    assert problem.startswith(f"{folder / 'track.toml'}:4: 'order' names lesson 'lesson-9'")
+
+
+def test_validate_command_prints_problems_and_exits_1(tmp_path: Path) -> None:
+    folder = write_track(tmp_path / "demo")
+    write_lesson(folder, "02-bad.md", front_matter("bad", quiz=[question(n=11)]))
+    result = CliRunner().invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 1
+    assert f"{folder / '02-bad.md'}:" in result.output and "1 problem(s) found" in result.output
+
+
+def test_validate_command_exits_0_on_the_bundled_track() -> None:
+    folder = Path(__file__).resolve().parents[2] / "knowledge"
+    result = CliRunner().invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "no problems" in result.output
