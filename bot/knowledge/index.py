@@ -1,0 +1,253 @@
+"""The lesson index in Chroma: incremental ingest and hybrid (dense + BM25) search.
+
+One collection (cosine distance) holds every track's chunks with their metadata. Ingest compares chunk ids
+(derived from place and content) with what is stored and embeds only new text; moved text only has its
+metadata updated; text that is gone is deleted. Search ranks chunks by embedding similarity and by BM25
+over the same text, and adds the two scores; sections are ranked by their best entry.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import bm25s
+import chromadb
+import numpy as np
+import Stemmer
+from chromadb.config import Settings as ChromaSettings
+
+from bot.config import Settings
+from bot.core.lessons import Track
+from bot.knowledge.chunking import Chunk, chunk_track
+from bot.knowledge.embedder import OfflineMiniLM
+from bot.models.catalog import embedder_dir
+
+KEYWORD_WEIGHT = 0.2  # chosen with bench/retrieval.py; 0 ranks by embeddings alone
+DENSE_CANDIDATES = 1000
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one track's ingest did."""
+
+    track: str
+    chunks: int
+    embedded: int
+    moved: int
+    removed: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result."""
+
+    track: str
+    lesson: str
+    section: str
+    heading: str
+    lesson_title: str
+    text: str
+    score: float  # similarity plus the weighted relative BM25 score: higher is better
+    similarity: float  # cosine similarity of question and chunk, from -1 to 1
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields ``tutorbot search --json`` prints."""
+        return {
+            "track": self.track,
+            "lesson": self.lesson,
+            "section": self.section,
+            "heading": self.heading,
+            "text": self.text,
+            "score": round(self.score, 6),
+            "similarity": round(self.similarity, 4),
+        }
+
+
+def make_client(settings: Settings) -> Any:
+    """The Chroma client the settings ask for: embedded under the data dir, or a Chroma server."""
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.retrieval.chroma_host:
+        return chromadb.HttpClient(
+            host=settings.retrieval.chroma_host, port=settings.retrieval.chroma_port, settings=chroma_settings
+        )
+    settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+
+
+class LessonIndex:
+    """Lesson chunks in a Chroma collection, with the embedder that fills and queries it."""
+
+    def __init__(self, client: Any, embedder: OfflineMiniLM, collection: str = "lessons", chunk_tokens: int = 200):
+        self.embedder = embedder
+        self.chunk_tokens = chunk_tokens
+        self.collection = client.get_or_create_collection(
+            name=collection, embedding_function=embedder, metadata={"hnsw:space": "cosine"}
+        )
+        self._stemmer = Stemmer.Stemmer("english")
+        self._bm25: dict[tuple[str | None, str | None], tuple[int, Any, list[str], list[Any]]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LessonIndex:
+        """Open the index the settings describe."""
+        embedder = OfflineMiniLM(embedder_dir(settings.models_dir), settings.retrieval.embed_batch_size)
+        return cls(make_client(settings), embedder, settings.retrieval.collection, settings.retrieval.chunk_tokens)
+
+    # ------------------------------------------------------------ ingest
+
+    def chunks_for(self, track: Track) -> dict[str, Chunk]:
+        """The chunks ``track`` splits into, by id."""
+        return chunk_track(track, self.chunk_tokens, self.embedder.count_tokens_bare)
+
+    def indexed_tracks(self) -> set[str]:
+        """Ids of the tracks that have chunks in the index."""
+        stored = self.collection.get(include=["metadatas"])
+        return {meta["track"] for meta in stored["metadatas"] or []}
+
+    def ingest(self, track: Track, on_embedded: Callable[[int], None] | None = None,
+               on_total: Callable[[int], None] | None = None) -> IngestReport:  # fmt: skip
+        """Bring the index in line with ``track``: embed new chunks, update moved ones, delete stale ones."""
+        started = time.perf_counter()
+        chunks = self.chunks_for(track)
+        stored = self.collection.get(where={"track": track.id}, include=["metadatas"])
+        stored_meta = dict(zip(stored["ids"], stored["metadatas"] or [], strict=True))
+        new_ids = [chunk_id for chunk_id in chunks if chunk_id not in stored_meta]
+        moved_ids = [
+            chunk_id
+            for chunk_id, chunk in chunks.items()
+            if chunk_id in stored_meta and stored_meta[chunk_id] != chunk.metadata()
+        ]
+        stale_ids = [chunk_id for chunk_id in stored_meta if chunk_id not in chunks]
+        if on_total:
+            on_total(len(new_ids))
+
+        # Embed short texts together: a batch is padded to its longest member.
+        new_ids.sort(key=lambda chunk_id: len(chunks[chunk_id].embed_text))
+        batch = max(1, self.embedder.batch_size)
+        for start in range(0, len(new_ids), batch):
+            ids = new_ids[start : start + batch]
+            vectors = self.embedder.embed([chunks[i].embed_text for i in ids])
+            self.collection.upsert(
+                ids=ids,
+                embeddings=vectors,
+                documents=[chunks[i].text for i in ids],
+                metadatas=[chunks[i].metadata() for i in ids],
+            )
+            if on_embedded:
+                on_embedded(len(ids))
+        if moved_ids:
+            self.collection.update(ids=moved_ids, metadatas=[chunks[i].metadata() for i in moved_ids])
+        if stale_ids:
+            self.collection.delete(ids=stale_ids)
+        if new_ids or moved_ids or stale_ids:
+            self._bm25.clear()
+        return IngestReport(
+            track.id, len(chunks), len(new_ids), len(moved_ids), len(stale_ids), time.perf_counter() - started
+        )
+
+    def remove_track(self, track_id: str) -> int:
+        """Delete every chunk of a track; return how many there were."""
+        stored = self.collection.get(where={"track": track_id}, include=[])
+        if stored["ids"]:
+            self.collection.delete(ids=stored["ids"])
+            self._bm25.clear()
+        return len(stored["ids"])
+
+    # ------------------------------------------------------------ search
+
+    @staticmethod
+    def _where(track: str | None, lesson: str | None) -> dict[str, Any] | None:
+        terms: list[dict[str, Any]] = [{"track": track}] if track else []
+        terms += [{"lesson": lesson}] if lesson else []
+        if len(terms) > 1:
+            return {"$and": terms}
+        return terms[0] if terms else None
+
+    def _tokenize(self, texts: list[str]) -> Any:
+        return bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, show_progress=False)
+
+    def _keyword_index(self, track: str | None, lesson: str | None) -> tuple[Any, list[str], list[Any]]:
+        """A BM25 index over the chunks in scope, rebuilt when the collection changes."""
+        key = (track, lesson)
+        count = self.collection.count()
+        cached = self._bm25.get(key)
+        if cached and cached[0] == count:
+            return cached[1], cached[2], cached[3]
+        stored = self.collection.get(where=self._where(track, lesson), include=["documents", "metadatas"])
+        ids, metas = stored["ids"], stored["metadatas"] or []
+        docs = stored["documents"] or []
+        retriever = None
+        if ids:
+            corpus = [f"{m['lesson_title']} {m['heading']}\n{d}" for d, m in zip(docs, metas, strict=True)]
+            retriever = bm25s.BM25()
+            retriever.index(self._tokenize(corpus), show_progress=False)
+        entries = list(zip(docs, metas, strict=True))
+        self._bm25[key] = (count, retriever, ids, entries)
+        return retriever, ids, entries
+
+    def search(self, question: str, k: int = 4, track: str | None = None, lesson: str | None = None,
+               keyword_weight: float = KEYWORD_WEIGHT, probes: bool = True) -> list[Hit]:  # fmt: skip
+        """The best chunk of each of the ``k`` sections that best answer ``question``, within a track or lesson.
+
+        Every entry in scope gets its cosine similarity to the question plus ``keyword_weight`` times its BM25
+        score relative to the best BM25 score (0 turns BM25 off). A section scores as its best entry, so
+        results never crowd one section; probes (quiz questions, key terms) rank their section but are never
+        shown: each section is represented by its best text chunk.
+        """
+        retriever, ids, entries = self._keyword_index(track, lesson)
+        if not ids:
+            return []
+        query_vector = self.embedder.embed([question])[0]
+        dense = self.collection.query(
+            query_embeddings=[query_vector],
+            n_results=min(len(ids), DENSE_CANDIDATES),
+            where=self._where(track, lesson),
+            include=["distances"],
+        )
+        position = {chunk_id: n for n, chunk_id in enumerate(ids)}
+        similarity = np.full(len(ids), -1.0)
+        for chunk_id, distance in zip(dense["ids"][0], dense["distances"][0], strict=True):
+            similarity[position[chunk_id]] = 1.0 - distance
+        keyword = np.zeros(len(ids))
+        if keyword_weight and retriever is not None:
+            tokens = self._tokenize([question])
+            if tokens.vocab and any(tokens.ids):
+                results, scores = retriever.retrieve(tokens, k=len(ids), show_progress=False)
+                keyword[results[0]] = scores[0]
+        if keyword.max() > 0:
+            keyword /= keyword.max()
+        combined = similarity + keyword_weight * keyword
+
+        best_entry: dict[tuple[str, str, str], float] = {}
+        best_text: dict[tuple[str, str, str], int] = {}
+        for n in np.argsort(-combined):
+            _document, meta = entries[n]
+            kind = meta.get("kind", "text")
+            if kind != "text" and not probes:
+                continue
+            key = (meta["track"], meta["lesson"], meta["section"])
+            best_entry.setdefault(key, float(combined[n]))
+            if kind == "text":
+                best_text.setdefault(key, int(n))
+        hits: list[Hit] = []
+        ranked = [key for key in sorted(best_entry, key=best_entry.__getitem__, reverse=True) if key in best_text]
+        for key in ranked[:k]:
+            n = best_text[key]
+            document, meta = entries[n]
+            hits.append(
+                Hit(
+                    track=meta["track"],
+                    lesson=meta["lesson"],
+                    section=meta["section"],
+                    heading=meta["heading"],
+                    lesson_title=meta["lesson_title"],
+                    text=document,
+                    score=best_entry[key],
+                    similarity=float(similarity[n]),
+                )
+            )
+        return hits
+
