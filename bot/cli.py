@@ -69,10 +69,10 @@ def _pull_with_progress(models: list[ModelFile], models_dir: Path) -> None:
     pending = [model for model in models if not is_installed(model, models_dir)]
     if not pending:
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    columns = (TextColumn("{task.description:<22}"), BarColumn(bar_width=30), DownloadColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=False) as progress:
         for model in pending:
-            task = progress.add_task(model.description, total=model.size)
+            task = progress.add_task(model.key, total=model.size)
             pull_model(model, models_dir, on_bytes=lambda n, task=task: progress.advance(task, n))
 
 
@@ -166,8 +166,9 @@ def run_ingest(settings: Settings, track_id: str | None = None, quiet: bool = Fa
             )
         if not quiet:
             out.print(
-                f"[green]ok[/green] {track.id}: {report.chunks} chunks, {report.embedded} embedded, "
-                f"{report.moved} moved, {report.removed} removed ({report.seconds:.2f} s)",
+                f"[green]ok[/green] {track.id}: {len(track.lessons)} lessons, {report.chunks - report.probes} text chunks "
+                f"and {report.probes} quiz/key-term pointers; {report.embedded} embedded, {report.moved} moved, "
+                f"{report.removed} removed ({report.seconds:.2f} s)",
                 highlight=False,
             )
     if not track_id:

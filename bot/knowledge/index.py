@@ -8,6 +8,7 @@ over the same text, and adds the two scores; sections are ranked by their best e
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from bot.knowledge.chunking import Chunk, chunk_track
 from bot.knowledge.embedder import OfflineMiniLM
 from bot.models.catalog import embedder_dir
 
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
+
 KEYWORD_WEIGHT = 0.2  # chosen with bench/retrieval.py; 0 ranks by embeddings alone
 DENSE_CANDIDATES = 1000
 
@@ -34,7 +37,8 @@ class IngestReport:
     """What one track's ingest did."""
 
     track: str
-    chunks: int
+    chunks: int  # everything indexed for the track: text chunks and probes
+    probes: int
     embedded: int
     moved: int
     removed: int
@@ -144,8 +148,9 @@ class LessonIndex:
             self.collection.delete(ids=stale_ids)
         if new_ids or moved_ids or stale_ids:
             self._bm25.clear()
+        probes = sum(1 for chunk in chunks.values() if chunk.kind == "probe")
         return IngestReport(
-            track.id, len(chunks), len(new_ids), len(moved_ids), len(stale_ids), time.perf_counter() - started
+            track.id, len(chunks), probes, len(new_ids), len(moved_ids), len(stale_ids), time.perf_counter() - started
         )
 
     def remove_track(self, track_id: str) -> int:

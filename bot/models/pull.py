@@ -179,4 +179,8 @@ def pull_model(
     partial.replace(target)
     _mark_verified(model, target)
     shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.parent.rmdir()  # only when no other pull is staged there
+    except OSError:
+        pass
     return target

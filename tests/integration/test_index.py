@@ -141,3 +141,14 @@ def test_cli_search_without_models_says_how_to_fix(tmp_path: Path, monkeypatch: 
     result = CliRunner().invoke(app, ["search", "anything"])
     assert result.exit_code == 1
     assert "tutorbot models pull" in result.output or "tutorbot ingest" in result.output
+
+
+def test_models_pull_is_idempotent_and_lists_what_is_installed(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TUTORBOT_MODEL__MODELS_DIR", str(settings.models_dir))
+    runner = CliRunner()
+    result = runner.invoke(app, ["models", "pull", "--embedder-only"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("ok ") == 2 and "model.onnx" in result.output
+    listing = runner.invoke(app, ["models", "list"])
+    assert listing.exit_code == 0
+    assert "all-MiniLM-L6-v2 int8 ONNX" in listing.output and "yes" in listing.output

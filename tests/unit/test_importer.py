@@ -121,3 +121,18 @@ def test_imports_the_real_ml_for_beginners_sample(tmp_path: Path) -> None:
     assert all(len(lesson.quiz) == 3 for lesson in result.track.lessons)
     assert report.questions == 15
     assert "quizzes linked by no lesson: 7-8, 13-50" in report.left_out
+
+
+def test_import_command_reports_left_out_items_and_validates(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    course = make_course(tmp_path / "course")
+    dest = tmp_path / "knowledge" / "imported"
+    result = CliRunner().invoke(app, ["import", str(course), "--track", "imported", "--dest", str(dest)])
+    assert result.exit_code == 0, result.output
+    assert "left out" in result.output and "it has 2 correct options" in result.output
+    assert "wrote track 'imported'" in result.output and "2 quiz questions" in result.output
+    again = CliRunner().invoke(app, ["import", str(course), "--track", "imported", "--dest", str(dest)])
+    assert again.exit_code == 1 and "--force" in again.output
