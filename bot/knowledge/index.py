@@ -22,6 +22,7 @@ from chromadb.config import Settings as ChromaSettings
 
 from bot.config import Settings
 from bot.core.lessons import Track
+from bot.core.ports import Passage
 from bot.knowledge.chunking import Chunk, chunk_track
 from bot.knowledge.embedder import OfflineMiniLM
 from bot.models.catalog import embedder_dir
@@ -45,32 +46,6 @@ class IngestReport:
     seconds: float
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One search result."""
-
-    track: str
-    lesson: str
-    section: str
-    heading: str
-    lesson_title: str
-    text: str
-    score: float  # similarity plus the weighted relative BM25 score: higher is better
-    similarity: float  # cosine similarity of question and chunk, from -1 to 1
-
-    def as_dict(self) -> dict[str, Any]:
-        """The fields ``tutorbot search --json`` prints."""
-        return {
-            "track": self.track,
-            "lesson": self.lesson,
-            "section": self.section,
-            "heading": self.heading,
-            "text": self.text,
-            "score": round(self.score, 6),
-            "similarity": round(self.similarity, 4),
-        }
-
-
 def make_client(settings: Settings) -> Any:
     """The Chroma client the settings ask for: embedded under the data dir, or a Chroma server."""
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
@@ -85,9 +60,12 @@ def make_client(settings: Settings) -> Any:
 class LessonIndex:
     """Lesson chunks in a Chroma collection, with the embedder that fills and queries it."""
 
-    def __init__(self, client: Any, embedder: OfflineMiniLM, collection: str = "lessons", chunk_tokens: int = 200):
+    def __init__(self, client: Any, embedder: OfflineMiniLM, collection: str = "lessons", chunk_tokens: int = 128,
+                 keyword_weight: float = KEYWORD_WEIGHT, probes: bool = True):  # fmt: skip
         self.embedder = embedder
         self.chunk_tokens = chunk_tokens
+        self.keyword_weight = keyword_weight
+        self.probes = probes
         self.collection = client.get_or_create_collection(
             name=collection, embedding_function=embedder, metadata={"hnsw:space": "cosine"}
         )
@@ -98,7 +76,9 @@ class LessonIndex:
     def from_settings(cls, settings: Settings) -> LessonIndex:
         """Open the index the settings describe."""
         embedder = OfflineMiniLM(embedder_dir(settings.models_dir), settings.retrieval.embed_batch_size)
-        return cls(make_client(settings), embedder, settings.retrieval.collection, settings.retrieval.chunk_tokens)
+        retrieval = settings.retrieval
+        return cls(make_client(settings), embedder, retrieval.collection, retrieval.chunk_tokens,
+                   retrieval.keyword_weight, retrieval.probes)  # fmt: skip
 
     # ------------------------------------------------------------ ingest
 
@@ -194,7 +174,7 @@ class LessonIndex:
         return retriever, ids, entries
 
     def search(self, question: str, k: int = 4, track: str | None = None, lesson: str | None = None,
-               keyword_weight: float = KEYWORD_WEIGHT, probes: bool = True) -> list[Hit]:  # fmt: skip
+               keyword_weight: float | None = None, probes: bool | None = None) -> list[Passage]:  # fmt: skip
         """The best chunk of each of the ``k`` sections that best answer ``question``, within a track or lesson.
 
         Every entry in scope gets its cosine similarity to the question plus ``keyword_weight`` times its BM25
@@ -202,6 +182,8 @@ class LessonIndex:
         results never crowd one section; probes (quiz questions, key terms) rank their section but are never
         shown: each section is represented by its best text chunk.
         """
+        keyword_weight = self.keyword_weight if keyword_weight is None else keyword_weight
+        probes = self.probes if probes is None else probes
         retriever, ids, entries = self._keyword_index(track, lesson)
         if not ids:
             return []
@@ -237,13 +219,13 @@ class LessonIndex:
             best_entry.setdefault(key, float(combined[n]))
             if kind == "text":
                 best_text.setdefault(key, int(n))
-        hits: list[Hit] = []
+        hits: list[Passage] = []
         ranked = [key for key in sorted(best_entry, key=best_entry.__getitem__, reverse=True) if key in best_text]
         for key in ranked[:k]:
             n = best_text[key]
             document, meta = entries[n]
             hits.append(
-                Hit(
+                Passage(
                     track=meta["track"],
                     lesson=meta["lesson"],
                     section=meta["section"],
