@@ -1,0 +1,376 @@
+"""Grounded answers: retrieve lesson text, decide whether it answers the question, and only then say so.
+
+The flow for one question:
+1. retrieve passages, the learner's current lesson first, then the whole track;
+2. refuse at once, without calling the model, when no passage is even close to the question;
+3. refuse at once when the question names a term (an acronym, a version, a CamelCase name) that the
+   track's text never mentions: the lessons cannot answer what they never name;
+4. otherwise ask the model for a JSON object ``{quote, answerable, answer}``: the grammar makes it copy the
+   sentence that answers and decide *before* it writes an answer. The quote is checked against the
+   passages in code; a quote that is not there (the model made it up) or an answer with numbers the
+   passages do not contain is refused. This is what keeps a small model from inventing answers;
+5. stream the answer out of the JSON as it is written, cite the section the quote came from, or refuse and
+   point to the closest section;
+6. log the question and its outcome for moderators.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from bot.core.lessons import Section
+from bot.core.ports import ChatMessage, ChatModel, Generation, Passage, QuestionLog, QuestionRecord, Retriever
+from bot.core.prompts import PromptLibrary
+
+ANSWER_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "quote": {"type": "string", "maxLength": 400},
+        "answerable": {"type": "boolean"},
+        "answer": {"type": "string", "maxLength": 700},
+    },
+    "required": ["quote", "answerable", "answer"],
+}
+_DELIMITERS = re.compile(r"<<<|>>>")
+_WHITESPACE = re.compile(r"\s+")
+_NOT_WORD = re.compile(r"[\W_]+")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+# Names a lesson would have to mention to answer: acronyms (KTO), versions (GPT-4), CamelCase (FlashAttention).
+_TERM = re.compile(r"\b(?:[A-Za-z]+-?\d[\w.-]*\w|[A-Za-z]+-?\d|[A-Z]{2,}[A-Za-z]*|[A-Z][a-z]+[A-Z]\w*)\b")
+MIN_QUOTE_CHARS = 20
+_ANSWERABLE = re.compile(r'"answerable"\s*:\s*(true|false)')
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where an answer comes from: a lesson section."""
+
+    track: str
+    lesson: str
+    section: str
+    heading: str
+    lesson_title: str
+
+    @classmethod
+    def of(cls, passage: Passage) -> Citation:
+        """The citation of a passage."""
+        return cls(passage.track, passage.lesson, passage.section, passage.heading, passage.lesson_title)
+
+    def label(self) -> str:
+        """``Lesson title › Section heading``."""
+        return f"{self.lesson_title} › {self.heading}"
+
+
+@dataclass(frozen=True)
+class AnswerDelta:
+    """A piece of the answer as the model writes it."""
+
+    text: str
+
+
+@dataclass
+class Answer:
+    """The outcome of a question: the answer or a refusal, with citations and timings."""
+
+    text: str
+    refused: bool
+    reason: str
+    citations: list[Citation] = field(default_factory=list)
+    closest: Citation | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    truncated_question: bool = False
+
+    def as_dict(self) -> dict:
+        """The JSON shape ``tutorbot ask --json`` prints."""
+        return {
+            "answer": self.text,
+            "refused": self.refused,
+            "citations": [{"track": c.track, "lesson": c.lesson, "section": c.section} for c in self.citations],
+            "timings": {key: round(value, 3) for key, value in self.timings.items()},
+        }
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    """Knobs of the answering flow (chosen with bench/answer_eval.py)."""
+
+    min_similarity: float = 0.25  # below this, no passage is close enough to ask the model at all
+    point_similarity: float = 0.15  # a refusal names the closest section only above this
+    lesson_bonus: float = 0.05  # how much the learner's current lesson is preferred
+    second_passage_margin: float = 0.08  # a second passage is added when this close to the best
+    max_question_chars: int = 500
+    max_section_words: int = 380  # longer sections are represented by their best chunk
+    max_tokens: int = 220
+    max_sentences: int = 3
+
+
+class JsonStringStreamer:
+    """Pulls the value of one string field out of JSON text that arrives in pieces."""
+
+    def __init__(self, name: str):
+        self._key = re.compile(rf'"{re.escape(name)}"\s*:\s*"')
+        self._buffer = ""
+        self._position: int | None = None
+        self.done = False
+
+    def feed(self, piece: str) -> str:
+        """Add ``piece``; return the newly decoded characters of the field's value."""
+        self._buffer += piece
+        if self.done:
+            return ""
+        if self._position is None:
+            match = self._key.search(self._buffer)
+            if not match:
+                return ""
+            self._position = match.end()
+        out = []
+        i = self._position
+        while i < len(self._buffer):
+            char = self._buffer[i]
+            if char == '"':
+                self.done = True
+                i += 1
+                break
+            if char == "\\":
+                if i + 1 >= len(self._buffer):
+                    break
+                code = self._buffer[i + 1]
+                if code == "u":
+                    if i + 6 > len(self._buffer):
+                        break
+                    try:
+                        out.append(chr(int(self._buffer[i + 2 : i + 6], 16)))
+                    except ValueError:
+                        pass
+                    i += 6
+                    continue
+                out.append({"n": "\n", "t": "\t", "r": "", "b": "", "f": ""}.get(code, code))
+                i += 2
+                continue
+            out.append(char)
+            i += 1
+        self._position = i
+        return "".join(out)
+
+
+def _plain(text: str) -> str:
+    return _NOT_WORD.sub(" ", text.lower()).strip()
+
+
+def unknown_terms(question: str, text: str) -> list[str]:
+    """Name-like terms in ``question`` that ``text`` never mentions."""
+    plain = _plain(text)
+    return [term for term in dict.fromkeys(_TERM.findall(question)) if _plain(term) not in plain]
+
+
+def quote_source(quote: str, passages: list[Passage]) -> Passage | None:
+    """The passage that contains ``quote`` (compared without case and punctuation), or None."""
+    wanted = _plain(quote)
+    if len(wanted) < MIN_QUOTE_CHARS:
+        return None
+    return next((p for p in passages if wanted in _plain(p.text)), None)
+
+
+def invented_numbers(answer: str, sources: str) -> set[str]:
+    """Numbers in ``answer`` that appear nowhere in ``sources``."""
+    return set(_NUMBER.findall(answer)) - set(_NUMBER.findall(sources))
+
+
+def clean_question(text: str, limit: int) -> tuple[str, bool]:
+    """The question with whitespace folded and delimiters defused, cut to ``limit`` characters."""
+    text = _WHITESPACE.sub(" ", _DELIMITERS.sub("", text)).strip()
+    if len(text) <= limit:
+        return text, False
+    return text[:limit].rsplit(" ", 1)[0], True
+
+
+class Answerer:
+    """Answers questions from lesson text only."""
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        model: ChatModel,
+        prompts: PromptLibrary,
+        log: QuestionLog | None = None,
+        sections: Callable[[str, str, str], Section | None] | None = None,
+        track_text: Callable[[str | None], str] | None = None,
+        settings: AnswerSettings | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
+        self.retriever = retriever
+        self.model = model
+        self.prompts = prompts
+        self.log = log
+        self.sections = sections or (lambda track, lesson, section: None)
+        self.track_text = track_text
+        self.settings = settings or AnswerSettings()
+        self.clock = clock
+        self._system = prompts.get("answer_system").render()
+        self._user = prompts.get("answer_user")
+        self._passage = prompts.get("answer_passage")
+
+    # ------------------------------------------------------------ retrieval
+
+    def retrieve(self, question: str, track: str | None, lesson: str | None) -> list[Passage]:
+        """Passages for a question, best first: the current lesson's get a small head start."""
+        ranked: dict[tuple[str, str, str], tuple[float, Passage]] = {}
+        if lesson:
+            for hit in self.retriever.search(question, 3, track, lesson):
+                ranked[(hit.track, hit.lesson, hit.section)] = (hit.similarity + self.settings.lesson_bonus, hit)
+        for hit in self.retriever.search(question, 3, track):
+            ranked.setdefault((hit.track, hit.lesson, hit.section), (hit.similarity, hit))
+        return [hit for _score, hit in sorted(ranked.values(), key=lambda pair: pair[0], reverse=True)]
+
+    def context(self, passages: list[Passage]) -> list[Passage]:
+        """The passages given to the model: the best section whole (when short), and a close second."""
+        best = passages[0]
+        section = self.sections(best.track, best.lesson, best.section)
+        if section is not None and len(section.text.split()) <= self.settings.max_section_words:
+            best = Passage(best.track, best.lesson, best.section, best.heading, best.lesson_title, section.text,
+                           best.score, best.similarity)  # fmt: skip
+        chosen = [best]
+        for other in passages[1:]:
+            if other.similarity >= passages[0].similarity - self.settings.second_passage_margin:
+                chosen.append(other)
+                break
+        return chosen
+
+    def messages(self, question: str, context: list[Passage]) -> list[ChatMessage]:
+        """The chat prompt: fixed rules, then the passages as delimited data, then the question."""
+        blocks = "\n\n".join(
+            self._passage.render(
+                number=str(n),
+                lesson_title=_DELIMITERS.sub("", p.lesson_title),
+                heading=_DELIMITERS.sub("", p.heading),
+                text=_DELIMITERS.sub("", p.text),
+            )
+            for n, p in enumerate(context, start=1)
+        )
+        return [
+            ChatMessage("system", self._system),
+            ChatMessage("user", self._user.render(passages=blocks, question=question)),
+        ]
+
+    # ------------------------------------------------------------ answering
+
+    @staticmethod
+    def refusal_text(closest: Citation | None) -> str:
+        """What the learner reads when the lessons do not answer the question."""
+        text = "I can't answer that from the lessons: they don't cover it, and I only answer from the lesson text."
+        if closest:
+            text += f" The closest section is “{closest.heading}” in {closest.lesson_title}."
+        return text
+
+    async def ask(self, question: str, track: str | None = None, lesson: str | None = None,
+                  learner: str | None = None) -> AsyncIterator[AnswerDelta | Answer]:  # fmt: skip
+        """Answer ``question``; yields the answer's pieces as they are written, then the final Answer."""
+        started = self.clock()
+        cleaned, truncated = clean_question(question, self.settings.max_question_chars)
+        if not cleaned:
+            answer = Answer("Ask me something about the lesson, in a sentence or two.", True, "empty question")
+            yield self._finish(answer, cleaned, track, lesson, learner, started, None)
+            return
+        passages = self.retrieve(cleaned, track, lesson)
+        best = passages[0] if passages else None
+        closest = Citation.of(best) if best and best.similarity >= self.settings.point_similarity else None
+        if best is None or best.similarity < self.settings.min_similarity:
+            answer = Answer(self.refusal_text(closest), True, "no lesson text is close to the question", closest=closest)
+            yield self._finish(answer, cleaned, track, lesson, learner, started, None, truncated)
+            return
+
+        if self.track_text is not None:
+            missing = unknown_terms(cleaned, self.track_text(track))
+            if missing:
+                text = f"The lessons never mention {', '.join(missing)}, so I can't answer that from them."
+                if closest:
+                    text += f" The closest section is “{closest.heading}” in {closest.lesson_title}."
+                answer = Answer(text, True, f"the lessons never mention {', '.join(missing)}", closest=closest)
+                yield self._finish(answer, cleaned, track, lesson, learner, started, None, truncated)
+                return
+
+        context = self.context(passages)
+        lesson_text = _plain(" ".join(p.text for p in context))
+        quote_field = JsonStringStreamer("quote")
+        answer_field = JsonStringStreamer("answer")
+        raw = quote = shown = text = ""
+        answerable: bool | None = None
+        first: float | None = None
+        source: Passage | None = None
+        async for piece in self.model.stream(
+            self.messages(cleaned, context), Generation(self.settings.max_tokens, ANSWER_SCHEMA)
+        ):
+            raw += piece
+            if not quote_field.done:
+                quote += quote_field.feed(piece)
+                if _plain(quote) not in lesson_text:
+                    break  # the "quote" left the lesson text: whatever follows would be made up
+                if quote.strip():
+                    if first is None:
+                        first = self.clock()
+                        yield AnswerDelta("“")
+                    # Only what is verbatim lesson text is shown while the quote is being written.
+                    yield AnswerDelta(quote.lstrip()[len(shown) :])
+                    shown = quote.lstrip()
+                if quote_field.done:
+                    source = quote_source(quote, context)
+                    if source is None:
+                        break
+                    yield AnswerDelta("” ")
+                continue
+            if answerable is None:
+                found = _ANSWERABLE.search(raw)
+                answerable = found.group(1) == "true" if found else None
+                if answerable is False:
+                    break
+            delta = answer_field.feed(piece)
+            if delta:
+                text += delta
+                yield AnswerDelta(delta)
+                if len(_SENTENCE_END.findall(text)) >= self.settings.max_sentences:
+                    break  # short answers: stop at the sentence limit rather than at the token cap
+        text = text.strip()
+        reason = "answered"
+        if source is None:
+            reason = "the model found no sentence in the lesson text that answers it"
+        elif not answerable or not text:
+            reason = "the lesson text does not state the answer"
+        elif invented_numbers(text, " ".join(p.text for p in context) + " " + cleaned):
+            reason = "the answer had numbers the lesson text does not contain"
+        if reason != "answered":
+            answer = Answer(self.refusal_text(closest), True, reason, closest=closest)
+        else:
+            assert source is not None
+            full = f"“{quote.strip()}” {text}"
+            answer = Answer(full, False, reason, [Citation.of(source)], closest=Citation.of(source))
+        yield self._finish(answer, cleaned, track, lesson, learner, started, first, truncated)
+
+    def _finish(self, answer: Answer, question: str, track: str | None, lesson: str | None, learner: str | None,
+                started: float, first: float | None, truncated: bool = False) -> Answer:  # fmt: skip
+        now = self.clock()
+        answer.timings = {"ttft_s": (first or now) - started, "total_s": now - started}
+        answer.truncated_question = truncated
+        if self.log is not None:
+            self.log.record(
+                QuestionRecord(
+                    question=question,
+                    track=track,
+                    lesson=lesson,
+                    refused=answer.refused,
+                    reason=answer.reason,
+                    sections=tuple(f"{c.track}/{c.lesson}#{c.section}" for c in answer.citations),
+                    learner=learner,
+                    timings=dict(answer.timings),
+                )
+            )
+        return answer
+
+
+def _parse_partial(raw: str, name: str) -> str:
+    """The complete value of string field ``name`` in JSON text that may still be arriving."""
+    streamer = JsonStringStreamer(name)
+    return streamer.feed(raw)
