@@ -208,14 +208,13 @@ def search(
 
     index = _open_index(settings)
     try:
-        hits = index.search(
-            question, k or settings.retrieval.k, track, lesson,
-            keyword_weight=settings.retrieval.keyword_weight, probes=settings.retrieval.probes,
-        )  # fmt: skip
+        hits = index.search(question, k or settings.retrieval.k, track, lesson)
     except EmbedderMissing as error:
         raise _fail(str(error)) from None
     if as_json:
-        print(json.dumps([hit.as_dict() for hit in hits], ensure_ascii=False, indent=2))
+        fields = ("track", "lesson", "section", "heading", "text", "score", "similarity")
+        rows = [{name: getattr(hit, name) for name in fields} for hit in hits]
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     if not hits:
         err.print("nothing indexed matches; run 'tutorbot ingest' first, or check --track and --lesson")
@@ -228,6 +227,65 @@ def search(
         )
         out.print(hit.text, markup=False, highlight=False)
         out.print()
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="What a learner asks.")],
+    track: Annotated[str | None, typer.Option("--track", help="The track the learner is in.")] = None,
+    lesson: Annotated[str | None, typer.Option("--lesson", help="The lesson the learner is in (searched first).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of streaming.")] = False,
+) -> None:
+    """Answer a question from the lessons only, streaming it as it is written (or refuse, saying why)."""
+    import asyncio
+
+    from bot.app import build_answerer
+    from bot.core.answering import Answer, AnswerDelta
+    from bot.core.ports import ModelBusy, ModelFailed
+
+    settings = _settings()
+    try:
+        ensure_models(settings)
+    except ModelPullError as error:
+        raise _fail(str(error)) from None
+    answerer = build_answerer(settings)
+
+    streamed_any = False
+
+    async def run() -> Answer:
+        nonlocal streamed_any
+        final: Answer | None = None
+        async for event in answerer.ask(question, track, lesson, learner="cli"):
+            if isinstance(event, AnswerDelta):
+                streamed_any = True
+                if not as_json:
+                    out.print(event.text, end="", markup=False, highlight=False, soft_wrap=True)
+            else:
+                final = event
+        assert final is not None
+        return final
+
+    try:
+        answer = asyncio.run(run())
+    except (ModelBusy, ModelFailed) as error:
+        raise _fail(str(error)) from None
+    if as_json:
+        print(json.dumps(answer.as_dict(), ensure_ascii=False))
+        return
+    if answer.refused:
+        if streamed_any:
+            out.print("\n[yellow](withdrawn)[/yellow]", highlight=False)
+        out.print(answer.text, markup=False, highlight=False, soft_wrap=True)
+    else:
+        out.print()
+        sources = "; ".join(f"{c.label()} ({c.track}/{c.lesson}#{c.section})" for c in answer.citations)
+        out.print(f"[dim]Source: {sources}[/dim]", highlight=False, soft_wrap=True)
+    if answer.truncated_question:
+        err.print(f"(your question was cut to {settings.answering.max_question_chars} characters)")
+    err.print(
+        f"[dim]first words after {answer.timings['ttft_s']:.2f} s, done after {answer.timings['total_s']:.2f} s[/dim]",
+        highlight=False,
+    )
 
 
 @app.command()

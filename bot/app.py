@@ -1,0 +1,85 @@
+"""Wiring: build the tutor's parts from Settings. The one place that picks implementations; tests pass fakes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bot.config import Settings
+from bot.core.answering import Answerer, AnswerSettings
+from bot.core.lessons import Lesson, Section, Track
+from bot.core.ports import ChatModel
+from bot.core.prompts import PromptLibrary
+from bot.knowledge.index import LessonIndex
+from bot.knowledge.reader import read_knowledge
+from bot.models.catalog import chat_model_path
+from bot.store.question_log import SqliteQuestionLog
+
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+
+
+def load_tracks(settings: Settings) -> dict[str, Track]:
+    """The valid tracks under the knowledge folder, by id."""
+    return {r.track.id: r.track for r in read_knowledge(settings.knowledge_dir) if r.track is not None and r.ok}
+
+
+def section_lookup(tracks: dict[str, Track]):  # noqa: ANN201 - a Callable[[str, str, str], Section | None]
+    """A function that finds a section by track, lesson and section id."""
+
+    def find(track: str, lesson: str, section: str) -> Section | None:
+        found = tracks.get(track)
+        lesson_found = found.lesson(lesson) if found else None
+        return lesson_found.section(section) if lesson_found else None
+
+    return find
+
+
+def track_text(tracks: dict[str, Track]):  # noqa: ANN201 - a Callable[[str | None], str]
+    """A function giving all the text of a track (every track for None), to check what the lessons mention."""
+    cache: dict[str | None, str] = {}
+
+    def lesson_text(lesson: Lesson) -> str:
+        parts = [lesson.title, *(f"{s.heading}\n{s.text}" for s in lesson.sections)]
+        return "\n".join(parts + [f"{term}: {meaning}" for term, meaning in lesson.key_terms])
+
+    def text(track: str | None) -> str:
+        if track not in cache:
+            chosen = [tracks[track]] if track in tracks else list(tracks.values())
+            cache[track] = "\n".join(lesson_text(lesson) for found in chosen for lesson in found.lessons)
+        return cache[track]
+
+    return text
+
+
+def build_chat_model(settings: Settings) -> ChatModel:
+    """The chat model the settings choose: an OpenAI-compatible server, or the GGUF model in-process."""
+    model = settings.model
+    if model.server_url:
+        from bot.llm.openai_http import OpenAIChatModel
+
+        return OpenAIChatModel(model.server_url, model.server_model, model.api_key, queue_size=model.queue_size,
+                               max_seconds=model.max_seconds, schema_style=model.server_schema_style)  # fmt: skip
+    from bot.llm.llama import LlamaChatModel
+
+    return LlamaChatModel(
+        chat_model_path(model.chat, settings.models_dir),
+        n_threads=model.n_threads or os.cpu_count(),
+        n_ctx=model.n_ctx,
+        queue_size=model.queue_size,
+        max_seconds=model.max_seconds,
+        cache_bytes=model.cache_mb << 20,
+    )
+
+
+def build_answerer(settings: Settings, model: ChatModel | None = None, index: LessonIndex | None = None) -> Answerer:
+    """The grounded answerer over the indexed lessons, logging questions to the database."""
+    tracks = load_tracks(settings)
+    return Answerer(
+        retriever=index or LessonIndex.from_settings(settings),
+        model=model or build_chat_model(settings),
+        prompts=PromptLibrary(PROMPTS_DIR),
+        log=SqliteQuestionLog(settings.database_path),
+        sections=section_lookup(tracks),
+        track_text=track_text(tracks),
+        settings=AnswerSettings(**settings.answering.model_dump()),
+    )

@@ -1,0 +1,151 @@
+"""The default chat model: a GGUF file run in-process by llama-cpp-python, on one worker thread.
+
+One ``Llama`` object must never serve two calls at once, so every call goes through a bounded queue to a
+single worker thread; when the queue is full the caller gets ``ModelBusy`` at once instead of waiting
+without limit. Tokens stream back to the caller's event loop as they are sampled. Each call is capped in
+output tokens and in seconds. A RAM state cache keeps the KV state of recent prompts, so a question whose
+prompt starts like an earlier one (same rules, same lesson passage) skips re-reading that prefix, even
+when learners interleave lessons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.core.ports import ChatMessage, Generation, ModelBusy, ModelFailed
+
+log = logging.getLogger(__name__)
+_END = object()
+REPEAT_PENALTY = 1.1  # small models loop on their own sentences without it
+
+
+@dataclass
+class _Job:
+    messages: list[dict[str, str]]
+    generation: Generation
+    loop: asyncio.AbstractEventLoop
+    out: asyncio.Queue
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def emit(self, item: object) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.out.put_nowait, item)
+        except RuntimeError:  # the caller's loop is gone: nobody is listening any more
+            self.cancelled.set()
+
+
+def load_llama(path: Path, n_threads: int, n_ctx: int, cache_bytes: int) -> Any:
+    """A ``llama_cpp.Llama`` for ``path`` with a RAM prompt-state cache."""
+    from llama_cpp import Llama, LlamaRAMCache
+
+    if not path.is_file():
+        raise ModelFailed(f"the chat model file {path} does not exist; run 'tutorbot models pull'")
+    llm = Llama(
+        model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False
+    )
+    if cache_bytes:
+        llm.set_cache(LlamaRAMCache(capacity_bytes=cache_bytes))
+    return llm
+
+
+class LlamaChatModel:
+    """``ChatModel`` backed by llama-cpp-python in this process."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        n_threads: int | None = None,
+        n_ctx: int = 4096,
+        queue_size: int = 8,
+        max_seconds: float = 60.0,
+        cache_bytes: int = 2 << 30,
+        loader: Callable[[], Any] | None = None,
+    ):
+        self.model_path = model_path
+        self.max_seconds = max_seconds
+        threads = n_threads or os.cpu_count() or 1
+        self._loader = loader or (lambda: load_llama(model_path, threads, n_ctx, cache_bytes))
+        self._llm: Any = None
+        self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_size)
+        self._worker = threading.Thread(target=self._run, name="llama-worker", daemon=True)
+        self._worker.start()
+
+    @property
+    def llm(self) -> Any:
+        """The loaded ``Llama`` (loading it on first use); only the worker thread may call it."""
+        if self._llm is None:
+            self._llm = self._loader()
+        return self._llm
+
+    def stream(self, messages: Sequence[ChatMessage], generation: Generation) -> AsyncIterator[str]:
+        """Queue a call and stream its reply; raises ModelBusy at once when the queue is full."""
+        loop = asyncio.get_running_loop()
+        job = _Job([{"role": m.role, "content": m.content} for m in messages], generation, loop, asyncio.Queue())
+        try:
+            self._jobs.put_nowait(job)
+        except queue.Full:
+            raise ModelBusy() from None
+        return self._drain(job)
+
+    async def _drain(self, job: _Job) -> AsyncIterator[str]:
+        try:
+            while True:
+                item = await job.out.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            job.cancelled.set()  # stop generating when the caller stops listening
+
+    def close(self) -> None:
+        """Stop the worker after the calls already queued."""
+        self._jobs.put(None)
+        self._worker.join(timeout=self.max_seconds)
+
+    # ------------------------------------------------------------ worker thread
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            if job.cancelled.is_set():
+                continue
+            try:
+                self._generate(job)
+            except ModelFailed as error:
+                job.emit(error)
+            except Exception as error:  # noqa: BLE001 - anything llama.cpp raises must reach the caller
+                log.exception("chat model call failed")
+                job.emit(ModelFailed(f"the chat model failed: {error}"))
+            else:
+                job.emit(_END)
+
+    def _generate(self, job: _Job) -> None:
+        kwargs: dict[str, Any] = {
+            "messages": job.messages,
+            "stream": True,
+            "max_tokens": job.generation.max_tokens,
+            "temperature": 0.0,
+            "repeat_penalty": REPEAT_PENALTY,
+        }
+        if job.generation.json_schema is not None:
+            kwargs["response_format"] = {"type": "json_object", "schema": job.generation.json_schema}
+        deadline = time.monotonic() + self.max_seconds
+        for chunk in self.llm.create_chat_completion(**kwargs):
+            piece = chunk["choices"][0]["delta"].get("content")
+            if piece:
+                job.emit(piece)
+            if job.cancelled.is_set() or time.monotonic() > deadline:
+                break

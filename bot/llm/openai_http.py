@@ -1,0 +1,109 @@
+"""A chat model behind an OpenAI-compatible HTTP server (llama.cpp's server, vLLM, Ollama, ...).
+
+Calls stream over server-sent events. A semaphore keeps at most ``concurrency`` calls in flight and at most
+``queue_size`` waiting; past that the caller gets ``ModelBusy`` at once. The API key is a ``SecretStr`` and
+HTTP client logs are kept at WARNING so it never reaches a log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from bot.core.ports import ChatMessage, Generation, ModelBusy, ModelFailed
+
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+class OpenAIChatModel:
+    """``ChatModel`` that talks to ``{base_url}/chat/completions``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: SecretStr | None = None,
+        concurrency: int = 1,
+        queue_size: int = 8,
+        max_seconds: float = 60.0,
+        schema_style: str = "json_schema",
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.max_seconds = max_seconds
+        self.schema_style = schema_style
+        self._api_key = api_key
+        self._slots = asyncio.Semaphore(concurrency)
+        self._queue_size = queue_size
+        self._waiting = 0
+
+    def _headers(self) -> dict[str, str]:
+        key = self._api_key.get_secret_value() if self._api_key else ""
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def _response_format(self, schema: dict[str, Any]) -> dict[str, Any]:
+        if self.schema_style == "json_object":  # llama-cpp-python's server before json_schema support
+            return {"type": "json_object", "schema": schema}
+        return {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema, "strict": True}}
+
+    def stream(self, messages: Sequence[ChatMessage], generation: Generation) -> AsyncIterator[str]:
+        """Stream a reply; raises ModelBusy when too many calls are already waiting."""
+        return self._call(list(messages), generation)
+
+    async def _call(self, messages: list[ChatMessage], generation: Generation) -> AsyncIterator[str]:
+        if self._waiting >= self._queue_size:
+            raise ModelBusy()
+        self._waiting += 1
+        acquired = False
+        try:
+            async with self._slots:
+                self._waiting -= 1
+                acquired = True
+                async for piece in self._post(messages, generation):
+                    yield piece
+        finally:
+            if not acquired:
+                self._waiting -= 1
+
+    async def _post(self, messages: list[ChatMessage], generation: Generation) -> AsyncIterator[str]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "max_tokens": generation.max_tokens,
+            "temperature": 0,
+            "stream": True,
+        }
+        if generation.json_schema is not None:
+            body["response_format"] = self._response_format(generation.json_schema)
+        deadline = time.monotonic() + self.max_seconds
+        timeout = httpx.Timeout(self.max_seconds, connect=10.0)
+        try:
+            async with httpx.AsyncClient(timeout=timeout) as client:
+                async with client.stream(
+                    "POST", f"{self.base_url}/chat/completions", json=body, headers=self._headers()
+                ) as response:
+                    if response.status_code >= 400:
+                        detail = (await response.aread()).decode("utf-8", "replace")[:300]
+                        raise ModelFailed(f"the model server answered {response.status_code}: {detail}")
+                    async for line in response.aiter_lines():
+                        if not line.startswith("data:"):
+                            continue
+                        data = line[5:].strip()
+                        if data == "[DONE]":
+                            return
+                        choices = json.loads(data).get("choices") or [{}]
+                        piece = (choices[0].get("delta") or {}).get("content")
+                        if piece:
+                            yield piece
+                        if time.monotonic() > deadline:
+                            return
+        except httpx.HTTPError as error:
+            raise ModelFailed(f"could not reach the model server at {self.base_url}: {type(error).__name__}") from None

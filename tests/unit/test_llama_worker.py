@@ -1,0 +1,111 @@
+"""The in-process model's worker: one call at a time, a bounded queue, streaming, caps and failures."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from bot.core.ports import ChatMessage, Generation, ModelBusy, ModelFailed
+from bot.llm.llama import LlamaChatModel
+
+
+class FakeLlama:
+    """Stands in for llama_cpp.Llama: streams words, can be held, records calls and overlap."""
+
+    def __init__(self, words: int = 5, endless: bool = False):
+        self.words = words
+        self.endless = endless
+        self.release = threading.Event()
+        self.release.set()
+        self.calls: list[dict] = []
+        self.active = 0
+        self.max_active = 0
+
+    def create_chat_completion(self, **kwargs):
+        self.calls.append(kwargs)
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        try:
+            self.release.wait(5)
+            n = 0
+            while self.endless or n < self.words:
+                yield {"choices": [{"delta": {"content": f"w{n} "}}]}
+                n += 1
+        finally:
+            self.active -= 1
+
+
+async def collect(model: LlamaChatModel, generation: Generation | None = None) -> str:
+    return "".join([piece async for piece in model.stream([ChatMessage("user", "hi")], generation or Generation(16))])
+
+
+def test_streams_pieces_and_passes_the_schema() -> None:
+    fake = FakeLlama()
+    model = LlamaChatModel(None, loader=lambda: fake)
+    schema = {"type": "object"}
+    assert asyncio.run(collect(model, Generation(16, schema))) == "w0 w1 w2 w3 w4 "
+    call = fake.calls[0]
+    assert call["max_tokens"] == 16 and call["temperature"] == 0.0 and call["stream"] is True
+    assert call["response_format"] == {"type": "json_object", "schema": schema}
+    model.close()
+
+
+def test_calls_never_overlap_and_a_full_queue_answers_busy() -> None:
+    fake = FakeLlama()
+    fake.release.clear()
+    model = LlamaChatModel(None, queue_size=2, loader=lambda: fake)
+
+    async def scenario() -> list[object]:
+        first = asyncio.ensure_future(collect(model))
+        await asyncio.sleep(0.2)  # the worker is now inside the first call
+        queued = [asyncio.ensure_future(collect(model)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        with pytest.raises(ModelBusy, match="busy"):
+            model.stream([ChatMessage("user", "one too many")], Generation(4))
+        fake.release.set()
+        return await asyncio.gather(first, *queued)
+
+    results = asyncio.run(scenario())
+    assert results == ["w0 w1 w2 w3 w4 "] * 3
+    assert fake.max_active == 1
+    model.close()
+
+
+def test_generation_stops_at_the_time_cap() -> None:
+    fake = FakeLlama(endless=True)
+    model = LlamaChatModel(None, max_seconds=0.2, loader=lambda: fake)
+    text = asyncio.run(collect(model))
+    assert text.startswith("w0 w1") and len(fake.calls) == 1
+    model.close()
+
+
+def test_a_caller_that_stops_listening_stops_the_generation() -> None:
+    fake = FakeLlama(endless=True)
+    model = LlamaChatModel(None, loader=lambda: fake)
+
+    async def take_three() -> list[str]:
+        got = []
+        stream = model.stream([ChatMessage("user", "hi")], Generation(10_000))
+        async for piece in stream:
+            got.append(piece)
+            if len(got) == 3:
+                break
+        await stream.aclose()
+        return got
+
+    assert len(asyncio.run(take_three())) == 3
+    assert asyncio.run(collect(LlamaChatModel(None, loader=lambda: FakeLlama()))) == "w0 w1 w2 w3 w4 "
+    model.close()
+    assert fake.active == 0
+
+
+def test_a_failing_model_reaches_the_caller_as_model_failed() -> None:
+    def broken():
+        raise RuntimeError("bad magic in GGUF file")
+
+    model = LlamaChatModel(None, loader=broken)
+    with pytest.raises(ModelFailed, match="bad magic"):
+        asyncio.run(collect(model))
+    model.close()
