@@ -14,7 +14,7 @@ from rich.table import Table
 
 from bot.config import Settings
 from bot.knowledge.reader import Problem, read_knowledge, validate_path
-from bot.models.catalog import EMBEDDER_FILES, ModelFile, chat_model_file, chat_model_path
+from bot.models.catalog import CHAT_MODELS, EMBEDDER_FILES, ModelFile, chat_model_file, chat_model_path
 from bot.models.pull import ModelPullError, is_installed, pull_model
 
 app = typer.Typer(
@@ -80,7 +80,7 @@ def required_models(settings: Settings, embedder_only: bool = False) -> list[Mod
     """The catalog models these settings need installed."""
     models = list(EMBEDDER_FILES)
     chat = chat_model_file(settings.model.chat)
-    if chat and not embedder_only:
+    if chat and not embedder_only and not settings.model.server_url:  # a model server brings its own model
         models.append(chat)
     return models
 
@@ -89,7 +89,8 @@ def ensure_models(settings: Settings, embedder_only: bool = False) -> None:
     """Install whatever model the settings need and is missing (with progress bars)."""
     _pull_with_progress(required_models(settings, embedder_only), settings.models_dir)
     chat = chat_model_path(settings.model.chat, settings.models_dir)
-    if not embedder_only and chat_model_file(settings.model.chat) is None and not chat.is_file():
+    in_process = not embedder_only and not settings.model.server_url
+    if in_process and chat_model_file(settings.model.chat) is None and not chat.is_file():
         raise ModelPullError(
             f"the chat model setting points at {chat}, which does not exist; "
             "set TUTORBOT_MODEL__CHAT to an existing .gguf file or to qwen2.5-coder-1.5b"
@@ -108,7 +109,7 @@ def models_pull(
         raise _fail(str(error)) from None
     for model in required_models(settings, embedder_only):
         out.print(f"[green]ok[/green] {model.description}: {settings.models_dir / model.relative_path}", highlight=False)
-    if not embedder_only and chat_model_file(settings.model.chat) is None:
+    if not embedder_only and not settings.model.server_url and chat_model_file(settings.model.chat) is None:
         out.print(f"[green]ok[/green] chat model: {chat_model_path(settings.model.chat, settings.models_dir)}")
 
 
@@ -117,8 +118,6 @@ def models_list() -> None:
     """Show which models are installed and which one the settings choose."""
     settings = _settings()
     table = Table("model", "installed", "path")
-    from bot.models.catalog import CHAT_MODELS
-
     for model in [*CHAT_MODELS.values(), *EMBEDDER_FILES]:
         chosen = " (chosen)" if model.key == settings.model.chat else ""
         table.add_row(model.description + chosen, "yes" if is_installed(model, settings.models_dir) else "no",

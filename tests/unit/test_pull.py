@@ -116,3 +116,13 @@ def test_catalog_matches_the_published_models() -> None:
 def test_chat_model_setting_can_be_a_path(tmp_path: Path) -> None:
     assert chat_model_path("/models/other.gguf", tmp_path) == Path("/models/other.gguf")
     assert chat_model_path("qwen2.5-coder-0.5b", tmp_path) == tmp_path / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+
+
+def test_a_model_server_needs_no_chat_model_download(tmp_path: Path) -> None:
+    from bot.cli import required_models
+    from bot.config import Settings
+
+    local = Settings(_env_file=None, data_dir=tmp_path)
+    served = Settings(_env_file=None, data_dir=tmp_path, model={"server_url": "http://127.0.0.1:9/v1"})
+    assert [m.key for m in required_models(local)] == ["minilm-onnx", "minilm-tokenizer", "qwen2.5-coder-1.5b"]
+    assert [m.key for m in required_models(served)] == ["minilm-onnx", "minilm-tokenizer"]
