@@ -16,6 +16,7 @@ The flow for one question:
 
 from __future__ import annotations
 
+import difflib
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -41,6 +42,8 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 # Names a lesson would have to mention to answer: acronyms (KTO), versions (GPT-4), CamelCase (FlashAttention).
 _TERM = re.compile(r"\b(?:[A-Za-z]+-?\d[\w.-]*\w|[A-Za-z]+-?\d|[A-Z]{2,}[A-Za-z]*|[A-Z][a-z]+[A-Z]\w*)\b")
 MIN_QUOTE_CHARS = 20
+QUOTE_MATCH = 0.8  # how closely a quote must match a lesson sentence (word sequence similarity)
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
 _ANSWERABLE = re.compile(r'"answerable"\s*:\s*(true|false)')
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 
@@ -164,15 +167,37 @@ def _plain(text: str) -> str:
 def unknown_terms(question: str, text: str) -> list[str]:
     """Name-like terms in ``question`` that ``text`` never mentions."""
     plain = _plain(text)
-    return [term for term in dict.fromkeys(_TERM.findall(question)) if _plain(term) not in plain]
+    missing = []
+    for term in dict.fromkeys(_TERM.findall(question)):
+        word = _plain(term)
+        if word not in plain and word.removesuffix("s") not in plain:  # "GPUs" is named where "GPU" is
+            missing.append(term)
+    return missing
 
 
-def quote_source(quote: str, passages: list[Passage]) -> Passage | None:
-    """The passage that contains ``quote`` (compared without case and punctuation), or None."""
-    wanted = _plain(quote)
-    if len(wanted) < MIN_QUOTE_CHARS:
+def closest_sentence(quote: str, passages: list[Passage]) -> tuple[Passage, str] | None:
+    """The passage and sentence (or two) that ``quote`` copies, allowing small slips; None if it copies none.
+
+    Small models copy a sentence with a word changed or dropped; that still proves the sentence is there.
+    A "quote" that matches no sentence closely was made up.
+    """
+    wanted = _plain(quote).split()
+    if len(" ".join(wanted)) < MIN_QUOTE_CHARS:
         return None
-    return next((p for p in passages if wanted in _plain(p.text)), None)
+    exact = next((p for p in passages if " ".join(wanted) in _plain(p.text)), None)
+    if exact is not None:
+        return exact, " ".join(quote.split())
+    best: tuple[float, Passage, str] | None = None
+    for passage in passages:
+        sentences = [s for s in _SENTENCE_SPLIT.split(passage.text.strip()) if s.strip()]
+        windows = sentences + [f"{a} {b}" for a, b in zip(sentences, sentences[1:], strict=False)]
+        for window in windows:
+            ratio = difflib.SequenceMatcher(None, wanted, _plain(window).split(), autojunk=False).ratio()
+            if best is None or ratio > best[0]:
+                best = (ratio, passage, " ".join(window.split()))
+    if best is None or best[0] < QUOTE_MATCH:
+        return None
+    return best[1], best[2]
 
 
 def invented_numbers(answer: str, sources: str) -> set[str]:
@@ -298,39 +323,55 @@ class Answerer:
         quote_field = JsonStringStreamer("quote")
         answer_field = JsonStringStreamer("answer")
         raw = quote = shown = text = ""
+        streamed: list[str] = []
+        verbatim = True
         answerable: bool | None = None
         first: float | None = None
         source: Passage | None = None
+
+        def show(piece: str) -> AnswerDelta:
+            streamed.append(piece)
+            return AnswerDelta(piece)
+
         async for piece in self.model.stream(
             self.messages(cleaned, context), Generation(self.settings.max_tokens, ANSWER_SCHEMA)
         ):
             raw += piece
             if not quote_field.done:
                 quote += quote_field.feed(piece)
-                if _plain(quote) not in lesson_text:
-                    break  # the "quote" left the lesson text: whatever follows would be made up
-                if quote.strip():
+                verbatim = verbatim and _plain(quote) in lesson_text
+                visible = quote.lstrip()
+                if not quote_field.done:
+                    visible = visible[: max(visible.rfind(" "), 0)]  # whole words only while the quote grows
+                if verbatim and len(visible) > len(shown):
+                    # While the model copies lesson text word for word, the learner already sees it.
                     if first is None:
                         first = self.clock()
-                        yield AnswerDelta("“")
-                    # Only what is verbatim lesson text is shown while the quote is being written.
-                    yield AnswerDelta(quote.lstrip()[len(shown) :])
-                    shown = quote.lstrip()
+                        yield show("“")
+                    yield show(visible[len(shown) :])
+                    shown = visible
                 if quote_field.done:
-                    source = quote_source(quote, context)
-                    if source is None:
-                        break
-                    yield AnswerDelta("” ")
+                    found = closest_sentence(quote, context)
+                    if found is None:
+                        break  # no such sentence in the lesson text: whatever follows would be made up
+                    source, sentence = found
+                    if first is None:
+                        first = self.clock()
+                        yield show(f"“{sentence}")
+                    elif not verbatim:
+                        # What was shown is lesson text; the rest was not copied exactly, so it is not shown.
+                        yield show("…")
+                    yield show("” ")
                 continue
             if answerable is None:
-                found = _ANSWERABLE.search(raw)
-                answerable = found.group(1) == "true" if found else None
+                found_flag = _ANSWERABLE.search(raw)
+                answerable = found_flag.group(1) == "true" if found_flag else None
                 if answerable is False:
                     break
             delta = answer_field.feed(piece)
             if delta:
                 text += delta
-                yield AnswerDelta(delta)
+                yield show(delta)
                 if len(_SENTENCE_END.findall(text)) >= self.settings.max_sentences:
                     break  # short answers: stop at the sentence limit rather than at the token cap
         text = text.strip()
@@ -345,8 +386,7 @@ class Answerer:
             answer = Answer(self.refusal_text(closest), True, reason, closest=closest)
         else:
             assert source is not None
-            full = f"“{quote.strip()}” {text}"
-            answer = Answer(full, False, reason, [Citation.of(source)], closest=Citation.of(source))
+            answer = Answer("".join(streamed).strip(), False, reason, [Citation.of(source)], closest=Citation.of(source))
         yield self._finish(answer, cleaned, track, lesson, learner, started, first, truncated)
 
     def _finish(self, answer: Answer, question: str, track: str | None, lesson: str | None, learner: str | None,

@@ -113,6 +113,19 @@ def test_while_quoting_only_verbatim_lesson_text_is_shown() -> None:
     assert "weights" not in streamed and "copies" not in streamed  # nothing past the point it left the text
 
 
+def test_a_quote_with_a_small_slip_still_counts_and_only_lesson_text_is_shown() -> None:
+    answerer, model, _ = make([passage("teacher-and-student", TEACHER, 0.6)])
+    model.enqueue({"quote": "The student learns from the teacher outputs, not from fixed labels.", "answerable": True,
+                   "answer": "It learns from the teacher."})  # fmt: skip
+    streamed, answer = ask(answerer, "What does the student learn from?")
+    assert not answer.refused and answer.text == streamed
+    assert streamed == "“The student learns from the…” It learns from the teacher."
+
+
+def test_unknown_terms_allow_plurals_of_named_terms() -> None:
+    assert unknown_terms("Why do GPUs matter for RLHF?", "RLHF needs a lot of GPU memory.") == []
+
+
 def test_an_answer_with_invented_numbers_is_refused() -> None:
     answerer, model, _ = make([passage("teacher-and-student", TEACHER, 0.6)])
     model.enqueue({"quote": TEACHER, "answerable": True, "answer": "Use a temperature of 2.5 for the teacher."})
