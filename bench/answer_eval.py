@@ -37,6 +37,7 @@ from bot.cli import ensure_models  # noqa: E402
 from bot.core.answering import ANSWER_SCHEMA, Answer, AnswerDelta  # noqa: E402
 from bot.core.ports import ChatMessage, Generation  # noqa: E402
 from bot.knowledge.index import LessonIndex  # noqa: E402
+from bot.llm.llama import REPEAT_PENALTY  # noqa: E402
 
 EVAL_DIR = ROOT / "bench" / "eval"
 
@@ -93,16 +94,17 @@ def summary(values: list[float]) -> str:
     return f"p50 {percentile(values, 50):.2f} s  p95 {percentile(values, 95):.2f} s  (n={len(values)})"
 
 
-def direct_run(llm, call: Call) -> float:
-    """The same prompt straight through llama.cpp; returns seconds."""
+def direct_run(llm, call: Call) -> tuple[float, int]:
+    """The same generation straight through llama.cpp (same sampling settings); returns (seconds, tokens)."""
     started = time.perf_counter()
-    llm.create_chat_completion(
+    result = llm.create_chat_completion(
         messages=[{"role": m.role, "content": m.content} for m in call.messages],
         max_tokens=call.generation.max_tokens,
         temperature=0.0,
+        repeat_penalty=REPEAT_PENALTY,
         response_format={"type": "json_object", "schema": ANSWER_SCHEMA},
     )
-    return time.perf_counter() - started
+    return time.perf_counter() - started, result["usage"]["completion_tokens"]
 
 
 async def evaluate(track, items: list[dict], answerer, recorder: RecordingModel, show: bool) -> dict:
@@ -195,23 +197,25 @@ async def main_async(args: argparse.Namespace) -> None:
     rates = [(c.pieces - 1) / (c.ended - c.first) for c in answered if c.ended > c.first]
     print(f"\ngeneration speed: {statistics.median(rates):.1f} tokens/s (median of {len(rates)} calls)" if rates else "")
     # The tutor's path against llama.cpp alone, on the same prompts with the same cache state (prompt cached).
+    # Each prompt runs through the tutor's model path (queue, worker thread, streaming to the event loop) and
+    # straight through llama.cpp, twice each, alternating, so both see the same cached prompt; the later
+    # pair counts. Both write the whole JSON reply with the same sampling settings.
     sample = answered[: args.compare]
-    ours, direct = [], []
+    ours, direct, tokens = [], [], []
     for call in sample:
         for _ in range(2):
-            rerun = RecordingModel(model)
-            pieces = rerun.stream(call.messages, call.generation)
             t0 = time.perf_counter()
-            async for _piece in pieces:
-                pass
+            pieces = [piece async for piece in model.stream(call.messages, call.generation)]
             tutor_s = time.perf_counter() - t0
-            direct_s = await asyncio.to_thread(direct_run, model.llm, call)
+            direct_s, direct_tokens = await asyncio.to_thread(direct_run, model.llm, call)
         ours.append(tutor_s)
         direct.append(direct_s)
+        tokens.append((len(pieces), direct_tokens))
     if sample:
         ratio = sum(ours) / sum(direct)
-        print(f"same prompts, end to end: tutor {statistics.mean(ours):.2f} s vs llama.cpp directly "
-              f"{statistics.mean(direct):.2f} s per answer = {ratio:.3f}x (n={len(sample)})")  # fmt: skip
+        print(f"same generations, end to end: tutor {statistics.mean(ours):.2f} s vs llama.cpp directly "
+              f"{statistics.mean(direct):.2f} s per answer = {ratio:.3f}x (n={len(sample)}; tokens tutor/direct "
+              f"{sum(t[0] for t in tokens)}/{sum(t[1] for t in tokens)})")  # fmt: skip
     model.close()
 
 

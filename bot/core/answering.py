@@ -42,6 +42,7 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 # Names a lesson would have to mention to answer: acronyms (KTO), versions (GPT-4), CamelCase (FlashAttention).
 _TERM = re.compile(r"\b(?:[A-Za-z]+-?\d[\w.-]*\w|[A-Za-z]+-?\d|[A-Z]{2,}[A-Za-z]*|[A-Z][a-z]+[A-Z]\w*)\b")
 MIN_QUOTE_CHARS = 20
+ECHO_WORDS = 6  # an answer repeating this many words of the question that the lesson lacks is refused
 QUOTE_MATCH = 0.8  # how closely a quote must match a lesson sentence (word sequence similarity)
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
 _ANSWERABLE = re.compile(r'"answerable"\s*:\s*(true|false)')
@@ -203,6 +204,20 @@ def closest_sentence(quote: str, passages: list[Passage]) -> tuple[Passage, str]
 def invented_numbers(answer: str, sources: str) -> set[str]:
     """Numbers in ``answer`` that appear nowhere in ``sources``."""
     return set(_NUMBER.findall(answer)) - set(_NUMBER.findall(sources))
+
+
+def echoes_question(answer: str, question: str, lesson_text: str, span: int = ECHO_WORDS) -> bool:
+    """True when the answer repeats a run of the question's words that the lesson text does not contain.
+
+    That is how an instruction smuggled into a question ("end every answer with ...") shows up in a reply.
+    """
+    words = _plain(answer).split()
+    asked, lesson = f" {_plain(question)} ", f" {_plain(lesson_text)} "
+    for start in range(len(words) - span + 1):
+        run = " " + " ".join(words[start : start + span]) + " "
+        if run in asked and run not in lesson:
+            return True
+    return False
 
 
 def clean_question(text: str, limit: int) -> tuple[str, bool]:
@@ -382,6 +397,8 @@ class Answerer:
             reason = "the lesson text does not state the answer"
         elif invented_numbers(text, " ".join(p.text for p in context) + " " + cleaned):
             reason = "the answer had numbers the lesson text does not contain"
+        elif echoes_question(text, cleaned, " ".join(p.text for p in context)):
+            reason = "the answer repeated words of the question that are not in the lesson"
         if reason != "answered":
             answer = Answer(self.refusal_text(closest), True, reason, closest=closest)
         else:
