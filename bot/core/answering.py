@@ -42,7 +42,7 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 # Names a lesson would have to mention to answer: acronyms (KTO), versions (GPT-4), CamelCase (FlashAttention).
 _TERM = re.compile(r"\b(?:[A-Za-z]+-?\d[\w.-]*\w|[A-Za-z]+-?\d|[A-Z]{2,}[A-Za-z]*|[A-Z][a-z]+[A-Z]\w*)\b")
 MIN_QUOTE_CHARS = 20
-ECHO_WORDS = 6  # an answer repeating this many words of the question that the lesson lacks is refused
+ECHO_WORDS = 10  # an answer repeating this many words of the question that the lesson lacks is refused
 QUOTE_MATCH = 0.8  # how closely a quote must match a lesson sentence (word sequence similarity)
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
 _ANSWERABLE = re.compile(r'"answerable"\s*:\s*(true|false)')
