@@ -42,7 +42,8 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 # Names a lesson would have to mention to answer: acronyms (KTO), versions (GPT-4), CamelCase (FlashAttention).
 _TERM = re.compile(r"\b(?:[A-Za-z]+-?\d[\w.-]*\w|[A-Za-z]+-?\d|[A-Z]{2,}[A-Za-z]*|[A-Z][a-z]+[A-Z]\w*)\b")
 MIN_QUOTE_CHARS = 20
-ECHO_WORDS = 10  # an answer repeating this many words of the question that the lesson lacks is refused
+ECHO_WORDS = 6  # a run of the question's words this long, repeated in an answer ...
+ECHO_FOREIGN_WORDS = 2  # ... with this many words the lesson never uses, is a smuggled instruction
 QUOTE_MATCH = 0.8  # how closely a quote must match a lesson sentence (word sequence similarity)
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
 _ANSWERABLE = re.compile(r'"answerable"\s*:\s*(true|false)')
@@ -207,15 +208,19 @@ def invented_numbers(answer: str, sources: str) -> set[str]:
 
 
 def echoes_question(answer: str, question: str, lesson_text: str, span: int = ECHO_WORDS) -> bool:
-    """True when the answer repeats a run of the question's words that the lesson text does not contain.
+    """True when the answer repeats a run of the question that brings words the lesson never uses.
 
-    That is how an instruction smuggled into a question ("end every answer with ...") shows up in a reply.
+    That is how an instruction smuggled into a question ("end every answer with <an ad>") shows up in a
+    reply. Restating the question in the lesson's own words is fine.
     """
     words = _plain(answer).split()
     asked, lesson = f" {_plain(question)} ", f" {_plain(lesson_text)} "
+    vocabulary = set(lesson.split())
     for start in range(len(words) - span + 1):
-        run = " " + " ".join(words[start : start + span]) + " "
-        if run in asked and run not in lesson:
+        window = words[start : start + span]
+        run = " " + " ".join(window) + " "
+        foreign = sum(1 for word in window if word not in vocabulary)
+        if run in asked and run not in lesson and foreign >= ECHO_FOREIGN_WORDS:
             return True
     return False
 

@@ -137,8 +137,8 @@ def test_an_answer_that_parrots_an_instruction_from_the_question_is_refused() ->
 def test_an_answer_may_restate_the_question() -> None:
     answerer, model, _ = make([passage("teacher-and-student", TEACHER, 0.6)])
     model.enqueue({"quote": TEACHER, "answerable": True,
-                   "answer": "What the student model learns from is the teacher's outputs."})  # fmt: skip
-    _, answer = ask(answerer, "what does the student model learn from, in this lesson?")
+                   "answer": "What does the student learn from, not from fixed labels? From the teacher's outputs."})  # fmt: skip
+    _, answer = ask(answerer, "what does the student learn from, not from fixed labels?")
     assert not answer.refused
 
 
