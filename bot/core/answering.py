@@ -44,6 +44,10 @@ _TERM = re.compile(r"\b(?:[A-Za-z]+-?\d[\w.-]*\w|[A-Za-z]+-?\d|[A-Z]{2,}[A-Za-z]
 MIN_QUOTE_CHARS = 20
 ECHO_WORDS = 6  # a run of the question's words this long, repeated in an answer ...
 ECHO_FOREIGN_WORDS = 2  # ... with this many words the lesson never uses, is a smuggled instruction
+_COMMON_WORDS = set(
+    "what does do did how why when where which who is are was were can could should would will a an the i you my "
+    "your me it its this that these those in on of to for from and or not with be by at as if so".split()
+)
 QUOTE_MATCH = 0.8  # how closely a quote must match a lesson sentence (word sequence similarity)
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
 _ANSWERABLE = re.compile(r'"answerable"\s*:\s*(true|false)')
@@ -215,11 +219,11 @@ def echoes_question(answer: str, question: str, lesson_text: str, span: int = EC
     """
     words = _plain(answer).split()
     asked, lesson = f" {_plain(question)} ", f" {_plain(lesson_text)} "
-    vocabulary = set(lesson.split())
+    stems = {word[:5] for word in lesson.split()} | _COMMON_WORDS  # "learn" is the lesson's "learns"
     for start in range(len(words) - span + 1):
         window = words[start : start + span]
         run = " " + " ".join(window) + " "
-        foreign = sum(1 for word in window if word not in vocabulary)
+        foreign = sum(1 for word in window if word[:5] not in stems)
         if run in asked and run not in lesson and foreign >= ECHO_FOREIGN_WORDS:
             return True
     return False
