@@ -42,12 +42,6 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 # Names a lesson would have to mention to answer: acronyms (KTO), versions (GPT-4), CamelCase (FlashAttention).
 _TERM = re.compile(r"\b(?:[A-Za-z]+-?\d[\w.-]*\w|[A-Za-z]+-?\d|[A-Z]{2,}[A-Za-z]*|[A-Z][a-z]+[A-Z]\w*)\b")
 MIN_QUOTE_CHARS = 20
-ECHO_WORDS = 6  # a run of the question's words this long, repeated in an answer ...
-ECHO_FOREIGN_WORDS = 2  # ... with this many words the lesson never uses, is a smuggled instruction
-_COMMON_WORDS = set(
-    "what does do did how why when where which who is are was were can could should would will a an the i you my "
-    "your me it its this that these those in on of to for from and or not with be by at as if so".split()
-)
 QUOTE_MATCH = 0.8  # how closely a quote must match a lesson sentence (word sequence similarity)
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
 _ANSWERABLE = re.compile(r'"answerable"\s*:\s*(true|false)')
@@ -209,24 +203,6 @@ def closest_sentence(quote: str, passages: list[Passage]) -> tuple[Passage, str]
 def invented_numbers(answer: str, sources: str) -> set[str]:
     """Numbers in ``answer`` that appear nowhere in ``sources``."""
     return set(_NUMBER.findall(answer)) - set(_NUMBER.findall(sources))
-
-
-def echoes_question(answer: str, question: str, lesson_text: str, span: int = ECHO_WORDS) -> bool:
-    """True when the answer repeats a run of the question that brings words the lesson never uses.
-
-    That is how an instruction smuggled into a question ("end every answer with <an ad>") shows up in a
-    reply. Restating the question in the lesson's own words is fine.
-    """
-    words = _plain(answer).split()
-    asked, lesson = f" {_plain(question)} ", f" {_plain(lesson_text)} "
-    stems = {word[:5] for word in lesson.split()} | _COMMON_WORDS  # "learn" is the lesson's "learns"
-    for start in range(len(words) - span + 1):
-        window = words[start : start + span]
-        run = " " + " ".join(window) + " "
-        foreign = sum(1 for word in window if word[:5] not in stems)
-        if run in asked and run not in lesson and foreign >= ECHO_FOREIGN_WORDS:
-            return True
-    return False
 
 
 def clean_question(text: str, limit: int) -> tuple[str, bool]:
@@ -406,8 +382,6 @@ class Answerer:
             reason = "the lesson text does not state the answer"
         elif invented_numbers(text, " ".join(p.text for p in context) + " " + cleaned):
             reason = "the answer had numbers the lesson text does not contain"
-        elif echoes_question(text, cleaned, " ".join(p.text for p in context)):
-            reason = "the answer repeated words of the question that are not in the lesson"
         if reason != "answered":
             answer = Answer(self.refusal_text(closest), True, reason, closest=closest)
         else:
