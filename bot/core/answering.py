@@ -408,9 +408,3 @@ class Answerer:
                 )
             )
         return answer
-
-
-def _parse_partial(raw: str, name: str) -> str:
-    """The complete value of string field ``name`` in JSON text that may still be arriving."""
-    streamer = JsonStringStreamer(name)
-    return streamer.feed(raw)
