@@ -284,9 +284,9 @@ class Answerer:
     # ------------------------------------------------------------ answering
 
     @staticmethod
-    def refusal_text(closest: Citation | None) -> str:
+    def refusal_text(closest: Citation | None, why: str | None = None) -> str:
         """What the learner reads when the lessons do not answer the question."""
-        text = "I can't answer that from the lessons: they don't cover it, and I only answer from the lesson text."
+        text = why or "I can't answer that from the lessons: they don't cover it, and I only answer from the lesson text."
         if closest:
             text += f" The closest section is “{closest.heading}” in {closest.lesson_title}."
         return text
@@ -311,10 +311,9 @@ class Answerer:
         if self.track_text is not None:
             missing = unknown_terms(cleaned, self.track_text(track))
             if missing:
-                text = f"The lessons never mention {', '.join(missing)}, so I can't answer that from them."
-                if closest:
-                    text += f" The closest section is “{closest.heading}” in {closest.lesson_title}."
-                answer = Answer(text, True, f"the lessons never mention {', '.join(missing)}", closest=closest)
+                named = ", ".join(missing)
+                text = self.refusal_text(closest, f"The lessons never mention {named}, so I can't answer that from them.")
+                answer = Answer(text, True, f"the lessons never mention {named}", closest=closest)
                 yield self._finish(answer, cleaned, track, lesson, learner, started, None, truncated)
                 return
 
@@ -337,7 +336,8 @@ class Answerer:
             self.messages(cleaned, context), Generation(self.settings.max_tokens, ANSWER_SCHEMA)
         ):
             raw += piece
-            if not quote_field.done:
+            delta = answer_field.feed(piece)  # fed every piece: one piece may end the quote and start the answer
+            if source is None:
                 quote += quote_field.feed(piece)
                 verbatim = verbatim and _plain(quote) in lesson_text
                 visible = quote.lstrip()
@@ -350,25 +350,24 @@ class Answerer:
                         yield show("“")
                     yield show(visible[len(shown) :])
                     shown = visible
-                if quote_field.done:
-                    found = closest_sentence(quote, context)
-                    if found is None:
-                        break  # no such sentence in the lesson text: whatever follows would be made up
-                    source, sentence = found
-                    if first is None:
-                        first = self.clock()
-                        yield show(f"“{sentence}")
-                    elif not verbatim:
-                        # What was shown is lesson text; the rest was not copied exactly, so it is not shown.
-                        yield show("…")
-                    yield show("” ")
-                continue
+                if not quote_field.done:
+                    continue
+                found = closest_sentence(quote, context)
+                if found is None:
+                    break  # no such sentence in the lesson text: whatever follows would be made up
+                source, sentence = found
+                if first is None:
+                    first = self.clock()
+                    yield show(f"“{sentence}")
+                elif not verbatim:
+                    # What was shown is lesson text; the rest was not copied exactly, so it is not shown.
+                    yield show("…")
+                yield show("” ")
             if answerable is None:
                 found_flag = _ANSWERABLE.search(raw)
                 answerable = found_flag.group(1) == "true" if found_flag else None
                 if answerable is False:
                     break
-            delta = answer_field.feed(piece)
             if delta:
                 text += delta
                 yield show(delta)

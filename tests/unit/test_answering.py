@@ -64,6 +64,13 @@ def test_answer_streams_and_cites_the_section_the_quote_came_from() -> None:
     assert set(answer.as_dict()) == {"answer", "refused", "citations", "timings"}
 
 
+def test_a_reply_that_arrives_in_one_piece_is_read_whole() -> None:
+    answerer, model, _ = make([passage("gap", GAP, 0.6)], model=ScriptedModel(piece_size=10_000))
+    model.enqueue({"quote": "The student keeps up on narrow tasks", "answerable": True, "answer": "On narrow tasks."})
+    streamed, answer = ask(answerer, "Where does the student keep up?")
+    assert not answer.refused and streamed == answer.text == "“The student keeps up on narrow tasks” On narrow tasks."
+
+
 def test_prompt_holds_rules_then_delimited_passages_then_the_question() -> None:
     answerer, model, _ = make([passage("teacher-and-student", TEACHER, 0.6)])
     model.enqueue({"quote": "", "answerable": False, "answer": ""})
