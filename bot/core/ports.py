@@ -87,3 +87,125 @@ class QuestionLog(Protocol):
     def record(self, entry: QuestionRecord) -> None:
         """Store one question's outcome."""
         ...
+
+
+# ---------------------------------------------------------------- learner progress
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a learner is: which lesson, which step of it, and a version that every move bumps.
+
+    ``step`` is one of ``"home"`` (no lesson chosen), ``"premise"``, ``"section"`` (reading ``section``),
+    ``"wrapup"`` (key terms and practice), ``"quiz"`` (on question ``question`` of quiz run ``quiz_run``)
+    or ``"result"`` (the lesson is finished).
+    Buttons carry ``version``; a button made for an older version is stale.
+    """
+
+    track: str | None = None
+    lesson: str | None = None
+    step: str = "home"
+    section: int = 0
+    question: int = 0
+    quiz_run: int = 0
+    pending: str | None = None  # an action waiting for confirmation (e.g. "reset")
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class QuizAttempt:
+    """One answer to one quiz question."""
+
+    track: str
+    lesson: str
+    quiz_run: int
+    question: int
+    chosen: int
+    correct: bool
+    answered_at: float  # seconds since the epoch
+
+
+@dataclass(frozen=True)
+class LessonResult:
+    """A finished lesson: its quiz score (0 of 0 for a lesson without a quiz)."""
+
+    track: str
+    lesson: str
+    score: int
+    total: int
+    completed_at: float
+
+
+@dataclass(frozen=True)
+class ReviewCard:
+    """A quiz question that comes back for review, with its scheduler state (opaque JSON) and due time."""
+
+    track: str
+    lesson: str
+    question: int
+    state: str
+    due: float
+
+    @property
+    def key(self) -> str:
+        """``track/lesson/question``: the card's id for a learner."""
+        return f"{self.track}/{self.lesson}/{self.question}"
+
+
+@dataclass(frozen=True)
+class TrackChange:
+    """A moderator enabling or disabling a track for their community."""
+
+    community: str
+    track: str
+    enabled: bool
+    by: str
+    at: float
+
+
+class ProgressStore(Protocol):
+    """Learner positions, quiz attempts, results, review cards and community track settings.
+
+    Every ``save`` is one durable transaction: a turn is either wholly stored or not at all.
+    """
+
+    def position(self, learner: str) -> Position:
+        """The learner's position (a fresh ``Position()`` for a new learner)."""
+        ...
+
+    def save(self, learner: str, position: Position, *, at: float, attempt: QuizAttempt | None = None,
+             result: LessonResult | None = None, card: ReviewCard | None = None) -> None:  # fmt: skip
+        """Store a turn's outcome at once: the new position and whatever the turn produced."""
+        ...
+
+    def attempts(self, learner: str, track: str, lesson: str, quiz_run: int) -> list[QuizAttempt]:
+        """The answers of one quiz run, in the order given."""
+        ...
+
+    def results(self, learner: str) -> list[LessonResult]:
+        """Every finished lesson, oldest first (a lesson finished twice appears twice)."""
+        ...
+
+    def cards(self, learner: str) -> list[ReviewCard]:
+        """The learner's review cards, soonest due first."""
+        ...
+
+    def active_days(self, learner: str) -> list[str]:
+        """The UTC days (``YYYY-MM-DD``) on which the learner completed a turn, newest first."""
+        ...
+
+    def reset(self, learner: str) -> None:
+        """Forget the learner's position, attempts, results, cards and activity."""
+        ...
+
+    def disabled_tracks(self, community: str) -> set[str]:
+        """Tracks a community's moderators turned off (every other published track is offered)."""
+        ...
+
+    def set_track_enabled(self, community: str, track: str, enabled: bool, by: str, at: float) -> None:
+        """Turn a track on or off for a community, and record who did it and when."""
+        ...
+
+    def track_changes(self, community: str) -> list[TrackChange]:
+        """Every change of a community's tracks, oldest first."""
+        ...

@@ -3,43 +3,28 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 from pathlib import Path
 
 from bot.core.ports import QuestionRecord
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS questions (
-    id INTEGER PRIMARY KEY,
-    asked_at REAL NOT NULL,
-    learner TEXT,
-    track TEXT,
-    lesson TEXT,
-    question TEXT NOT NULL,
-    refused INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    sections TEXT NOT NULL,
-    timings TEXT NOT NULL
-)
-"""
+from bot.store.database import Database
 
 
 class SqliteQuestionLog:
-    """``QuestionLog`` in a SQLite file (WAL mode; one writer at a time)."""
+    """``QuestionLog`` in the bot's SQLite file (the ``questions`` table of ``bot.store.database``).
 
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(SCHEMA)
-        self._lock = threading.Lock()
+    Give it a path to open (and own) the database, or a ``Database`` shared with other stores (then ``close``
+    leaves it open for them).
+    """
+
+    def __init__(self, database: Database | Path | str):
+        self._owns_database = not isinstance(database, Database)
+        self._db = database if isinstance(database, Database) else Database(database)
 
     def record(self, entry: QuestionRecord) -> None:
         """Store one question's outcome."""
-        with self._lock:
-            self._db.execute(
+        with self._db.transaction() as connection:
+            connection.execute(
                 "INSERT INTO questions (asked_at, learner, track, lesson, question, refused, reason, sections, timings)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (time.time(), entry.learner, entry.track, entry.lesson, entry.question, int(entry.refused),
@@ -48,17 +33,17 @@ class SqliteQuestionLog:
 
     def recent(self, limit: int = 50) -> list[QuestionRecord]:
         """The latest questions, newest first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT question, track, lesson, refused, reason, sections, learner, timings"
-                " FROM questions ORDER BY id DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
+        rows = self._db.fetch_all(
+            "SELECT question, track, lesson, refused, reason, sections, learner, timings"
+            " FROM questions ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
         return [
             QuestionRecord(q, t, les, bool(r), reason, tuple(json.loads(s)), learner, json.loads(tm))
             for q, t, les, r, reason, s, learner, tm in rows
         ]
 
     def close(self) -> None:
-        """Close the database."""
-        self._db.close()
+        """Close the database if this log opened it."""
+        if self._owns_database:
+            self._db.close()

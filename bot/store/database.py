@@ -1,0 +1,221 @@
+"""The bot's SQLite file: one shared connection, one writer at a time, and the schema migrations.
+
+How to change the schema: append a new SQL script to ``MIGRATIONS``. Never edit or reorder a migration that a
+release has shipped: databases in the field have already applied it, and their ``PRAGMA user_version`` (the number
+of migrations applied) is how they know what still has to run. Each pending migration runs in its own transaction
+together with the ``user_version`` bump, so a migration is either wholly applied or not at all. A file whose
+``user_version`` is newer than this release knows is never touched: opening it raises ``DatabaseTooNew``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+BUSY_TIMEOUT_MS = 5000
+
+# Append only; the position in the list (1-based) is the version a database has after applying the script.
+MIGRATIONS: list[str] = [
+    # 1: the question log. ``IF NOT EXISTS`` because the first release created this table without a version,
+    # so its databases have the table and user_version 0.
+    """
+    CREATE TABLE IF NOT EXISTS questions (
+        id INTEGER PRIMARY KEY,
+        asked_at REAL NOT NULL,
+        learner TEXT,
+        track TEXT,
+        lesson TEXT,
+        question TEXT NOT NULL,
+        refused INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        sections TEXT NOT NULL,
+        timings TEXT NOT NULL
+    );
+    """,
+    # 2: learner progress and community track settings.
+    """
+    CREATE TABLE learners (
+        learner TEXT PRIMARY KEY,
+        position TEXT NOT NULL,          -- JSON of Position's fields
+        updated_at REAL NOT NULL
+    );
+
+    CREATE TABLE quiz_attempts (
+        id INTEGER PRIMARY KEY,
+        learner TEXT NOT NULL,
+        track TEXT NOT NULL,
+        lesson TEXT NOT NULL,
+        quiz_run INTEGER NOT NULL,
+        question INTEGER NOT NULL,
+        chosen INTEGER NOT NULL,
+        correct INTEGER NOT NULL CHECK (correct IN (0, 1)),
+        answered_at REAL NOT NULL
+    );
+    CREATE INDEX quiz_attempts_by_run ON quiz_attempts (learner, track, lesson, quiz_run);
+
+    CREATE TABLE lesson_results (
+        id INTEGER PRIMARY KEY,
+        learner TEXT NOT NULL,
+        track TEXT NOT NULL,
+        lesson TEXT NOT NULL,
+        score INTEGER NOT NULL,
+        total INTEGER NOT NULL,
+        completed_at REAL NOT NULL
+    );
+    CREATE INDEX lesson_results_by_learner ON lesson_results (learner, completed_at);
+
+    CREATE TABLE review_cards (
+        learner TEXT NOT NULL,
+        track TEXT NOT NULL,
+        lesson TEXT NOT NULL,
+        question INTEGER NOT NULL,
+        state TEXT NOT NULL,             -- the scheduler's opaque JSON
+        due REAL NOT NULL,
+        PRIMARY KEY (learner, track, lesson, question)
+    );
+    CREATE INDEX review_cards_by_due ON review_cards (learner, due);
+
+    CREATE TABLE activity (
+        learner TEXT NOT NULL,
+        day TEXT NOT NULL,               -- UTC day, YYYY-MM-DD
+        PRIMARY KEY (learner, day)
+    );
+
+    CREATE TABLE community_tracks (
+        community TEXT NOT NULL,
+        track TEXT NOT NULL,
+        enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+        changed_by TEXT NOT NULL,
+        changed_at REAL NOT NULL,
+        PRIMARY KEY (community, track)
+    );
+
+    CREATE TABLE community_track_changes (
+        id INTEGER PRIMARY KEY,
+        community TEXT NOT NULL,
+        track TEXT NOT NULL,
+        enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+        changed_by TEXT NOT NULL,
+        changed_at REAL NOT NULL
+    );
+    CREATE INDEX community_track_changes_by_community ON community_track_changes (community, changed_at);
+    """,
+]
+
+LATEST_VERSION = len(MIGRATIONS)
+
+
+class DatabaseTooNew(RuntimeError):
+    """The database file was written by a newer release whose schema this release does not know."""
+
+    def __init__(self, path: Path, found: int, known: int) -> None:
+        super().__init__(
+            f"The database {path} has schema version {found}, but this release of tutorbot knows versions up to "
+            f"{known}. It was written by a newer tutorbot; upgrade tutorbot to use it (the file was left untouched)."
+        )
+        self.path = path
+        self.found = found
+        self.known = known
+
+
+def split_statements(script: str) -> list[str]:
+    """The complete SQL statements of a script, in order (semicolons inside strings or triggers are respected)."""
+    statements: list[str] = []
+    start = 0
+    for end, character in enumerate(script):
+        if character == ";" and sqlite3.complete_statement(script[start : end + 1]):
+            statements.append(script[start : end + 1].strip())
+            start = end + 1
+    if script[start:].strip():
+        raise ValueError(f"incomplete SQL statement in migration: {script[start:].strip()!r}")
+    return statements
+
+
+class Database:
+    """One SQLite connection to a file, shared by the stores, with explicit transactions and one writer at a time.
+
+    The file is in WAL mode with ``synchronous=NORMAL``: a committed transaction survives the process being killed
+    (it is in the write-ahead log, which the OS keeps), though the last few commits could be lost if the whole
+    machine loses power before the log is checkpointed. Writers wait up to ``BUSY_TIMEOUT_MS`` for another process.
+    """
+
+    def __init__(self, path: Path | str, migrations: Sequence[str] = MIGRATIONS) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._migrations = list(migrations)
+        self._lock = threading.RLock()  # re-entrant so a read inside a transaction on the same thread works
+        self._connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            self._connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # Check before anything that could write to the file (journal mode, migrations).
+            self._refuse_if_too_new(self.version)
+            self._connection.execute("PRAGMA journal_mode = WAL")
+            self._connection.execute("PRAGMA synchronous = NORMAL")
+            self._connection.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except BaseException:
+            self._connection.close()
+            raise
+
+    @property
+    def version(self) -> int:
+        """The number of migrations applied to the file (``PRAGMA user_version``)."""
+        with self._lock:
+            return int(self._connection.execute("PRAGMA user_version").fetchone()[0])
+
+    @property
+    def latest_version(self) -> int:
+        """The version this release's migrations bring a database to."""
+        return len(self._migrations)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` under the writer lock; rolled back if the block raises.
+
+        Yields the connection to run statements on. Transactions do not nest.
+        """
+        with self._lock:
+            self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._connection
+                self._connection.execute("COMMIT")
+            except BaseException:
+                if self._connection.in_transaction:
+                    self._connection.execute("ROLLBACK")
+                raise
+
+    def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Every row of a query."""
+        with self._lock:
+            return self._connection.execute(sql, parameters).fetchall()
+
+    def fetch_one(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """The first row of a query, or ``None``."""
+        with self._lock:
+            return self._connection.execute(sql, parameters).fetchone()
+
+    def close(self) -> None:
+        """Close the connection (safe to call twice)."""
+        with self._lock:
+            self._connection.close()
+
+    def _refuse_if_too_new(self, found: int) -> None:
+        if found > self.latest_version:
+            raise DatabaseTooNew(self.path, found, self.latest_version)
+
+    def _migrate(self) -> None:
+        for target, script in enumerate(self._migrations, start=1):
+            if self.version >= target:
+                continue
+            with self.transaction() as connection:
+                current = int(connection.execute("PRAGMA user_version").fetchone()[0])
+                self._refuse_if_too_new(current)  # another process may have upgraded the file meanwhile
+                if current >= target:
+                    continue
+                for statement in split_statements(script):
+                    connection.execute(statement)
+                connection.execute(f"PRAGMA user_version = {target}")

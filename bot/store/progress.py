@@ -1,0 +1,157 @@
+"""Learner progress and community track settings in the bot's SQLite file (the tables of migration 2)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from bot.core.ports import LessonResult, Position, QuizAttempt, ReviewCard, TrackChange
+from bot.store.database import Database
+
+_POSITION_FIELDS = frozenset(field.name for field in dataclasses.fields(Position))
+
+# The learner's own rows, deleted by ``reset`` (community settings belong to the community and stay).
+_LEARNER_TABLES = ("learners", "quiz_attempts", "lesson_results", "review_cards", "activity")
+
+
+def position_to_json(position: Position) -> str:
+    """A position as JSON of its fields."""
+    return json.dumps(dataclasses.asdict(position), sort_keys=True)
+
+
+def position_from_json(text: str) -> Position:
+    """A position from JSON: unknown keys (from a newer release) are ignored, missing ones take their defaults."""
+    data: dict[str, Any] = json.loads(text)
+    return Position(**{key: value for key, value in data.items() if key in _POSITION_FIELDS})
+
+
+def utc_day(at: float) -> str:
+    """The UTC day (``YYYY-MM-DD``) of a time in seconds since the epoch."""
+    return time.strftime("%Y-%m-%d", time.gmtime(at))
+
+
+class SqliteProgressStore:
+    """``ProgressStore`` in SQLite: every ``save`` is one transaction, and every query filters by learner.
+
+    Give it a path to open (and own) the database, or a ``Database`` shared with other stores (then ``close``
+    leaves it open for them).
+    """
+
+    def __init__(self, database: Database | Path | str):
+        self._owns_database = not isinstance(database, Database)
+        self._db = database if isinstance(database, Database) else Database(database)
+
+    def position(self, learner: str) -> Position:
+        """The learner's position (a fresh ``Position()`` for a new learner)."""
+        row = self._db.fetch_one("SELECT position FROM learners WHERE learner = ?", (learner,))
+        return Position() if row is None else position_from_json(row[0])
+
+    def save(self, learner: str, position: Position, *, at: float, attempt: QuizAttempt | None = None,
+             result: LessonResult | None = None, card: ReviewCard | None = None) -> None:  # fmt: skip
+        """Store a turn's outcome at once: the new position and whatever the turn produced."""
+        with self._db.transaction() as connection:
+            connection.execute(
+                "INSERT INTO learners (learner, position, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (learner) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+                (learner, position_to_json(position), at),
+            )
+            if attempt is not None:
+                connection.execute(
+                    "INSERT INTO quiz_attempts"
+                    " (learner, track, lesson, quiz_run, question, chosen, correct, answered_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (learner, attempt.track, attempt.lesson, attempt.quiz_run, attempt.question, attempt.chosen,
+                     int(attempt.correct), attempt.answered_at),
+                )  # fmt: skip
+            if result is not None:
+                connection.execute(
+                    "INSERT INTO lesson_results (learner, track, lesson, score, total, completed_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (learner, result.track, result.lesson, result.score, result.total, result.completed_at),
+                )
+            if card is not None:
+                connection.execute(
+                    "INSERT INTO review_cards (learner, track, lesson, question, state, due) VALUES (?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (learner, track, lesson, question)"
+                    " DO UPDATE SET state = excluded.state, due = excluded.due",
+                    (learner, card.track, card.lesson, card.question, card.state, card.due),
+                )
+            connection.execute("INSERT OR IGNORE INTO activity (learner, day) VALUES (?, ?)", (learner, utc_day(at)))
+
+    def attempts(self, learner: str, track: str, lesson: str, quiz_run: int) -> list[QuizAttempt]:
+        """The answers of one quiz run, in the order given."""
+        rows = self._db.fetch_all(
+            "SELECT track, lesson, quiz_run, question, chosen, correct, answered_at FROM quiz_attempts"
+            " WHERE learner = ? AND track = ? AND lesson = ? AND quiz_run = ? ORDER BY id",
+            (learner, track, lesson, quiz_run),
+        )
+        return [QuizAttempt(t, les, run, q, chosen, bool(correct), at) for t, les, run, q, chosen, correct, at in rows]
+
+    def results(self, learner: str) -> list[LessonResult]:
+        """Every finished lesson, oldest first (a lesson finished twice appears twice)."""
+        rows = self._db.fetch_all(
+            "SELECT track, lesson, score, total, completed_at FROM lesson_results"
+            " WHERE learner = ? ORDER BY completed_at, id",
+            (learner,),
+        )
+        return [LessonResult(*row) for row in rows]
+
+    def cards(self, learner: str) -> list[ReviewCard]:
+        """The learner's review cards, soonest due first."""
+        rows = self._db.fetch_all(
+            "SELECT track, lesson, question, state, due FROM review_cards"
+            " WHERE learner = ? ORDER BY due, track, lesson, question",
+            (learner,),
+        )
+        return [ReviewCard(*row) for row in rows]
+
+    def active_days(self, learner: str) -> list[str]:
+        """The UTC days (``YYYY-MM-DD``) on which the learner completed a turn, newest first."""
+        rows = self._db.fetch_all("SELECT day FROM activity WHERE learner = ? ORDER BY day DESC", (learner,))
+        return [day for (day,) in rows]
+
+    def reset(self, learner: str) -> None:
+        """Forget the learner's position, attempts, results, cards and activity."""
+        with self._db.transaction() as connection:
+            for table in _LEARNER_TABLES:
+                connection.execute(f"DELETE FROM {table} WHERE learner = ?", (learner,))
+
+    def disabled_tracks(self, community: str) -> set[str]:
+        """Tracks a community's moderators turned off (every other published track is offered)."""
+        rows = self._db.fetch_all(
+            "SELECT track FROM community_tracks WHERE community = ? AND enabled = 0", (community,)
+        )
+        return {track for (track,) in rows}
+
+    def set_track_enabled(self, community: str, track: str, enabled: bool, by: str, at: float) -> None:
+        """Turn a track on or off for a community, and record who did it and when."""
+        with self._db.transaction() as connection:
+            connection.execute(
+                "INSERT INTO community_tracks (community, track, enabled, changed_by, changed_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (community, track) DO UPDATE SET"
+                " enabled = excluded.enabled, changed_by = excluded.changed_by, changed_at = excluded.changed_at",
+                (community, track, int(enabled), by, at),
+            )
+            connection.execute(
+                "INSERT INTO community_track_changes (community, track, enabled, changed_by, changed_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (community, track, int(enabled), by, at),
+            )
+
+    def track_changes(self, community: str) -> list[TrackChange]:
+        """Every change of a community's tracks, oldest first."""
+        rows = self._db.fetch_all(
+            "SELECT community, track, enabled, changed_by, changed_at FROM community_track_changes"
+            " WHERE community = ? ORDER BY changed_at, id",
+            (community,),
+        )
+        return [TrackChange(c, t, bool(enabled), by, at) for c, t, enabled, by, at in rows]
+
+    def close(self) -> None:
+        """Close the database if this store opened it."""
+        if self._owns_database:
+            self._db.close()
+
