@@ -1,0 +1,100 @@
+"""What crosses the adapter boundary: ``Incoming`` turns in, ``Reply`` objects out.
+
+Adapters (console, Telegram, Discord) translate platform events into ``Incoming`` and render ``Reply``
+objects; the engine never sees a platform type. Reply text is plain text in which ``**double stars**``
+mark bold spans; nothing else is markup, so an adapter escapes everything except those spans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.core.answering import Citation
+
+MAX_ACTION_BYTES = 48  # Telegram allows 64 bytes of callback data; the rest is room for an adapter's prefix
+
+# Limits of a Telegram quiz poll; a question that fits them may be shown as a native poll.
+POLL_QUESTION_CHARS = 300
+POLL_OPTION_CHARS = 100
+POLL_MAX_OPTIONS = 10
+POLL_EXPLANATION_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One thing a learner did: typed ``text`` or pressed a button / answered a poll (``action``)."""
+
+    platform: str  # "console", "telegram", "discord"
+    user_id: str
+    conversation: str  # the chat, channel or server the turn came from
+    text: str | None = None
+    action: str | None = None
+    display_name: str = ""
+    is_direct: bool = True  # a DM: every published track is offered
+    is_moderator: bool = False  # as the platform says (Discord Manage Server, Telegram group admin)
+
+    @property
+    def learner(self) -> str:
+        """The learner's key: the same person has the same progress in every chat of a platform."""
+        return f"{self.platform}:{self.user_id}"
+
+    @property
+    def community(self) -> str:
+        """The community's key: its moderators choose which tracks it offers."""
+        return f"{self.platform}:{self.conversation}"
+
+
+@dataclass(frozen=True)
+class Button:
+    """A button: its label and the short action id sent back when it is pressed."""
+
+    label: str
+    action: str
+
+
+@dataclass(frozen=True)
+class QuizCard:
+    """A quiz question an adapter may show natively (a Telegram quiz poll); ``actions[i]`` chooses option i."""
+
+    question: str
+    options: tuple[str, ...]
+    correct_index: int
+    explanation: str | None
+    actions: tuple[str, ...]
+
+    @property
+    def fits_poll(self) -> bool:
+        """Whether a Telegram quiz poll can carry this question whole (otherwise use the buttons)."""
+        return (
+            len(self.question) <= POLL_QUESTION_CHARS
+            and 2 <= len(self.options) <= POLL_MAX_OPTIONS
+            and all(len(option) <= POLL_OPTION_CHARS for option in self.options)
+            and len(self.explanation or "") <= POLL_EXPLANATION_CHARS
+        )
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One message to the learner.
+
+    ``partial`` replies grow: each one carries the whole text so far, and the next reply of the same turn
+    replaces it (the adapter edits the message it sent). ``personal`` replies concern only this learner
+    (Discord may show them ephemerally). ``buttons`` are rows of at most five.
+    """
+
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    quiz: QuizCard | None = None
+    citations: tuple[Citation, ...] = ()
+    partial: bool = False
+    personal: bool = False
+
+    @property
+    def actions(self) -> list[str]:
+        """Every button's action id, row by row."""
+        return [button.action for row in self.buttons for button in row]
+
+
+def rows(buttons: list[Button], per_row: int = 5) -> tuple[tuple[Button, ...], ...]:
+    """Buttons laid out in rows of ``per_row``."""
+    return tuple(tuple(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row))
