@@ -7,12 +7,15 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.core.answering import Answerer, AnswerSettings
+from bot.core.engine import Engine
 from bot.core.lessons import Lesson, Section, Track
 from bot.core.ports import ChatModel
 from bot.core.prompts import PromptLibrary
 from bot.knowledge.index import LessonIndex
 from bot.knowledge.reader import read_knowledge
 from bot.models.catalog import chat_model_path
+from bot.store.database import Database
+from bot.store.progress import SqliteProgressStore
 from bot.store.question_log import SqliteQuestionLog
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
@@ -51,8 +54,11 @@ def track_text(tracks: dict[str, Track]):  # noqa: ANN201 - a Callable[[str | No
     return text
 
 
-def build_chat_model(settings: Settings) -> ChatModel:
-    """The chat model the settings choose: an OpenAI-compatible server, or the GGUF model in-process."""
+def build_chat_model(settings: Settings, preload: bool = False) -> ChatModel:
+    """The chat model the settings choose: an OpenAI-compatible server, or the GGUF model in-process.
+
+    ``preload`` loads the GGUF file now (on the model's worker thread) instead of on the first question.
+    """
     model = settings.model
     if model.server_url:
         from bot.llm.openai_http import OpenAIChatModel
@@ -68,18 +74,32 @@ def build_chat_model(settings: Settings) -> ChatModel:
         queue_size=model.queue_size,
         max_seconds=model.max_seconds,
         cache_bytes=model.cache_mb << 20,
+        preload=preload,
     )
 
 
-def build_answerer(settings: Settings, model: ChatModel | None = None, index: LessonIndex | None = None) -> Answerer:
+def build_answerer(settings: Settings, model: ChatModel | None = None, index: LessonIndex | None = None,
+                   tracks: dict[str, Track] | None = None, database: Database | None = None) -> Answerer:  # fmt: skip
     """The grounded answerer over the indexed lessons, logging questions to the database."""
-    tracks = load_tracks(settings)
+    tracks = load_tracks(settings) if tracks is None else tracks
     return Answerer(
         retriever=index or LessonIndex.from_settings(settings),
         model=model or build_chat_model(settings),
         prompts=PromptLibrary(PROMPTS_DIR),
-        log=SqliteQuestionLog(settings.database_path),
+        log=SqliteQuestionLog(database or settings.database_path),
         sections=section_lookup(tracks),
         track_text=track_text(tracks),
         settings=AnswerSettings(**settings.answering.model_dump()),
     )
+
+
+def build_engine(settings: Settings, index: LessonIndex | None = None, model: ChatModel | None = None,
+                 answers: bool = True) -> Engine:  # fmt: skip
+    """The dialogue engine over the knowledge folder's tracks, with progress (and questions) in one database.
+
+    ``answers=False`` builds an engine for lessons and quizzes only (no index or model is opened).
+    """
+    tracks = load_tracks(settings)
+    database = Database(settings.database_path)
+    answerer = build_answerer(settings, model, index, tracks, database) if answers else None
+    return Engine(tracks, SqliteProgressStore(database), answerer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -134,14 +135,18 @@ def _open_index(settings: Settings):  # noqa: ANN202 - LessonIndex, imported laz
     return LessonIndex.from_settings(settings)
 
 
-def run_ingest(settings: Settings, track_id: str | None = None, quiet: bool = False) -> bool:
-    """Index every valid track (or one); leave broken tracks' published chunks alone. True when all went in."""
+def run_ingest(settings: Settings, track_id: str | None = None, quiet: bool = False, index=None) -> bool:  # noqa: ANN001
+    """Index every valid track (or one); leave broken tracks' published chunks alone. True when all went in.
+
+    ``quiet`` leaves out the summary lines (progress bars still show while text is embedded); pass ``index``
+    to reuse an open index (one Chroma client per process).
+    """
     results = read_knowledge(settings.knowledge_dir)
     if track_id:
         results = [r for r in results if (r.track and r.track.id == track_id) or r.folder.name == track_id]
         if not results:
             raise _fail(f"no track '{track_id}' in {settings.knowledge_dir}; 'tutorbot validate' lists what is there")
-    index = _open_index(settings)
+    index = index or _open_index(settings)
     all_ok = True
     for result in results:
         if not result.ok:
@@ -156,7 +161,7 @@ def run_ingest(settings: Settings, track_id: str | None = None, quiet: bool = Fa
         track = result.track
         assert track is not None
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=err, transient=True, disable=quiet) as progress:
+        with Progress(*columns, console=err, transient=True) as progress:
             task = progress.add_task(f"embedding {track.id}", total=None)
             report = index.ingest(
                 track,
@@ -285,6 +290,39 @@ def ask(
         f"[dim]first words after {answer.timings['ttft_s']:.2f} s, done after {answer.timings['total_s']:.2f} s[/dim]",
         highlight=False,
     )
+
+
+@app.command()
+def chat(
+    track: Annotated[str | None, typer.Option("--track", help="Open this track's lessons first.")] = None,
+    name: Annotated[str, typer.Option("--name", help="Your name in the tutor (your progress is kept under it).")] = "",
+) -> None:
+    """The tutor in this terminal: lessons, quizzes and questions (first run: installs models, indexes tracks)."""
+    import asyncio
+    import getpass
+
+    from bot.adapters.console import ConsoleChat
+    from bot.app import build_chat_model, build_engine
+
+    settings = _settings()
+    try:
+        ensure_models(settings)
+    except ModelPullError as error:
+        raise _fail(str(error)) from None
+    index = _open_index(settings)
+    if not run_ingest(settings, quiet=True, index=index):
+        err.print("[yellow]some tracks have problems (listed above); learners keep their last indexed version[/yellow]")
+    engine = build_engine(settings, index=index, model=build_chat_model(settings, preload=True))
+    if not engine.tracks:
+        raise _fail(f"no valid tracks in {settings.knowledge_dir}; 'tutorbot validate' shows what is wrong")
+    user = name or getpass.getuser()
+    console = Console(highlight=False)
+    session = ConsoleChat(engine, sys.stdin, console, user_id=user, display_name=user.title())
+
+    try:
+        asyncio.run(session.run(f"track {track}" if track else "start"))
+    except KeyboardInterrupt:
+        console.print("\nBye! Your progress is saved.")
 
 
 @app.command()

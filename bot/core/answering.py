@@ -16,6 +16,7 @@ The flow for one question:
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import re
 import time
@@ -300,7 +301,7 @@ class Answerer:
             answer = Answer("Ask me something about the lesson, in a sentence or two.", True, "empty question")
             yield self._finish(answer, cleaned, track, lesson, learner, started, None)
             return
-        passages = self.retrieve(cleaned, track, lesson)
+        passages = await asyncio.to_thread(self.retrieve, cleaned, track, lesson)  # keeps other learners' turns moving
         best = passages[0] if passages else None
         closest = Citation.of(best) if best and best.similarity >= self.settings.point_similarity else None
         if best is None or best.similarity < self.settings.min_similarity:

@@ -139,11 +139,9 @@ class Engine:
                 outcome = self._on_text(incoming, position, text)
                 if outcome is None:
                     question = text
-            if note:
-                if outcome is None:
-                    outcome = Outcome(position=position)
+            if note:  # shown, not stored: if the lesson comes back, so does the learner's place in it
+                outcome = outcome or Outcome()
                 outcome.replies.insert(0, Reply(note, personal=True))
-                outcome.position = outcome.position or position
             if outcome is not None:
                 self._store(incoming.learner, outcome)
                 for reply in outcome.replies:
@@ -171,11 +169,11 @@ class Engine:
         track = self.tracks.get(position.track or "")
         lesson = track.lesson(position.lesson or "") if track else None
         if lesson is None:
-            moved = replace(position, track=None, lesson=None, step="home", version=position.version + 1)
-            return moved, "The lesson you were in is no longer published, so I took you back to the start."
+            moved = replace(position, track=None, lesson=None, step="home")
+            return moved, "The lesson you were in isn't available right now, so here is the start."
         if position.section >= len(lesson.sections) or (position.step == "quiz" and position.question >= len(lesson.quiz)):
-            fixed = replace(position, step="premise", section=0, question=0, version=position.version + 1)
-            return fixed, "This lesson changed since your last visit, so you're back at its start."
+            fixed = replace(position, step="premise", section=0, question=0)
+            return fixed, "This lesson changed since your last visit, so here is its start."
         return position, None
 
     # ------------------------------------------------------------ typed text

@@ -9,6 +9,7 @@ over the same text, and adds the two scores; sections are ranked by their best e
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ class LessonIndex:
         )
         self._stemmer = Stemmer.Stemmer("english")
         self._bm25: dict[tuple[str | None, str | None], tuple[int, Any, list[str], list[Any]]] = {}
+        self._search_lock = threading.Lock()  # searches come from worker threads; one at a time is plenty fast
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LessonIndex:
@@ -175,6 +177,12 @@ class LessonIndex:
 
     def search(self, question: str, k: int = 4, track: str | None = None, lesson: str | None = None,
                keyword_weight: float | None = None, probes: bool | None = None) -> list[Passage]:  # fmt: skip
+        """The best chunk of each of the ``k`` sections that best answer ``question`` (safe from any thread)."""
+        with self._search_lock:
+            return self._search(question, k, track, lesson, keyword_weight, probes)
+
+    def _search(self, question: str, k: int, track: str | None, lesson: str | None,
+                keyword_weight: float | None, probes: bool | None) -> list[Passage]:  # fmt: skip
         """The best chunk of each of the ``k`` sections that best answer ``question``, within a track or lesson.
 
         Every entry in scope gets its cosine similarity to the question plus ``keyword_weight`` times its BM25

@@ -69,12 +69,14 @@ class LlamaChatModel:
         max_seconds: float = 60.0,
         cache_bytes: int = 2 << 30,
         loader: Callable[[], Any] | None = None,
+        preload: bool = False,
     ):
         self.model_path = model_path
         self.max_seconds = max_seconds
         threads = n_threads or os.cpu_count() or 1
         self._loader = loader or (lambda: load_llama(model_path, threads, n_ctx, cache_bytes))
         self._llm: Any = None
+        self._preload = preload  # load the model as soon as the worker starts, not on the first call
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_size)
         self._worker = threading.Thread(target=self._run, name="llama-worker", daemon=True)
         self._worker.start()
@@ -116,6 +118,11 @@ class LlamaChatModel:
     # ------------------------------------------------------------ worker thread
 
     def _run(self) -> None:
+        if self._preload:
+            try:
+                _ = self.llm
+            except Exception:  # noqa: BLE001 - the first call reports the failure to its caller
+                log.warning("could not preload the chat model; the first question will try again", exc_info=True)
         while True:
             job = self._jobs.get()
             if job is None:

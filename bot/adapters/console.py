@@ -1,0 +1,124 @@
+"""The console adapter: the tutor in a terminal.
+
+Lines typed are turns; a number picks one of the numbered choices (the buttons) shown with the last
+replies; answers stream as the model writes them; a status line after each turn says where you are.
+``quit`` (or end of input) leaves; progress is already saved by then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import TextIO
+
+from rich.console import Console
+from rich.markup import escape
+
+from bot.core.engine import Engine
+from bot.core.messages import Incoming, Reply
+
+STATUS_MARK = "··"  # starts every status line (tests and scripts look for it)
+_BOLD = re.compile(r"\*\*(.+?)\*\*", re.DOTALL)
+QUIT = {"quit", "exit", ":q"}
+
+
+def to_markup(text: str) -> str:
+    """Reply text as Rich markup: ``**bold**`` spans become bold, everything else is shown literally."""
+    out, last = [], 0
+    for match in _BOLD.finditer(text):
+        out.append(escape(text[last : match.start()]))
+        out.append(f"[bold]{escape(match.group(1))}[/bold]")
+        last = match.end()
+    out.append(escape(text[last:]))
+    return "".join(out)
+
+
+def plain(text: str) -> str:
+    """Reply text without the bold marks (for streaming, where spans may be unfinished)."""
+    return text.replace("**", "")
+
+
+class ConsoleChat:
+    """Runs turns from a text stream through the engine and prints the replies to a Rich console."""
+
+    def __init__(self, engine: Engine, source: TextIO, console: Console, user_id: str = "you",
+                 display_name: str = "") -> None:  # fmt: skip
+        self.engine = engine
+        self.source = source
+        self.console = console
+        self.user_id = user_id
+        self.display_name = display_name
+        self.choices: list[str] = []  # the action of choice 1, 2, …
+
+    def incoming(self, line: str) -> Incoming:
+        """The turn a typed line makes: a numbered choice becomes its button's action."""
+        typed = line.strip()
+        if typed.isdigit() and 1 <= int(typed) <= len(self.choices):
+            action: str | None = self.choices[int(typed) - 1]
+            text = None
+        else:
+            action, text = None, line
+        # The host at the console moderates its own "community" (there is only one).
+        return Incoming("console", self.user_id, "console", text=text, action=action,
+                        display_name=self.display_name, is_direct=True, is_moderator=True)  # fmt: skip
+
+    async def turn(self, line: str) -> None:
+        """Handle one typed line and print what comes back."""
+        shown = ""  # text of a growing reply already printed
+        choices: list[str] = []
+        labels: list[str] = []
+        async for reply in self.engine.handle(self.incoming(line)):
+            if reply.partial:
+                current = plain(reply.text)
+                if not current.startswith(shown):
+                    self.console.print(" [dim](withdrawn)[/dim]")
+                    shown = ""
+                self.console.print(escape(current[len(shown) :]), end="", soft_wrap=True, highlight=False)
+                shown = current
+                continue
+            if shown:
+                final = plain(reply.text)
+                if final.startswith(shown):
+                    self.console.print(escape(final[len(shown) :]), soft_wrap=True, highlight=False)
+                else:
+                    self.console.print(" [dim](withdrawn)[/dim]")
+                    self.console.print(to_markup(reply.text), soft_wrap=True, highlight=False)
+                shown = ""
+            else:
+                self.console.print(to_markup(reply.text), soft_wrap=True, highlight=False)
+            self.console.print()
+            for action, label in self._buttons(reply):
+                choices.append(action)
+                labels.append(label)
+        if shown:
+            self.console.print()
+        self.choices = choices
+        if labels:
+            self.console.print("  ".join(f"[bold]\\[{n}][/bold] {escape(label)}" for n, label in enumerate(labels, 1)),
+                               soft_wrap=True, highlight=False)  # fmt: skip
+        self.print_status()
+
+    @staticmethod
+    def _buttons(reply: Reply) -> list[tuple[str, str]]:
+        return [(button.action, button.label) for row in reply.buttons for button in row]
+
+    def print_status(self) -> None:
+        """The status line: where the learner is."""
+        self.console.print(f"[dim]{STATUS_MARK} {escape(self.engine.status('console:' + self.user_id))}[/dim]",
+                           highlight=False, soft_wrap=True)  # fmt: skip
+
+    async def run(self, first: str = "start") -> None:
+        """Greet (the turn ``first``), then handle lines until ``quit`` or the end of input."""
+        await self.turn(first)
+        while True:
+            self.console.print("> ", end="")
+            self.console.file.flush()
+            line = await asyncio.to_thread(self.source.readline)
+            if not line:
+                self.console.print()
+                return
+            if line.strip().casefold() in QUIT:
+                self.console.print("Bye! Your progress is saved.")
+                return
+            await self.turn(line.rstrip("\n"))
+            self.console.file.flush()
