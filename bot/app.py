@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from bot.core.answering import Answerer, AnswerSettings
@@ -11,12 +12,14 @@ from bot.core.engine import Engine
 from bot.core.lessons import Lesson, Section, Track
 from bot.core.ports import ChatModel
 from bot.core.prompts import PromptLibrary
-from bot.knowledge.index import LessonIndex
 from bot.knowledge.reader import read_knowledge
 from bot.models.catalog import chat_model_path
 from bot.store.database import Database
 from bot.store.progress import SqliteProgressStore
 from bot.store.question_log import SqliteQuestionLog
+
+if TYPE_CHECKING:  # chromadb is slow to import: only code that searches pays for it
+    from bot.knowledge.index import LessonIndex
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 
@@ -82,8 +85,12 @@ def build_answerer(settings: Settings, model: ChatModel | None = None, index: Le
                    tracks: dict[str, Track] | None = None, database: Database | None = None) -> Answerer:  # fmt: skip
     """The grounded answerer over the indexed lessons, logging questions to the database."""
     tracks = load_tracks(settings) if tracks is None else tracks
+    if index is None:
+        from bot.knowledge.index import LessonIndex
+
+        index = LessonIndex.from_settings(settings)
     return Answerer(
-        retriever=index or LessonIndex.from_settings(settings),
+        retriever=index,
         model=model or build_chat_model(settings),
         prompts=PromptLibrary(PROMPTS_DIR),
         log=SqliteQuestionLog(database or settings.database_path),

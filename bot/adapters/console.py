@@ -64,6 +64,11 @@ class ConsoleChat:
 
     async def turn(self, line: str) -> None:
         """Handle one typed line and print what comes back."""
+        if line.strip().isdigit() and not 1 <= int(line) <= len(self.choices):
+            available = f"a number from 1 to {len(self.choices)}" if self.choices else "words: there are no choices now"
+            self.console.print(f"There is no choice {escape(line.strip())}; type {available}.")
+            self.print_status()
+            return
         shown = ""  # text of a growing reply already printed
         choices: list[str] = []
         labels: list[str] = []

@@ -76,10 +76,15 @@ class LlamaChatModel:
         threads = n_threads or os.cpu_count() or 1
         self._loader = loader or (lambda: load_llama(model_path, threads, n_ctx, cache_bytes))
         self._llm: Any = None
-        self._preload = preload  # load the model as soon as the worker starts, not on the first call
+        self._preload = preload
+        self._preloaded = threading.Event()
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_size)
         self._worker = threading.Thread(target=self._run, name="llama-worker", daemon=True)
         self._worker.start()
+        if preload:
+            # Load now, before the caller prints anything: with verbose=False llama.cpp silences the whole
+            # process's stdout and stderr (file descriptors 1 and 2) while it loads a model.
+            self._preloaded.wait()
 
     @property
     def llm(self) -> Any:
@@ -123,6 +128,8 @@ class LlamaChatModel:
                 _ = self.llm
             except Exception:  # noqa: BLE001 - the first call reports the failure to its caller
                 log.warning("could not preload the chat model; the first question will try again", exc_info=True)
+            finally:
+                self._preloaded.set()
         while True:
             job = self._jobs.get()
             if job is None:

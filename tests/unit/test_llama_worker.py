@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -107,5 +108,32 @@ def test_a_failing_model_reaches_the_caller_as_model_failed() -> None:
 
     model = LlamaChatModel(None, loader=broken)
     with pytest.raises(ModelFailed, match="bad magic"):
+        asyncio.run(collect(model))
+    model.close()
+
+
+def test_preload_loads_the_model_before_the_constructor_returns() -> None:
+    loads: list[str] = []
+
+    def loader() -> FakeLlama:
+        loads.append(threading.current_thread().name)
+        return FakeLlama()
+
+    lazy = LlamaChatModel(Path("unused.gguf"), loader=loader)
+    assert loads == []  # without preload, the first call loads it
+    eager = LlamaChatModel(Path("unused.gguf"), loader=loader, preload=True)
+    assert loads == ["llama-worker"]  # loaded on the worker thread, already done
+    assert asyncio.run(collect(eager)) == "w0 w1 w2 w3 w4 "
+    assert loads == ["llama-worker"]
+    lazy.close()
+    eager.close()
+
+
+def test_a_failed_preload_is_reported_by_the_first_call() -> None:
+    def loader() -> FakeLlama:
+        raise ModelFailed("no such model file")
+
+    model = LlamaChatModel(Path("missing.gguf"), loader=loader, preload=True)
+    with pytest.raises(ModelFailed, match="no such model file"):
         asyncio.run(collect(model))
     model.close()
