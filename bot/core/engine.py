@@ -120,6 +120,7 @@ class Engine:
         self.reviews = reviews or ReviewScheduler()
         self.clock = clock
         self._locks = _LearnerLocks()
+        self._asking: set[str] = set()  # learners whose question is with the model right now
         self._track_ids = {short_hash(t.id): t for t in self.tracks.values()}
         self._lesson_ids = {(short_hash(t.id), short_hash(lesson.id)): (t, lesson)
                             for t in self.tracks.values() for lesson in t.lessons}  # fmt: skip
@@ -128,6 +129,11 @@ class Engine:
 
     async def handle(self, incoming: Incoming) -> AsyncIterator[Reply]:
         """Handle one turn; yield its replies (iterate to the end: the learner's lock is held until then)."""
+        if incoming.learner in self._asking and self._is_question(incoming):
+            # One question per learner at a time: the model's queue is shared fairly, not filled by one person.
+            yield Reply("I'm still answering your last question; ask this one again when that answer is done.",
+                        personal=True)  # fmt: skip
+            return
         async with self._locks.hold(incoming.learner):
             position, note = self._checked_position(incoming.learner)
             question: str | None = None
@@ -147,8 +153,24 @@ class Engine:
                 for reply in outcome.replies:
                     yield reply
             if question is not None:
-                async for reply in self._answer(incoming, position, question, cut):
-                    yield reply
+                self._asking.add(incoming.learner)
+                try:
+                    async for reply in self._answer(incoming, position, question, cut):
+                        yield reply
+                finally:
+                    self._asking.discard(incoming.learner)
+
+    def _is_question(self, incoming: Incoming) -> bool:
+        """Whether typed text would go to the model (not a command, nor a quiz answer, nor a confirmation)."""
+        if incoming.action is not None:
+            return False
+        text, _cut = clean_text(incoming.text or "")
+        position, _note = self._checked_position(incoming.learner)
+        if not text or parse_command(text) is not None:
+            return False
+        if position.pending == "reset" and text.casefold() in YES | NO:
+            return False
+        return not (position.step == "quiz" and typed_option(self._lesson(position).quiz[position.question], text) is not None)
 
     async def replies(self, incoming: Incoming) -> list[Reply]:
         """Handle one turn and return every reply (for callers that do not stream)."""

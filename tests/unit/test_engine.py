@@ -440,3 +440,39 @@ def test_commands_and_cleaning() -> None:
     text, cut = clean_text("a\u200bb\u202ec\x07d" + "e" * 10, limit=8)
     assert (text, cut) == ("abcde", True)  # cut first (8 characters), then cleaned
     assert clean_text("ﬁne") == ("fine", False)
+
+
+def test_one_question_per_learner_at_a_time_while_navigation_still_works(store: SqliteProgressStore,
+                                                                         clock: Clock) -> None:  # fmt: skip
+    gate = asyncio.Event()
+    calls: list[str] = []
+
+    class SlowModel:
+        def stream(self, messages, generation):  # noqa: ANN001, ANN202
+            calls.append(messages[-1].content)
+
+            async def pieces():  # noqa: ANN202
+                await gate.wait()
+                yield '{"quote": "' + TEACHER + '", "answerable": true, "answer": "Yes."}'
+
+            return pieces()
+
+    engine = Engine(TRACKS, store, Answerer(FixedRetriever([passage()]), SlowModel(), PROMPTS), clock=clock)
+    ada, bob = Learner(engine), Learner(engine, "bob", "dm-bob")
+
+    async def scenario() -> tuple[str, str, str]:
+        first = asyncio.create_task(ada.say_async("what does the student learn from?"))
+        while not calls:
+            await asyncio.sleep(0)
+        second = await engine.replies(ada.incoming(text="and what does the teacher do?"))
+        others = asyncio.create_task(engine.replies(bob.incoming(text="why is the student cheaper?")))
+        while len(calls) < 2:  # another learner's question does reach the model
+            await asyncio.sleep(0)
+        gate.set()
+        await first
+        return second[0].text, ada.text, (await others)[-1].text
+
+    second, first, bob_answer = asyncio.run(scenario())
+    assert "still answering your last question" in second
+    assert "Source:" in first and "Source:" in bob_answer
+    assert len(calls) == 2  # ada's first question and bob's; ada's second never reached the model
