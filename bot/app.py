@@ -12,6 +12,7 @@ from bot.core.engine import Engine
 from bot.core.lessons import Lesson, Section, Track
 from bot.core.ports import ChatModel
 from bot.core.prompts import PromptLibrary
+from bot.knowledge.published import PublishedTracks
 from bot.knowledge.reader import read_knowledge
 from bot.models.catalog import chat_model_path
 from bot.store.database import Database
@@ -25,8 +26,8 @@ PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 
 
 def load_tracks(settings: Settings) -> dict[str, Track]:
-    """The valid tracks under the knowledge folder, by id."""
-    return {r.track.id: r.track for r in read_knowledge(settings.knowledge_dir) if r.track is not None and r.ok}
+    """The tracks to serve, by id: each valid track as read, a broken one as it was last indexed."""
+    return PublishedTracks(settings.published_dir).serve(read_knowledge(settings.knowledge_dir))
 
 
 def section_lookup(tracks: dict[str, Track]):  # noqa: ANN201 - a Callable[[str, str, str], Section | None]

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progres
 from rich.table import Table
 
 from bot.config import Settings
+from bot.knowledge.published import PublishedTracks
 from bot.knowledge.reader import Problem, read_knowledge, validate_path
 from bot.models.catalog import CHAT_MODELS, EMBEDDER_FILES, ModelFile, chat_model_file, chat_model_path
 from bot.models.pull import ModelPullError, is_installed, pull_model
@@ -147,6 +148,7 @@ def run_ingest(settings: Settings, track_id: str | None = None, quiet: bool = Fa
         if not results:
             raise _fail(f"no track '{track_id}' in {settings.knowledge_dir}; 'tutorbot validate' lists what is there")
     index = index or _open_index(settings)
+    published = PublishedTracks(settings.published_dir)
     all_ok = True
     for result in results:
         if not result.ok:
@@ -168,6 +170,7 @@ def run_ingest(settings: Settings, track_id: str | None = None, quiet: bool = Fa
                 on_total=lambda n, task=task: progress.update(task, total=n),
                 on_embedded=lambda n, task=task: progress.advance(task, n),
             )
+        published.save(track, result.folder)
         if not quiet:
             out.print(
                 f"[green]ok[/green] {track.id}: {len(track.lessons)} lessons, {report.chunks - report.probes} text chunks "
@@ -179,6 +182,7 @@ def run_ingest(settings: Settings, track_id: str | None = None, quiet: bool = Fa
         present = {r.track.id for r in results if r.track} | {r.folder.name for r in results if r.track is None}
         for gone in sorted(index.indexed_tracks() - present):
             removed = index.remove_track(gone)
+            published.remove(gone)
             if not quiet:
                 out.print(f"removed track {gone} from the index ({removed} chunks): its folder is gone")
     return all_ok

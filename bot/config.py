@@ -145,6 +145,11 @@ class Settings(BaseSettings):
         return self.data_dir / self.storage.database
 
     @property
+    def published_dir(self) -> Path:
+        """Folder of the last indexed version of each track (served while a lesson file is broken)."""
+        return self.data_dir / "published"
+
+    @property
     def chroma_dir(self) -> Path:
         """Folder of the embedded Chroma store."""
         return self.data_dir / "chroma"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from bot.app import load_tracks
 from bot.cli import app, run_ingest
 from bot.config import Settings
 from bot.knowledge.index import LessonIndex
@@ -88,6 +89,9 @@ def test_a_broken_file_leaves_the_published_index_untouched(settings: Settings, 
     write_lesson(knowledge, "09-broken.md", front_matter("broken", quiz=[question(n=12)]))
     assert run_ingest(settings, quiet=True) is False
     assert stored(LessonIndex.from_settings(settings)) == before
+    served = load_tracks(settings)["ai-foundations"]  # learners get the version the index holds
+    assert [lesson.id for lesson in served.lessons] == ["distillation", "attention", "tokenization-economics", "rlhf-vs-dpo"]
+    assert "extra" not in [section.id for section in served.lessons[0].sections]
 
 
 def test_removed_track_folder_is_dropped_from_the_index(settings: Settings, knowledge: Path) -> None:
@@ -95,6 +99,7 @@ def test_removed_track_folder_is_dropped_from_the_index(settings: Settings, know
     shutil.rmtree(knowledge)
     assert run_ingest(settings, quiet=True)
     assert LessonIndex.from_settings(settings).collection.count() == 0
+    assert load_tracks(settings) == {}
 
 
 def test_search_finds_the_section_that_answers(settings: Settings, knowledge: Path) -> None:

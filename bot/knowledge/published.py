@@ -1,0 +1,103 @@
+"""The last good version of each track, kept in the data dir when it is indexed.
+
+Learners are served what was published, not whatever is on disk right now: when a lesson file is broken
+(a bad edit, a half-copied upload), the tutor keeps serving the track as it was last indexed, the same
+version its search index holds, until the file is fixed and ingested again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bot.core.lessons import Lesson, Question, Section, Track
+from bot.knowledge.reader import TrackResult
+
+log = logging.getLogger(__name__)
+FORMAT = 1
+
+
+def track_to_dict(track: Track, folder: str) -> dict[str, Any]:
+    """A track as plain JSON data (``folder`` is the name of the folder it was read from)."""
+    data = asdict(track)
+    data["path"] = str(track.path) if track.path else None
+    for lesson in data["lessons"]:
+        lesson["path"] = str(lesson["path"]) if lesson["path"] else None
+    return {"format": FORMAT, "folder": folder, "track": data}
+
+
+def track_from_dict(data: dict[str, Any]) -> Track:
+    """The track ``track_to_dict`` wrote."""
+    raw = data["track"]
+    lessons = tuple(
+        Lesson(
+            id=lesson["id"],
+            title=lesson["title"],
+            minutes=lesson["minutes"],
+            premise=lesson["premise"],
+            sections=tuple(Section(**section) for section in lesson["sections"]),
+            key_terms=tuple((term, meaning) for term, meaning in lesson["key_terms"]),
+            practice=tuple(lesson["practice"]),
+            quiz=tuple(Question(**{**q, "options": tuple(q["options"])}) for q in lesson["quiz"]),
+            path=Path(lesson["path"]) if lesson["path"] else None,
+        )
+        for lesson in raw["lessons"]
+    )
+    return Track(raw["id"], raw["title"], raw["description"], lessons, Path(raw["path"]) if raw["path"] else None)
+
+
+class PublishedTracks:
+    """JSON copies of the tracks as last indexed, one file per track."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def _file(self, track_id: str) -> Path:
+        return self.folder / f"{track_id}.json"
+
+    def save(self, track: Track, folder: Path) -> None:
+        """Keep ``track`` (read from ``folder``) as its published version; written atomically."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        target = self._file(track.id)
+        temporary = target.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(track_to_dict(track, folder.name), ensure_ascii=False), encoding="utf-8")
+        os.replace(temporary, target)
+
+    def remove(self, track_id: str) -> None:
+        """Forget a track that is no longer published."""
+        self._file(track_id).unlink(missing_ok=True)
+
+    def load(self) -> dict[str, tuple[str, Track]]:
+        """Every published track by id, with the folder name it came from."""
+        found: dict[str, tuple[str, Track]] = {}
+        for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                track = track_from_dict(data)
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                log.warning("ignoring the unreadable published copy %s: %s", path, error)
+                continue
+            found[track.id] = (data.get("folder", ""), track)
+        return found
+
+    def serve(self, results: list[TrackResult]) -> dict[str, Track]:
+        """The tracks to serve: each valid track as read, and for a broken one its last published version."""
+        published = self.load()
+        by_folder = {folder: track for folder, track in published.values()}
+        served: dict[str, Track] = {}
+        for result in results:
+            if result.ok and result.track is not None:
+                served[result.track.id] = result.track
+                continue
+            fallback = by_folder.get(result.folder.name)
+            if result.track is not None and result.track.id in published:
+                fallback = published[result.track.id][1]
+            if fallback is not None:
+                log.warning("%s has problems ('tutorbot validate' lists them); serving the version indexed before",
+                            result.folder)  # fmt: skip
+                served[fallback.id] = fallback
+        return served

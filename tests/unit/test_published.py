@@ -1,0 +1,41 @@
+"""Published copies of tracks: a faithful round trip, and broken tracks served as they were last indexed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.knowledge.published import PublishedTracks, track_from_dict, track_to_dict
+from bot.knowledge.reader import read_knowledge, read_track
+from tests.helpers import write_lesson, write_track
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_round_trip_keeps_every_field_of_the_bundled_track() -> None:
+    track = next(r.track for r in read_knowledge(REPO / "knowledge") if r.track)
+    assert track_from_dict(track_to_dict(track, "ai-foundations")) == track
+
+
+def test_a_broken_track_is_served_as_last_published(tmp_path: Path) -> None:
+    knowledge = tmp_path / "knowledge"
+    good = write_track(knowledge / "demo", "demo", lessons=2)
+    write_track(knowledge / "other", "other", lessons=1)
+    published = PublishedTracks(tmp_path / "published")
+    before = read_track(good).track
+    assert before is not None
+    published.save(before, good)
+    write_lesson(good, "02-lesson.md", {"id": "lesson-2", "title": "Broken"}, body="")  # invalid now
+    served = published.serve(read_knowledge(knowledge))
+    assert served["demo"] == before  # the version indexed before, whole
+    assert "other" in served  # a valid, never published track is served as read
+    (good / "track.toml").write_text("id = [", encoding="utf-8")  # even the track file broken
+    assert published.serve(read_knowledge(knowledge))["demo"] == before
+    published.remove("demo")
+    assert "demo" not in published.serve(read_knowledge(knowledge))
+
+
+def test_an_unreadable_copy_is_ignored(tmp_path: Path) -> None:
+    folder = tmp_path / "published"
+    folder.mkdir()
+    (folder / "demo.json").write_text("{not json", encoding="utf-8")
+    assert PublishedTracks(folder).load() == {}
