@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -111,3 +112,13 @@ def build_engine(settings: Settings, index: LessonIndex | None = None, model: Ch
     database = Database(settings.database_path)
     answerer = build_answerer(settings, model, index, tracks, database) if answers else None
     return Engine(tracks, SqliteProgressStore(database), answerer)
+
+
+def settle_memory() -> None:
+    """Call once the long-lived parts are built: collect garbage, then freeze what is alive.
+
+    The index and the model leave ~100k long-lived objects; a full garbage-collection pass over them stops
+    the event loop for 30-80 ms (measured with bench/engine_turns.py). Frozen objects are never scanned again.
+    """
+    gc.collect()
+    gc.freeze()

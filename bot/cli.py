@@ -306,7 +306,7 @@ def chat(
     import getpass
 
     from bot.adapters.console import ConsoleChat
-    from bot.app import build_chat_model, build_engine
+    from bot.app import build_chat_model, build_engine, settle_memory
 
     settings = _settings()
     try:
@@ -317,6 +317,7 @@ def chat(
     if not run_ingest(settings, quiet=True, index=index):
         err.print("[yellow]some tracks have problems (listed above); learners keep their last indexed version[/yellow]")
     engine = build_engine(settings, index=index, model=build_chat_model(settings, preload=True))
+    settle_memory()
     if not engine.tracks:
         raise _fail(f"no valid tracks in {settings.knowledge_dir}; 'tutorbot validate' shows what is wrong")
     user = name or getpass.getuser()

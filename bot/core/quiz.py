@@ -7,6 +7,7 @@ answered wrong soon again.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from datetime import datetime, timedelta, timezone
@@ -63,6 +64,8 @@ class ReviewScheduler:
     def reviewed(self, card: ReviewCard, correct: bool, at: float) -> ReviewCard:
         """The card after a review answered right or wrong."""
         when = datetime.fromtimestamp(at, timezone.utc)
-        state = Card.from_json(card.state) if card.state else Card(due=when)
+        # An explicit id: without one, fsrs sleeps a millisecond to make ids unique, blocking the event loop.
+        card_id = int.from_bytes(hashlib.blake2s(card.key.encode("utf-8"), digest_size=6).digest(), "big")
+        state = Card.from_json(card.state) if card.state else Card(card_id=card_id, due=when)
         state, _log = self._scheduler.review_card(state, Rating.Good if correct else Rating.Again, when)
         return ReviewCard(card.track, card.lesson, card.question, state.to_json(), state.due.timestamp())
