@@ -374,6 +374,8 @@ class Answerer:
                 yield show(delta)
                 if len(_SENTENCE_END.findall(text)) >= self.settings.max_sentences:
                     break  # short answers: stop at the sentence limit rather than at the token cap
+            if answer_field.done:
+                break  # the answer is complete: don't wait for the model to close the JSON (and save its cache)
         text = text.strip()
         reason = "answered"
         if source is None:

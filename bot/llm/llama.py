@@ -26,6 +26,7 @@ from bot.core.ports import ChatMessage, Generation, ModelBusy, ModelFailed
 log = logging.getLogger(__name__)
 _END = object()
 REPEAT_PENALTY = 1.1  # small models loop on their own sentences without it
+FINISH_GRACE_TOKENS = 8  # tokens still generated after the caller stops listening (a JSON reply closing)
 
 
 @dataclass
@@ -35,6 +36,7 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     out: asyncio.Queue
     cancelled: threading.Event = field(default_factory=threading.Event)
+    ended: bool = False  # the end of the reply was already sent
 
     def emit(self, item: object) -> None:
         try:
@@ -43,13 +45,45 @@ class _Job:
             self.cancelled.set()
 
 
+def lean_state_llama() -> type:
+    """A ``llama_cpp.Llama`` whose saved prompt states leave out the per-token score matrix.
+
+    ``Llama.save_state`` copies ``scores`` (n_batch x vocabulary floats: 311 MB for Qwen2.5) and
+    ``load_state`` copies it back and scans it: 0.7 s and 1.4 s on two cores, holding the GIL for much of
+    it, for every cached answer and every cache hit. Generation never reads those rows back (it samples
+    from the context's own logits after re-evaluating at least the last prompt token; scores serve only
+    logprobs, logits processors and stopping criteria, which tutorbot does not use), so the cache keeps
+    just the KV state and the token ids.
+    """
+    from llama_cpp import Llama
+
+    class LeanStateLlama(Llama):
+        def save_state(self):  # noqa: ANN202 - a llama_cpp.LlamaState
+            scores, self.scores = self.scores, self.scores[:0]
+            try:
+                return super().save_state()
+            finally:
+                self.scores = scores
+
+        def load_state(self, state) -> None:  # noqa: ANN001 - a llama_cpp.LlamaState
+            if len(state.scores):  # a state saved with its scores (not by us): restore it whole
+                return super().load_state(state)
+            scores, self.scores = self.scores, self.scores[:0]
+            try:
+                super().load_state(state)
+            finally:
+                self.scores = scores
+
+    return LeanStateLlama
+
+
 def load_llama(path: Path, n_threads: int, n_ctx: int, cache_bytes: int) -> Any:
     """A ``llama_cpp.Llama`` for ``path`` with a RAM prompt-state cache."""
-    from llama_cpp import Llama, LlamaRAMCache
+    from llama_cpp import LlamaRAMCache
 
     if not path.is_file():
         raise ModelFailed(f"the chat model file {path} does not exist; run 'tutorbot models pull'")
-    llm = Llama(
+    llm = lean_state_llama()(
         model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False
     )
     if cache_bytes:
@@ -144,7 +178,8 @@ class LlamaChatModel:
                 log.exception("chat model call failed")
                 job.emit(ModelFailed(f"the chat model failed: {error}"))
             else:
-                job.emit(_END)
+                if not job.ended:
+                    job.emit(_END)
 
     def _generate(self, job: _Job) -> None:
         kwargs: dict[str, Any] = {
@@ -157,9 +192,22 @@ class LlamaChatModel:
         if job.generation.json_schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": job.generation.json_schema}
         deadline = time.monotonic() + self.max_seconds
+        after_cancel = 0
         for chunk in self.llm.create_chat_completion(**kwargs):
-            piece = chunk["choices"][0]["delta"].get("content")
+            choice = chunk["choices"][0]
+            piece = choice["delta"].get("content")
             if piece:
                 job.emit(piece)
-            if job.cancelled.is_set() or time.monotonic() > deadline:
+            if choice.get("finish_reason") is not None and not job.ended:
+                # The reply is whole. llama.cpp now saves the prompt state to its cache (up to a second):
+                # the caller need not wait for that.
+                job.emit(_END)
+                job.ended = True
+            if time.monotonic() > deadline:
                 break
+            if job.cancelled.is_set():
+                # Nobody listens any more: stop, unless the reply is about to end anyway, so that its
+                # prompt state still reaches the cache for the next question.
+                after_cancel += 1
+                if after_cancel > FINISH_GRACE_TOKENS:
+                    break

@@ -190,3 +190,27 @@ def test_json_string_streamer_decodes_escapes_across_pieces(pieces: list[str]) -
 def test_unknown_terms_finds_acronyms_versions_and_camel_case() -> None:
     text = "RLHF uses a reward model. DPO does not. In 1980s expert systems..."
     assert unknown_terms("Is KTO like DPO or FlashAttention in GPT-4 from the 80s?", text) == ["KTO", "FlashAttention", "GPT-4"]
+
+
+def test_the_answer_is_final_as_soon_as_its_field_closes() -> None:
+    """The model may take its time to close the JSON (llama.cpp saves its prompt cache then): nobody waits."""
+
+    class SlowToFinish:
+        def stream(self, messages, generation):  # noqa: ANN001, ANN202
+            async def pieces():  # noqa: ANN202
+                yield '{"quote": "' + TEACHER + '", "answerable": true, "answer": "From the teacher."'
+                await asyncio.Event().wait()  # never set: the end of the stream never comes
+                yield "}"
+
+            return pieces()
+
+    answerer = Answerer(FixedRetriever([passage("teacher-and-student", TEACHER, 0.6)]), SlowToFinish(), PROMPTS)
+
+    async def run() -> Answer:
+        final = None
+        async for event in answerer.ask("What does the student learn from?", "ai", "distillation"):
+            final = event
+        return final
+
+    answer = asyncio.run(asyncio.wait_for(run(), timeout=5))
+    assert not answer.refused and answer.text.endswith("From the teacher.")

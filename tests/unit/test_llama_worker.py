@@ -137,3 +137,45 @@ def test_a_failed_preload_is_reported_by_the_first_call() -> None:
     with pytest.raises(ModelFailed, match="no such model file"):
         asyncio.run(collect(model))
     model.close()
+
+
+class SavingLlama(FakeLlama):
+    """Ends its reply with a finish chunk, then (like llama.cpp saving its prompt cache) holds a while."""
+
+    def __init__(self) -> None:
+        super().__init__(words=3)
+        self.saving = threading.Event()
+        self.saved = threading.Event()
+
+    def create_chat_completion(self, **kwargs):
+        yield from super().create_chat_completion(**kwargs)
+        yield {"choices": [{"delta": {}, "finish_reason": "stop"}]}
+        self.saving.wait(5)
+        self.saved.set()
+
+
+def test_the_reply_ends_with_its_finish_chunk_not_after_the_cache_save() -> None:
+    fake = SavingLlama()
+    model = LlamaChatModel(None, loader=lambda: fake)
+    assert asyncio.run(collect(model)) == "w0 w1 w2 "
+    assert not fake.saved.is_set()  # the caller had its reply while the save was still running
+    fake.saving.set()
+    assert fake.saved.wait(5)
+    model.close()
+
+
+def test_a_reply_about_to_end_still_finishes_after_the_caller_leaves() -> None:
+    """An answer read to its last field is left a few tokens to close, so its prompt state is cached."""
+    fake = SavingLlama()
+    fake.saving.set()
+    model = LlamaChatModel(None, loader=lambda: fake)
+
+    async def take_one() -> None:
+        stream = model.stream([ChatMessage("user", "hi")], Generation(16))
+        async for _piece in stream:
+            break
+        await stream.aclose()
+
+    asyncio.run(take_one())
+    assert fake.saved.wait(5)
+    model.close()
