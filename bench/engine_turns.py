@@ -436,11 +436,12 @@ async def model_engine(settings: Settings) -> tuple[Engine, LlamaChatModel, Coun
 
 def print_delays(baseline: Delays, during: Delays, watch: GcWatch) -> None:
     print("\n  B's navigation turn, due -> last reply (what the learner waits for):")
-    print(f"    baseline          {spread(baseline.response, (50, 95))}")
-    print(f"    while A is asked  {spread(during.response, (50, 95))}")
+    for name, delays in (("baseline", baseline), ("while A is asked", during)):
+        late = sum(value > 50 for value in delays.response)
+        print(f"    {name:<17} {spread(delays.response, (50, 95, 99))}; over 50 ms: {late}")
     print("  B's navigation turn, handle -> last reply (the turn's own time):")
-    print(f"    baseline          {spread(baseline.handle, (50, 95))}")
-    print(f"    while A is asked  {spread(during.handle, (50, 95))}")
+    print(f"    baseline          {spread(baseline.handle, (50, 95, 99))}")
+    print(f"    while A is asked  {spread(during.handle, (50, 95, 99))}")
     added = percentile(during.response, 95) - percentile(baseline.response, 95)
     print(f"  added delay (p95 while asked - p95 baseline, due -> last reply): {added:.2f} ms; "
           f"worst turn while asked: {max(during.response):.2f} ms")  # fmt: skip

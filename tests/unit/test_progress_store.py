@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -363,3 +364,32 @@ def test_a_saved_turn_survives_the_process_being_killed(db_path: Path) -> None:
     assert store.position("ada") == Position(track="python", lesson="intro", step="section", section=2, version=5)
     assert store.active_days("ada") == ["1970-01-01"]
     store.close()
+
+
+def test_commits_never_checkpoint_and_the_checkpointer_thread_does(tmp_path: Path) -> None:
+    """A checkpoint (an fsync) never runs inside a learner's commit; a thread of its own copies the log."""
+    from bot.core.ports import Position
+    from bot.store.database import Database
+    from bot.store.progress import SqliteProgressStore
+
+    def saves(database: Database, count: int) -> None:
+        store = SqliteProgressStore(database)
+        for n in range(count):
+            store.save(f"learner-{n}", Position(step="premise", track="t", lesson=f"l{n}"), at=1_800_000_000.0)
+
+    idle = Database(tmp_path / "idle.sqlite3", checkpoint_seconds=3600)
+    before = (tmp_path / "idle.sqlite3").stat().st_size
+    saves(idle, 1500)  # thousands of log frames: SQLite's own auto-checkpoint would have run several times
+    assert (tmp_path / "idle.sqlite3").stat().st_size == before
+    assert (tmp_path / "idle.sqlite3-wal").stat().st_size > 1_000_000
+    idle.close()
+
+    busy = Database(tmp_path / "busy.sqlite3", checkpoint_seconds=0.05)
+    before = (tmp_path / "busy.sqlite3").stat().st_size
+    saves(busy, 300)
+    deadline = time.monotonic() + 5
+    while (tmp_path / "busy.sqlite3").stat().st_size == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (tmp_path / "busy.sqlite3").stat().st_size > before  # the checkpointer copied the log into the file
+    busy.close()
+    assert SqliteProgressStore(tmp_path / "busy.sqlite3").position("learner-299").lesson == "l299"
