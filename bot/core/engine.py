@@ -741,6 +741,11 @@ class Engine:
         if where:
             parts.append(f"Now: {where}.")
             buttons.append(Button("Resume ▸", "w"))
+        upcoming = self._up_next(incoming, position, best)
+        if upcoming:
+            parts.append(f"Next up: “{upcoming[1].title}” ({upcoming[0].title}).")
+            if not where or position.step == "result":
+                buttons.append(Button("Start it ▸", f"l:{short_hash(upcoming[0].id)}:{short_hash(upcoming[1].id)}"))
         streak = self._streak(incoming.learner)
         due = len(self._due(incoming.learner))
         parts.append(f"Streak: {streak} day{'s' if streak != 1 else ''} · due for review: {due}")
@@ -748,6 +753,20 @@ class Engine:
             buttons.append(Button(f"Review ({due})", "review"))
         buttons.append(Button("Home", "home"))
         return Outcome([Reply("\n\n".join(parts), buttons=rows(buttons), personal=True)])
+
+    def _up_next(self, incoming: Incoming, position: Position,
+                 best: dict[tuple[str, str], tuple[int, int]]) -> tuple[Track, Lesson] | None:  # fmt: skip
+        """The first lesson not yet finished: in the current track after the current lesson, else anywhere here."""
+        offered = self.offered(incoming)
+        current = [t for t in offered if t.id == position.track]
+        for track in current + [t for t in offered if t.id != position.track]:
+            start = 0
+            if track.id == position.track and position.lesson:
+                start = next((n for n, lesson in enumerate(track.lessons) if lesson.id == position.lesson), -1) + 1
+            for lesson in track.lessons[start:]:
+                if (track.id, lesson.id) not in best:
+                    return track, lesson
+        return None
 
     def _help(self, incoming: Incoming) -> Outcome:
         text = (

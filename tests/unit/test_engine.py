@@ -120,7 +120,12 @@ def test_a_whole_lesson_and_quiz_then_keep_going(engine: Engine, store: SqlitePr
     assert AI.lessons[1].title in ada.text and AI.lessons[1].premise in ada.text
     ada.say("progress")
     assert f"best quiz score {total - 2}/{total}" in ada.text and "1 of 4 lessons done" in ada.text
-    assert "Streak: 1 day" in ada.text
+    assert "Streak: 1 day" in ada.text and f"Next up: “{AI.lessons[2].title}”" in ada.text
+    fresh = Learner(engine, "new", "dm-new")
+    fresh.say("progress")
+    assert f"Next up: “{DISTILLATION.title}”" in fresh.text
+    fresh.press("Start it")
+    assert DISTILLATION.premise in fresh.text
 
 
 def test_every_action_id_is_short(engine: Engine) -> None:
