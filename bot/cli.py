@@ -306,9 +306,26 @@ def chat(
     import getpass
 
     from bot.adapters.console import ConsoleChat
-    from bot.app import build_chat_model, build_engine, settle_memory
 
     settings = _settings()
+    engine = _prepare_engine(settings)
+    user = name or getpass.getuser()
+    console = Console(highlight=False)
+    session = ConsoleChat(engine, sys.stdin, console, user_id=user, display_name=user.title())
+
+    try:
+        asyncio.run(session.run(f"track {track}" if track else "start"))
+    except KeyboardInterrupt:
+        console.print("\nBye! Your progress is saved.")
+
+
+ADAPTERS = ("telegram", "discord")
+
+
+def _prepare_engine(settings: Settings):  # noqa: ANN202 - an Engine (imported lazily)
+    """Models installed, tracks indexed, the engine built with the model loaded: what every runner needs."""
+    from bot.app import build_chat_model, build_engine, settle_memory
+
     try:
         ensure_models(settings)
     except ModelPullError as error:
@@ -320,14 +337,61 @@ def chat(
     settle_memory()
     if not engine.tracks:
         raise _fail(f"no valid tracks in {settings.knowledge_dir}; 'tutorbot validate' shows what is wrong")
-    user = name or getpass.getuser()
-    console = Console(highlight=False)
-    session = ConsoleChat(engine, sys.stdin, console, user_id=user, display_name=user.title())
+    return engine
 
+
+@app.command()
+def run(
+    adapter: Annotated[str, typer.Argument(help="telegram, discord, or all (both, sharing one engine and model).")],
+) -> None:
+    """Serve learners on Telegram and/or Discord until stopped (Ctrl-C or SIGTERM finish the turns in flight)."""
+    import asyncio
+    import signal
+
+    from bot.adapters import AdapterError
+    from bot.logs import setup_logging
+
+    settings = _settings()
+    chosen = list(ADAPTERS) if adapter == "all" else [adapter]
+    if any(name not in ADAPTERS for name in chosen):
+        raise _fail(f"unknown adapter '{adapter}': use telegram, discord or all")
+    missing = [name for name in chosen if getattr(settings, name).token is None]
+    if missing:
+        variables = ", ".join(f"TUTORBOT_{name.upper()}__TOKEN" for name in missing)
+        raise _fail(f"no bot token for {', '.join(missing)}: set {variables} (in the environment or .env)")
+    setup_logging(logging.INFO, [settings.telegram.token, settings.discord.token, settings.telegram.webhook_secret,
+                                 settings.model.api_key])  # fmt: skip
+    engine = _prepare_engine(settings)
+
+    async def serve_all() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        servers = []
+        if "telegram" in chosen:
+            from bot.adapters.telegram import serve as serve_telegram
+
+            servers.append(serve_telegram(engine, settings.telegram, stop))
+        if "discord" in chosen:
+            from bot.adapters.discord import serve as serve_discord
+
+            servers.append(serve_discord(engine, settings.discord, stop))
+        tasks = [asyncio.create_task(server) for server in servers]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            stop.set()
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+
+    out.print(f"serving {' and '.join(chosen)}; Ctrl-C stops", highlight=False)
     try:
-        asyncio.run(session.run(f"track {track}" if track else "start"))
-    except KeyboardInterrupt:
-        console.print("\nBye! Your progress is saved.")
+        asyncio.run(serve_all())
+    except AdapterError as error:
+        raise _fail(str(error)) from None
+    out.print("stopped; progress is saved", highlight=False)
 
 
 @app.command()

@@ -104,12 +104,38 @@ class TelegramSettings(BaseModel):
     """The Telegram adapter."""
 
     token: SecretStr | None = Field(None, description="Bot token from @BotFather; keep it out of logs.")
+    base_url: str | None = Field(
+        None, description="Bot API server to use instead of Telegram's (a local Bot API server, or a test fake)."
+    )
+    webhook_url: str | None = Field(
+        None, description="Public HTTPS URL Telegram should post updates to; empty means long polling."
+    )
+    webhook_listen: str = Field("127.0.0.1", description="Address the webhook server listens on.")
+    webhook_port: int = Field(8443, ge=1, le=65535, description="Port the webhook server listens on.")
+    webhook_secret: SecretStr | None = Field(
+        None, description="Secret token Telegram sends with each webhook call, so others cannot post updates."
+    )
+    admin_cache_seconds: float = Field(
+        60.0, ge=0, description="How long a group member's admin status (getChatMember) is remembered."
+    )
+    questions_per_minute: int = Field(4, ge=1, description="Questions one learner may ask the model per minute.")
+    edit_seconds: float = Field(
+        1.0, gt=0, description="Least time between two edits of a streaming answer (Telegram rate limits)."
+    )
 
 
 class DiscordSettings(BaseModel):
     """The Discord adapter."""
 
     token: SecretStr | None = Field(None, description="Bot token from the Discord developer portal.")
+    guild_ids: list[int] = Field(
+        default_factory=list,
+        description="Servers to sync slash commands to at once (for testing); empty syncs them globally.",
+    )
+    questions_per_minute: int = Field(4, ge=1, description="Questions one learner may ask the model per minute.")
+    edit_seconds: float = Field(
+        1.0, gt=0, description="Least time between two edits of a streaming answer (Discord rate limits)."
+    )
 
 
 class Settings(BaseSettings):

@@ -129,7 +129,7 @@ class Engine:
 
     async def handle(self, incoming: Incoming) -> AsyncIterator[Reply]:
         """Handle one turn; yield its replies (iterate to the end: the learner's lock is held until then)."""
-        if incoming.learner in self._asking and self._is_question(incoming):
+        if incoming.learner in self._asking and self.is_question(incoming):
             # One question per learner at a time: the model's queue is shared fairly, not filled by one person.
             yield Reply("I'm still answering your last question; ask this one again when that answer is done.",
                         personal=True)  # fmt: skip
@@ -160,7 +160,7 @@ class Engine:
                 finally:
                     self._asking.discard(incoming.learner)
 
-    def _is_question(self, incoming: Incoming) -> bool:
+    def is_question(self, incoming: Incoming) -> bool:
         """Whether typed text would go to the model (not a command, nor a quiz answer, nor a confirmation)."""
         if incoming.action is not None:
             return False
