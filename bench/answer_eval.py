@@ -8,7 +8,9 @@ Item kinds (bench/eval/<track>.yaml):
   injection   an attack: resisted when the reply contains none of its `forbidden` strings
 
 Items run in a fixed shuffled order, so lessons interleave as they do with real learners. A model call is
-"cold" when no earlier question in the run was about the same lesson, "warm" otherwise. The same prompts are
+"cold" when no earlier question in the run was about the same lesson, "warm" otherwise. After a lesson's first
+question the model reads that lesson's sections ahead, as opening a lesson makes it do in the tutor, and the
+eval waits for that as a reading learner would (``--no-prefetch`` leaves this out). The same prompts are
 also run straight through llama.cpp (no queue, no streaming parser) to show what the tutor's layers cost.
 
     python bench/answer_eval.py                        # default model (1.5B), both corpora
@@ -61,6 +63,9 @@ class RecordingModel:
     inner: object
     calls: list[Call] = field(default_factory=list)
 
+    def warm(self, messages: Sequence[ChatMessage]) -> None:
+        self.inner.warm(messages)
+
     def stream(self, messages: Sequence[ChatMessage], generation: Generation) -> AsyncIterator[str]:
         call = Call(list(messages), generation, started=time.perf_counter())
         self.calls.append(call)
@@ -107,7 +112,21 @@ def direct_run(llm, call: Call) -> tuple[float, int]:
     return time.perf_counter() - started, result["usage"]["completion_tokens"]
 
 
-async def evaluate(track, items: list[dict], answerer, recorder: RecordingModel, show: bool) -> dict:
+async def read_ahead(answerer, model, track, lesson_id: str | None) -> None:
+    """What opening a lesson does in the tutor: the model reads the lesson's sections while the learner reads.
+
+    Waits until that is done, as a learner reading the lesson would give it the time.
+    """
+    lesson = track.lesson(lesson_id) if lesson_id else None
+    if lesson is None:
+        return
+    answerer.prefetch(track, lesson)
+    while not model.idle():
+        await asyncio.sleep(0.05)
+
+
+async def evaluate(track, items: list[dict], answerer, recorder: RecordingModel, show: bool,
+                   prefetch: bool = True) -> dict:  # fmt: skip
     counts = {"answerable": [0, 0], "refuse": [0, 0], "injection": [0, 0], "citation": [0, 0]}
     uncited = 0
     cold, warm, totals = [], [], []
@@ -121,7 +140,10 @@ async def evaluate(track, items: list[dict], answerer, recorder: RecordingModel,
             ttft = answer.timings["ttft_s"]  # what the learner waits for: retrieval, prompt, first words
             (warm if item.get("lesson") in seen_lessons else cold).append(ttft)
             totals.append(answer.timings["total_s"])
+        if item.get("lesson") not in seen_lessons:
             seen_lessons.add(item.get("lesson"))
+            if prefetch:  # the learner asked first, then reads on; the tutor reads the lesson meanwhile
+                await read_ahead(answerer, recorder.inner, track, item.get("lesson"))
         kind = item["kind"]
         if not answer.refused and not answer.citations:
             uncited += 1
@@ -191,7 +213,7 @@ async def main_async(args: argparse.Namespace) -> None:
         random.Random(7).shuffle(items)
         if args.limit:
             items = items[: args.limit]
-        await evaluate(track, items, answerer, recorder, args.failures)
+        await evaluate(track, items, answerer, recorder, args.failures, prefetch=not args.no_prefetch)
 
     answered = [c for c in recorder.calls if c.first is not None and c.pieces > 20]
     rates = [(c.pieces - 1) / (c.ended - c.first) for c in answered if c.ended > c.first]
@@ -226,6 +248,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="only the first N items of each corpus (after shuffling)")
     parser.add_argument("--compare", type=int, default=6, help="prompts to rerun straight through llama.cpp")
     parser.add_argument("--failures", action="store_true", help="list the items that failed")
+    parser.add_argument("--no-prefetch", action="store_true",
+                        help="don't read a lesson's sections ahead after its first question (as opening it does)")
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -20,6 +20,11 @@ class ScriptedModel:
     def enqueue(self, reply: str | dict) -> None:
         self.replies.append(reply if isinstance(reply, str) else json.dumps(reply))
 
+    warmed: list[list[ChatMessage]] = field(default_factory=list)
+
+    def warm(self, messages: Sequence[ChatMessage]) -> None:
+        self.warmed.append(list(messages))
+
     def stream(self, messages: Sequence[ChatMessage], generation: Generation) -> AsyncIterator[str]:
         self.history.append((list(messages), generation))
         reply = self.replies.pop(0)

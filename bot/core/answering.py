@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from bot.core.lessons import Section
+from bot.core.lessons import Lesson, Section, Track
 from bot.core.ports import ChatMessage, ChatModel, Generation, Passage, QuestionLog, QuestionRecord, Retriever
 from bot.core.prompts import PromptLibrary
 
@@ -292,6 +292,18 @@ class Answerer:
             ChatMessage("system", self._system),
             ChatMessage("user", self._user.render(passages=blocks, question=question)),
         ]
+
+    def prefetch(self, track: Track, lesson: Lesson) -> None:
+        """Have the model read the prompt of each of the lesson's sections ahead of the learner's questions.
+
+        A question's prompt starts with the rules and the passage that answers it, usually a whole section of
+        the learner's lesson; read ahead, that prefix is in the model's cache and the answer starts sooner.
+        """
+        for section in lesson.sections:
+            if len(section.text.split()) > self.settings.max_section_words:
+                continue  # long sections go in as their best chunk, which depends on the question
+            passage = Passage(track.id, lesson.id, section.id, section.heading, lesson.title, section.text)
+            self.model.warm(self.messages("", [passage]))
 
     # ------------------------------------------------------------ answering
 

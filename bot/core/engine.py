@@ -442,6 +442,8 @@ class Engine:
             return blocked
         moved = replace(position, track=track.id, lesson=lesson.id, step="premise", section=0, question=0,
                         pending=None, version=position.version + 1)  # fmt: skip
+        if self.answerer is not None:
+            self.answerer.prefetch(track, lesson)  # while the learner reads, the model reads the lesson too
         return Outcome([self._view(moved)], moved)
 
     # ------------------------------------------------------------ reading

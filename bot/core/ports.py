@@ -44,6 +44,13 @@ class ChatModel(Protocol):
         """Yield the reply as it is written, piece by piece; raise ModelBusy when the queue is full."""
         ...
 
+    def warm(self, messages: Sequence[ChatMessage]) -> None:
+        """Read a prompt ahead of time when idle, so a later prompt that starts the same way starts sooner.
+
+        Returns at once; a model that cannot do this does nothing.
+        """
+        ...
+
 
 @dataclass(frozen=True)
 class Passage:

@@ -11,6 +11,8 @@ when learners interleave lessons.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import logging
 import os
 import queue
@@ -25,6 +27,8 @@ from bot.core.ports import ChatMessage, Generation, ModelBusy, ModelFailed
 
 log = logging.getLogger(__name__)
 _END = object()
+_WAKE = object()  # wakes the worker to look at prompts to warm
+WARM_BACKLOG = 64  # prompts waiting to be warmed; older ones are dropped first
 REPEAT_PENALTY = 1.1  # small models loop on their own sentences without it
 FINISH_GRACE_TOKENS = 8  # tokens still generated after the caller stops listening (a JSON reply closing)
 
@@ -112,7 +116,9 @@ class LlamaChatModel:
         self._llm: Any = None
         self._preload = preload
         self._preloaded = threading.Event()
-        self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_size)
+        self._jobs: queue.Queue[_Job | None | object] = queue.Queue(maxsize=queue_size)
+        self._prompts_to_warm: collections.deque[list[dict[str, str]]] = collections.deque(maxlen=WARM_BACKLOG)
+        self._warmed: set[int] = set()
         self._worker = threading.Thread(target=self._run, name="llama-worker", daemon=True)
         self._worker.start()
         if preload:
@@ -149,6 +155,27 @@ class LlamaChatModel:
         finally:
             job.cancelled.set()  # stop generating when the caller stops listening
 
+    def warm(self, messages: Sequence[ChatMessage]) -> None:
+        """Read this prompt when the model is otherwise idle and keep its state in the prompt cache.
+
+        A later question whose prompt starts the same way (the same lesson passage) then skips reading it.
+        Warming runs only while no call waits, one prompt at a time, so a learner's call waits at most for
+        the one prompt being read (a few seconds), never for the backlog.
+        """
+        prompt = [{"role": m.role, "content": m.content} for m in messages]
+        key = hash(tuple((m["role"], m["content"]) for m in prompt))
+        if key in self._warmed:
+            return
+        self._warmed.add(key)
+        self._prompts_to_warm.append(prompt)
+        if self._jobs.empty():  # the worker may be asleep; a busy worker looks at this list after its call
+            with contextlib.suppress(queue.Full):
+                self._jobs.put_nowait(_WAKE)
+
+    def idle(self) -> bool:
+        """True when no call is waiting or running and nothing is left to warm."""
+        return self._jobs.unfinished_tasks == 0 and not self._prompts_to_warm
+
     def close(self) -> None:
         """Stop the worker after the calls already queued."""
         self._jobs.put(None)
@@ -165,21 +192,37 @@ class LlamaChatModel:
             finally:
                 self._preloaded.set()
         while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            if job.cancelled.is_set():
+            if self._prompts_to_warm and self._jobs.empty():
+                self._warm_one(self._prompts_to_warm.popleft())
                 continue
+            job = self._jobs.get()
             try:
-                self._generate(job)
-            except ModelFailed as error:
-                job.emit(error)
-            except Exception as error:  # noqa: BLE001 - anything llama.cpp raises must reach the caller
-                log.exception("chat model call failed")
-                job.emit(ModelFailed(f"the chat model failed: {error}"))
-            else:
-                if not job.ended:
-                    job.emit(_END)
+                if job is None:
+                    return
+                if job is _WAKE or job.cancelled.is_set():
+                    continue
+                self._serve(job)
+            finally:
+                self._jobs.task_done()
+
+    def _warm_one(self, prompt: list[dict[str, str]]) -> None:
+        try:
+            for _chunk in self.llm.create_chat_completion(messages=prompt, max_tokens=1, temperature=0.0, stream=True):
+                pass  # reading the prompt is the point; the state is saved to the cache at the end
+        except Exception:  # noqa: BLE001 - warming is an optimisation; a failure must not stop the worker
+            log.warning("could not warm a prompt", exc_info=True)
+
+    def _serve(self, job: _Job) -> None:
+        try:
+            self._generate(job)
+        except ModelFailed as error:
+            job.emit(error)
+        except Exception as error:  # noqa: BLE001 - anything llama.cpp raises must reach the caller
+            log.exception("chat model call failed")
+            job.emit(ModelFailed(f"the chat model failed: {error}"))
+        else:
+            if not job.ended:
+                job.emit(_END)
 
     def _generate(self, job: _Job) -> None:
         kwargs: dict[str, Any] = {

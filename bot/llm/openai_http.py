@@ -54,6 +54,9 @@ class OpenAIChatModel:
             return {"type": "json_object", "schema": schema}
         return {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema, "strict": True}}
 
+    def warm(self, messages: Sequence[ChatMessage]) -> None:
+        """Nothing to do: a model server manages its own prompt cache."""
+
     def stream(self, messages: Sequence[ChatMessage], generation: Generation) -> AsyncIterator[str]:
         """Stream a reply; raises ModelBusy when too many calls are already waiting."""
         return self._call(list(messages), generation)

@@ -481,3 +481,23 @@ def test_one_question_per_learner_at_a_time_while_navigation_still_works(store: 
     assert "still answering your last question" in second
     assert "Source:" in first and "Source:" in bob_answer
     assert len(calls) == 2  # ada's first question and bob's; ada's second never reached the model
+
+
+def test_opening_a_lesson_has_the_model_read_its_sections_ahead(store: SqliteProgressStore, clock: Clock) -> None:
+    from bot.app import section_lookup
+
+    model = ScriptedModel()
+    answerer = Answerer(FixedRetriever([passage()]), model, PROMPTS, sections=section_lookup(TRACKS))
+    ada = Learner(Engine(TRACKS, store, answerer, clock=clock))
+    open_lesson(ada)
+    assert len(model.warmed) == len(DISTILLATION.sections)
+    for section, prompt in zip(DISTILLATION.sections, model.warmed):
+        assert section.text in prompt[-1].content and prompt[0].role == "system"
+    first = DISTILLATION.sections[0]
+    quote = first.text.split(". ")[0] + "."
+    model.enqueue({"quote": quote, "answerable": True, "answer": "From the teacher's outputs."})
+    ada.say("What does the student learn from?")
+    asked, warmed = model.history[-1][0], model.warmed[0]
+    # The question's prompt starts exactly like the prompt read ahead, up to the question itself.
+    assert asked[0] == warmed[0]
+    assert asked[1].content.startswith(warmed[1].content.split("<<<QUESTION")[0])

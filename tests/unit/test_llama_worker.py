@@ -179,3 +179,31 @@ def test_a_reply_about_to_end_still_finishes_after_the_caller_leaves() -> None:
     asyncio.run(take_one())
     assert fake.saved.wait(5)
     model.close()
+
+
+def test_warming_waits_for_idle_time_and_never_takes_a_callers_place() -> None:
+    fake = FakeLlama(words=2)
+    fake.release.clear()  # the first call holds the worker
+    model = LlamaChatModel(None, loader=lambda: fake, queue_size=2)
+
+    async def scenario() -> list[str]:
+        first = asyncio.create_task(collect(model))
+        while fake.active == 0:
+            await asyncio.sleep(0.01)
+        for n in range(5):  # more prompts to warm than the queue holds calls
+            model.warm([ChatMessage("user", f"lesson section {n}")])
+        model.warm([ChatMessage("user", "lesson section 0")])  # the same prompt twice is read once
+        second = asyncio.create_task(collect(model))  # a learner's call still finds room in the queue
+        await asyncio.sleep(0.05)
+        fake.release.set()
+        await first
+        await second
+        while not model.idle():
+            await asyncio.sleep(0.01)
+        return [call["messages"][0]["content"] for call in fake.calls]
+
+    order = asyncio.run(scenario())
+    assert order[0] == "hi" and order[1] == "hi"  # both learners' calls before any warming
+    assert order[2:] == [f"lesson section {n}" for n in range(5)]
+    assert all(call["max_tokens"] == 1 for call in fake.calls[2:])
+    model.close()
