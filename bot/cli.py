@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -308,22 +309,26 @@ def chat(
     from bot.adapters.console import ConsoleChat
 
     settings = _settings()
-    engine = _prepare_engine(settings)
     user = name or getpass.getuser()
     console = Console(highlight=False)
-    session = ConsoleChat(engine, sys.stdin, console, user_id=user, display_name=user.title())
-
-    try:
-        asyncio.run(session.run(f"track {track}" if track else "start"))
-    except KeyboardInterrupt:
-        console.print("\nBye! Your progress is saved.")
+    with _running_engine(settings) as engine:
+        session = ConsoleChat(engine, sys.stdin, console, user_id=user, display_name=user.title())
+        try:
+            asyncio.run(session.run(f"track {track}" if track else "start"))
+        except KeyboardInterrupt:
+            console.print("\nBye! Your progress is saved.")
 
 
 ADAPTERS = ("telegram", "discord")
 
 
-def _prepare_engine(settings: Settings):  # noqa: ANN202 - an Engine (imported lazily)
-    """Models installed, tracks indexed, the engine built with the model loaded: what every runner needs."""
+@contextlib.contextmanager
+def _running_engine(settings: Settings):  # noqa: ANN202 - an Iterator[Engine] (imported lazily)
+    """Models installed, tracks indexed, the engine built with the model loaded: what every runner needs.
+
+    On the way out the model's worker finishes its call and is stopped before the interpreter exits (a
+    worker thread still inside llama.cpp while the process tears the model down crashes it).
+    """
     from bot.app import build_chat_model, build_engine, settle_memory
 
     try:
@@ -333,11 +338,15 @@ def _prepare_engine(settings: Settings):  # noqa: ANN202 - an Engine (imported l
     index = _open_index(settings)
     if not run_ingest(settings, quiet=True, index=index):
         err.print("[yellow]some tracks have problems (listed above); learners keep their last indexed version[/yellow]")
-    engine = build_engine(settings, index=index, model=build_chat_model(settings, preload=True))
-    settle_memory()
-    if not engine.tracks:
-        raise _fail(f"no valid tracks in {settings.knowledge_dir}; 'tutorbot validate' shows what is wrong")
-    return engine
+    model = build_chat_model(settings, preload=True)
+    try:
+        engine = build_engine(settings, index=index, model=model)
+        settle_memory()
+        if not engine.tracks:
+            raise _fail(f"no valid tracks in {settings.knowledge_dir}; 'tutorbot validate' shows what is wrong")
+        yield engine
+    finally:
+        model.close()
 
 
 @app.command()
@@ -361,9 +370,7 @@ def run(
         raise _fail(f"no bot token for {', '.join(missing)}: set {variables} (in the environment or .env)")
     setup_logging(logging.INFO, [settings.telegram.token, settings.discord.token, settings.telegram.webhook_secret,
                                  settings.model.api_key])  # fmt: skip
-    engine = _prepare_engine(settings)
-
-    async def serve_all() -> None:
+    async def serve_all(engine) -> None:  # noqa: ANN001 - an Engine
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -386,11 +393,12 @@ def run(
                 if not task.done():
                     task.cancel()
 
-    out.print(f"serving {' and '.join(chosen)}; Ctrl-C stops", highlight=False)
-    try:
-        asyncio.run(serve_all())
-    except AdapterError as error:
-        raise _fail(str(error)) from None
+    with _running_engine(settings) as engine:
+        out.print(f"serving {' and '.join(chosen)}; Ctrl-C stops", highlight=False)
+        try:
+            asyncio.run(serve_all(engine))
+        except AdapterError as error:
+            raise _fail(str(error)) from None
     out.print("stopped; progress is saved", highlight=False)
 
 

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 
 from pydantic import SecretStr
 
-QUIET_LOGGERS = ("httpx", "httpcore", "telegram.request", "telegram.ext.Updater", "discord.http", "discord.gateway",
-                 "aiohttp.access", "aiohttp.client")  # fmt: skip
+QUIET_LOGGERS = ("httpx", "httpcore", "telegram.request", "telegram.Bot", "telegram.ext.ExtBot", "telegram.ext.Updater",
+                 "discord.http", "discord.gateway", "aiohttp.access", "aiohttp.client")  # fmt: skip
 MASK = "[secret]"
 
 

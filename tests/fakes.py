@@ -22,8 +22,13 @@ class ScriptedModel:
 
     warmed: list[list[ChatMessage]] = field(default_factory=list)
 
+    closed: bool = False
+
     def warm(self, messages: Sequence[ChatMessage]) -> None:
         self.warmed.append(list(messages))
+
+    def close(self) -> None:
+        self.closed = True
 
     def stream(self, messages: Sequence[ChatMessage], generation: Generation) -> AsyncIterator[str]:
         self.history.append((list(messages), generation))

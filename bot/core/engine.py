@@ -58,6 +58,8 @@ def parse_command(text: str) -> tuple[str, str] | None:
     if text.startswith("/"):
         word, _, rest = text[1:].partition(" ")
         word = word.split("@", 1)[0].casefold()
+        if word in {"lesson", "track"} and not rest.strip():
+            return word + "s", ""
         known = word in _WORD_COMMANDS or word in _ARG_COMMANDS
         return (word, rest.strip()) if known else ("?", word)
     word, _, rest = text.partition(" ")
@@ -66,6 +68,8 @@ def parse_command(text: str) -> tuple[str, str] | None:
         return word, ""
     if word in _ARG_COMMANDS and rest.strip() and len(rest.split()) <= 3:
         return word, rest.strip()
+    if word in {"lesson", "track"} and not rest.strip():
+        return word + "s", ""  # "lesson" alone lists the lessons, "track" alone the tracks
     return None
 
 

@@ -51,6 +51,10 @@ class ChatModel(Protocol):
         """
         ...
 
+    def close(self) -> None:
+        """Finish the call in progress, then release the model (call once, before the process exits)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Passage:

@@ -177,7 +177,8 @@ class LlamaChatModel:
         return self._jobs.unfinished_tasks == 0 and not self._prompts_to_warm
 
     def close(self) -> None:
-        """Stop the worker after the calls already queued."""
+        """Stop the worker after the calls already queued (prompts not yet warmed are dropped)."""
+        self._prompts_to_warm.clear()
         self._jobs.put(None)
         self._worker.join(timeout=self.max_seconds)
 

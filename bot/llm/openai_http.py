@@ -57,6 +57,9 @@ class OpenAIChatModel:
     def warm(self, messages: Sequence[ChatMessage]) -> None:
         """Nothing to do: a model server manages its own prompt cache."""
 
+    def close(self) -> None:
+        """Nothing to release: every call opens and closes its own connection."""
+
     def stream(self, messages: Sequence[ChatMessage], generation: Generation) -> AsyncIterator[str]:
         """Stream a reply; raises ModelBusy when too many calls are already waiting."""
         return self._call(list(messages), generation)

@@ -440,6 +440,8 @@ def test_commands_and_cleaning() -> None:
     assert parse_command("NEXT") == ("next", "")
     assert parse_command("lesson attention") == ("lesson", "attention")
     assert parse_command("/nope") == ("?", "nope")
+    assert parse_command("/lesson") == ("lessons", "") and parse_command("lesson") == ("lessons", "")
+    assert parse_command("/track@tutor_bot") == ("tracks", "")
     assert parse_command("next time, what is attention?") is None
     assert parse_command("what is attention") is None
     text, cut = clean_text("a\u200bb\u202ec\x07d" + "e" * 10, limit=8)
