@@ -81,7 +81,6 @@ COMMANDS = (
     ("review", "Quiz questions you missed, again"),
     ("help", "What I understand"),
 )
-BARE_COMMANDS = {"lesson": "lessons"}  # menu commands arrive without their argument: say what they do alone
 TOKEN_REJECTED = "Telegram rejected the bot token: check TUTORBOT_TELEGRAM__TOKEN (from @BotFather)"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 APOLOGY = "Sorry, something went wrong on my side. Please try again, or type 'resume' to see where you are."
@@ -286,8 +285,6 @@ def addressed_text(message: Message, bot_username: str, bot_id: int) -> str | No
         name, _, rest = text.split(maxsplit=1)[0][1:].partition("@")
         if rest and rest.casefold() != bot_username.casefold():
             return None  # a command for another bot
-        if name.casefold() in BARE_COMMANDS and len(text.split()) == 1:
-            return "/" + BARE_COMMANDS[name.casefold()]
         return text
     if is_private(message.chat) or mentioned or _replies_to_bot(message, bot_id):
         return text

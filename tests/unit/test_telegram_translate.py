@@ -167,7 +167,7 @@ def test_a_private_message_is_a_direct_turn_of_its_sender() -> None:
     assert turn_of("what is distillation?") == Incoming("telegram", "101", "101", text="what is distillation?",
                                                         display_name="Ada", is_direct=True)  # fmt: skip
     assert turn_of("/start").text == "/start"  # type: ignore[union-attr]
-    assert turn_of("/lesson").text == "/lessons"  # type: ignore[union-attr]  # the menu sends it bare
+    assert turn_of("/lesson").text == "/lesson"  # type: ignore[union-attr]  # the menu sends it bare: the engine lists lessons
     assert turn_of("/lesson attention").text == "/lesson attention"  # type: ignore[union-attr]
 
 
