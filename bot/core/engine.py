@@ -66,11 +66,19 @@ def parse_command(text: str) -> tuple[str, str] | None:
     word = word.casefold()
     if word in _WORD_COMMANDS and not rest.strip():
         return word, ""
+    if word == "ask":
+        return word, rest.strip()  # a question of any length; alone, a hint
     if word in _ARG_COMMANDS and rest.strip() and len(rest.split()) <= 3:
         return word, rest.strip()
     if word in {"lesson", "track"} and not rest.strip():
         return word + "s", ""  # "lesson" alone lists the lessons, "track" alone the tracks
     return None
+
+
+def _question_in(text: str) -> str:
+    """The question of typed text: the argument of ``ask QUESTION`` / ``/ask QUESTION``, else the text itself."""
+    command = parse_command(text)
+    return command[1] if command and command[0] == "ask" else text
 
 
 @dataclass
@@ -148,7 +156,7 @@ class Engine:
                 text, cut = clean_text(incoming.text or "")
                 outcome = self._on_text(incoming, position, text)
                 if outcome is None:
-                    question = text
+                    question = _question_in(text)
             if note:  # shown, not stored: if the lesson comes back, so does the learner's place in it
                 outcome = outcome or Outcome()
                 outcome.replies.insert(0, Reply(note, personal=True))
@@ -170,8 +178,11 @@ class Engine:
             return False
         text, _cut = clean_text(incoming.text or "")
         position, _note = self._checked_position(incoming.learner)
-        if not text or parse_command(text) is not None:
+        if not text:
             return False
+        command = parse_command(text)
+        if command is not None:
+            return command[0] == "ask" and bool(command[1])
         if position.pending == "reset" and text.casefold() in YES | NO:
             return False
         return not (position.step == "quiz" and typed_option(self._lesson(position).quiz[position.question], text) is not None)

@@ -188,6 +188,10 @@ def test_a_question_in_the_quiz_is_answered_and_a_typed_letter_answers(engine: E
     ada.say(str(DISTILLATION.quiz[2].correct_index + 1))
     assert "Right" in ada.last[0].text and "Question 4 of" in ada.text
     assert len(model.history) == 1  # typed answers never reached the model
+    model.enqueue({"quote": TEACHER, "answerable": True, "answer": "From the teacher's outputs."})
+    ada.say("/ask what does the student model learn from when it is being distilled?")
+    assert "<<<QUESTION\nwhat does the student model learn from" in model.history[-1][0][-1].content
+    assert ada.engine.is_question(ada.incoming(text="ask why?")) and not ada.engine.is_question(ada.incoming(text="ask"))
 
 
 def test_stale_buttons_change_nothing(engine: Engine, store: SqliteProgressStore) -> None:

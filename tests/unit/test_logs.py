@@ -7,7 +7,7 @@ import logging
 
 from pydantic import SecretStr
 
-from bot.logs import MASK, SecretFilter, setup_logging
+from bot.logs import MASK, QUIET_LOGGERS, SecretFilter, setup_logging
 
 TOKEN = "123456:ABC-very-secret-token"
 
@@ -34,6 +34,7 @@ def test_messages_arguments_and_tracebacks_are_scrubbed() -> None:
 def test_setup_masks_secret_settings_and_quiets_http_clients() -> None:
     root = logging.getLogger()
     before = list(root.handlers)
+    levels = {name: logging.getLogger(name).level for name in (*QUIET_LOGGERS, "")}
     handler = logging.StreamHandler(io.StringIO())
     root.addHandler(handler)
     try:
@@ -45,3 +46,5 @@ def test_setup_masks_secret_settings_and_quiets_http_clients() -> None:
             if h not in before:
                 root.removeHandler(h)
         handler.removeFilter(secret_filter)
+        for name, level in levels.items():  # other tests capture these loggers
+            logging.getLogger(name).setLevel(level)

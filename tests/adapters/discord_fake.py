@@ -1,0 +1,572 @@
+"""A local fake Discord on 127.0.0.1: the REST API and the gateway, enough for the real discord.py client.
+
+REST: discord.py is pointed here through ``discord.http.Route.BASE``; every call is recorded (method, path,
+query, JSON body or multipart ``payload_json``) and messages are kept with their edits, so tests assert on
+what the bot showed and to whom (ephemeral or not). Responses use exactly ``Content-Type: application/json``
+(discord.py parses nothing else). Interaction responses follow Discord's rules: a deferred "thinking" reply
+is filled by the first follow-up (whose own ephemeral flag is ignored), a deferred button press creates no
+message, and an interaction answered twice is an error.
+
+Gateway: a real websocket at ``/gateway``. discord.py 2.7 does not ask ``GET /gateway/bot`` where to connect
+(it is served anyway): it opens ``DiscordWebSocket.DEFAULT_GATEWAY``, which ``pointed_at`` sets to this fake.
+The fake sends HELLO, checks the token of IDENTIFY (a wrong one closes with 4004), sends READY and a
+GUILD_CREATE for its one server, and ACKs heartbeats. discord.py asks for a compressed stream in the URL
+query, but it decompresses only binary frames; the fake sends text frames, so nothing needs switching off.
+Tests inject ``INTERACTION_CREATE`` and ``MESSAGE_CREATE`` events, which the client parses as Discord's.
+Ids are realistic snowflakes (discord.py parses some, like mentions in text, only with 15-20 digits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import re
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord
+import discord.gateway
+import discord.http
+import yarl
+from aiohttp import web
+
+JSON = "application/json"
+EPHEMERAL = 64
+MANAGE_GUILD = 1 << 5
+MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 31)  # view channel, send messages, use application commands
+BOT_ID = "1180000000000000900"  # ids are realistic snowflakes: discord.py parses some only with 15-20 digits
+GUILD_ID = "1180000000000000700"
+CHANNEL_ID = "1180000000000000710"
+MODERATOR_ROLE_ID = "1180000000000000701"
+DISCORD_EPOCH_MS = 1420070400000
+
+
+@dataclass
+class Call:
+    """One REST call the bot made."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+
+
+@dataclass
+class FakeMessage:
+    """A message as users would see it, with how it was made and changed."""
+
+    id: str
+    channel_id: str
+    content: str
+    components: list[dict]
+    ephemeral: bool
+    author_id: str
+    interaction_token: str | None = None  # the interaction whose response or follow-up this is
+    loading: bool = False  # a deferred "thinking…" reply not filled in yet
+    edits: int = 0
+    deleted: bool = False
+    reference: str | None = None
+    allowed_mentions: Any = None
+
+    @property
+    def custom_ids(self) -> list[str]:
+        """Every button's custom id."""
+        return [c["custom_id"] for row in self.components for c in row.get("components", []) if "custom_id" in c]
+
+    @property
+    def labels(self) -> list[str]:
+        """Every button's label."""
+        return [c.get("label", "") for row in self.components for c in row.get("components", [])]
+
+    def custom_id(self, label: str) -> str:
+        """The custom id of the button whose label starts with ``label``."""
+        for row in self.components:
+            for component in row.get("components", []):
+                if component.get("label", "").startswith(label):
+                    return component["custom_id"]
+        raise AssertionError(f"no button starting with {label!r} in {self.labels}")
+
+
+@dataclass
+class Interaction:
+    """An interaction the fake sent, and what the bot answered."""
+
+    id: str
+    token: str
+    payload: dict
+    callbacks: list[dict] = field(default_factory=list)  # interaction responses (type, data)
+    original: str | None = None  # id of the original response message
+
+
+@dataclass
+class User:
+    """A Discord user (a learner) and their member permissions in the fake server."""
+
+    id: str
+    name: str
+    permissions: int = MEMBER_PERMISSIONS
+
+    def payload(self) -> dict:
+        return {"id": self.id, "username": self.name, "discriminator": "0", "global_name": self.name.title(),
+                "avatar": None, "bot": False}  # fmt: skip
+
+
+class FakeDiscord:
+    """Discord's REST API and gateway, in one aiohttp server on 127.0.0.1."""
+
+    def __init__(self, token: str = "fake-token", guild_id: str = GUILD_ID, channel_id: str = CHANNEL_ID) -> None:
+        self.token = token
+        self.application_id = BOT_ID
+        self.bot = {"id": BOT_ID, "username": "tutorbot", "discriminator": "0", "global_name": None, "avatar": None,
+                    "bot": True}  # fmt: skip
+        self.guild_id = guild_id
+        self.channel_id = channel_id
+        self.calls: list[Call] = []
+        self.messages: dict[str, FakeMessage] = {}
+        self.interactions: dict[str, Interaction] = {}
+        self.commands: dict[str, list[dict]] = {}  # "global" or a guild id -> registered commands
+        self.identified = asyncio.Event()
+        self.identifications = 0
+        self._ids = itertools.count(1_190_000_000_000_000_000)
+        self._sequence = itertools.count(1)
+        self._socket: web.WebSocketResponse | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ------------------------------------------------------------ server
+
+    async def start(self) -> None:
+        """Listen on a free port of 127.0.0.1."""
+        app = web.Application()
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        """Close the gateway and stop listening."""
+        if self._socket is not None and not self._socket.closed:
+            await self._socket.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    @contextlib.contextmanager
+    def pointed_at(self) -> Iterator[None]:
+        """Point discord.py's REST and gateway at this fake for the block, then restore them."""
+        base, gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+        discord.http.Route.BASE = self.base_url
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
+        try:
+            yield
+        finally:
+            discord.http.Route.BASE = base
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = gateway
+
+    def new_id(self) -> str:
+        """A fresh snowflake-like id."""
+        return str(next(self._ids))
+
+    # ------------------------------------------------------------ gateway
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse(autoping=True)
+        await socket.prepare(request)
+        self._socket = socket
+        self.identified.clear()  # until this connection identifies
+        await socket.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
+        async for frame in socket:
+            message = json.loads(frame.data)
+            if message["op"] == 1:
+                await socket.send_str(json.dumps({"op": 11}))
+            elif message["op"] == 2:
+                if message["d"]["token"] != self.token:
+                    await socket.close(code=4004, message=b"Authentication failed.")
+                    break
+                self.identifications += 1
+                await self._send_ready(socket)
+                self.identified.set()
+        if self._socket is socket:
+            self._socket = None
+            self.identified.clear()
+        return socket
+
+    async def _send_ready(self, socket: web.WebSocketResponse) -> None:
+        ready = {"v": 10, "user": self.bot, "guilds": [{"id": self.guild_id, "unavailable": True}],
+                 "session_id": f"session-{self.identifications}", "resume_gateway_url": self.gateway_url,
+                 "application": {"id": self.application_id, "flags": 0}, "shard": [0, 1]}  # fmt: skip
+        await self._send(socket, "READY", ready)
+        await self._send(socket, "GUILD_CREATE", self.guild_payload())
+
+    async def _send(self, socket: web.WebSocketResponse, event: str, data: dict) -> None:
+        await socket.send_str(json.dumps({"op": 0, "t": event, "s": next(self._sequence), "d": data}))
+
+    async def dispatch(self, event: str, data: dict) -> None:
+        """Send a gateway event to the connected bot."""
+        await asyncio.wait_for(self.identified.wait(), 10)
+        assert self._socket is not None
+        await self._send(self._socket, event, data)
+
+    # ------------------------------------------------------------ payloads
+
+    def guild_payload(self) -> dict:
+        """The one server: an @everyone role with member permissions, a moderator role, one text channel."""
+        return {
+            "id": self.guild_id, "name": "Study Hall", "owner_id": "1180000000000000001", "icon": None, "splash": None,
+            "discovery_splash": None, "features": [], "emojis": [], "stickers": [], "afk_timeout": 300,
+            "verification_level": 0, "default_message_notifications": 0, "explicit_content_filter": 0,
+            "mfa_level": 0, "nsfw_level": 0, "premium_tier": 0, "system_channel_flags": 0, "preferred_locale": "en-US",
+            "roles": [
+                {"id": self.guild_id, "name": "@everyone", "permissions": str(MEMBER_PERMISSIONS), "position": 0,
+                 "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
+                {"id": MODERATOR_ROLE_ID, "name": "Moderators", "permissions": str(MEMBER_PERMISSIONS | MANAGE_GUILD),
+                 "position": 1, "color": 0, "hoist": False, "managed": False, "mentionable": True, "flags": 0},
+            ],
+            "channels": [self.channel_payload()], "threads": [], "members": [], "voice_states": [], "presences": [],
+            "member_count": 3, "large": False, "unavailable": False, "joined_at": "2024-01-01T00:00:00+00:00",
+        }  # fmt: skip
+
+    def channel_payload(self) -> dict:
+        return {"id": self.channel_id, "type": 0, "guild_id": self.guild_id, "name": "lessons", "position": 0,
+                "permission_overwrites": [], "nsfw": False, "parent_id": None, "topic": None}  # fmt: skip
+
+    def member_payload(self, user: User) -> dict:
+        roles = [MODERATOR_ROLE_ID] if user.permissions & MANAGE_GUILD else []
+        return {"user": user.payload(), "roles": roles, "permissions": str(user.permissions),
+                "joined_at": "2024-01-01T00:00:00+00:00", "deaf": False, "mute": False, "flags": 0}  # fmt: skip
+
+    def interaction_payload(self, user: User, kind: int, data: dict, *, dm: bool = False,
+                            message: FakeMessage | None = None) -> dict:  # fmt: skip
+        """An ``INTERACTION_CREATE`` payload (kind 2: slash command, 3: button) from ``user``, remembered by token."""
+        interaction_id = self.new_id()
+        token = f"itoken-{interaction_id}"
+        payload: dict = {
+            "id": interaction_id, "application_id": self.application_id, "type": kind, "token": token,
+            "version": 1, "data": data, "locale": "en-US", "app_permissions": str(MEMBER_PERMISSIONS),
+            "entitlements": [], "attachment_size_limit": 8 * 1024 * 1024,
+        }  # fmt: skip
+        if dm:
+            channel = {"id": self.dm_channel_id(user), "type": 1, "recipients": [user.payload()]}
+            payload.update(user=user.payload(), channel=channel, channel_id=channel["id"], context=1,
+                           authorizing_integration_owners={"0": self.guild_id})  # fmt: skip
+        else:
+            payload.update(guild_id=self.guild_id, guild_locale="en-US", channel=self.channel_payload(),
+                           channel_id=self.channel_id, member=self.member_payload(user), context=0,
+                           authorizing_integration_owners={"0": self.guild_id})  # fmt: skip
+        if message is not None:
+            payload["message"] = self.message_payload(message)
+        self.interactions[token] = Interaction(interaction_id, token, payload)
+        return payload
+
+    @staticmethod
+    def dm_channel_id(user: User) -> str:
+        """The id of the DM channel between ``user`` and the bot."""
+        return str(int(user.id) + 10**12)
+
+    def message_payload(self, message: FakeMessage) -> dict:
+        """A message as Discord sends it (in REST responses and in an interaction's ``message``)."""
+        author = self.bot if message.author_id == self.bot["id"] else {"id": message.author_id, "username": "someone",
+                                                                      "discriminator": "0", "avatar": None}  # fmt: skip
+        timestamp = "2024-01-01T00:00:00+00:00"
+        return {
+            "id": message.id, "channel_id": message.channel_id, "author": author, "content": message.content,
+            "timestamp": timestamp, "edited_timestamp": timestamp if message.edits else None, "tts": False,
+            "mention_everyone": False, "mentions": [], "mention_roles": [], "attachments": [], "embeds": [],
+            "pinned": False, "type": 0, "flags": EPHEMERAL if message.ephemeral else 0,
+            "components": message.components, "application_id": self.application_id,
+        }  # fmt: skip
+
+    # ------------------------------------------------------------ what tests do
+
+    def slash_payload(self, user: User, name: str, options: dict[str, str] | None = None, *, sub: str | None = None,
+                      dm: bool = False) -> dict:  # fmt: skip
+        """The payload of a slash command (``sub`` for a subcommand of a group)."""
+        values = [{"name": key, "type": 3, "value": value} for key, value in (options or {}).items()]
+        if sub is not None:
+            values = [{"name": sub, "type": 1, "options": values}]
+        registered = next((c for c in self.commands.get("global", []) if c["name"] == name), None)
+        data = {"id": registered["id"] if registered else self.new_id(), "name": name, "type": 1, "options": values}
+        return self.interaction_payload(user, 2, data, dm=dm)
+
+    def message_event(self, user: User, content: str, *, dm: bool = False, mentions_bot: bool = False) -> dict:
+        """The payload of a ``MESSAGE_CREATE`` from ``user`` (in a DM with the bot, or in the server channel)."""
+        data: dict = {
+            "id": self.new_id(), "author": user.payload(), "content": content,
+            "timestamp": "2024-01-01T00:00:00+00:00", "edited_timestamp": None, "tts": False,
+            "mention_everyone": False, "mention_roles": [], "attachments": [], "embeds": [], "pinned": False,
+            "type": 0, "flags": 0, "components": [], "mentions": [self.bot] if mentions_bot else [],
+        }  # fmt: skip
+        if dm:
+            data["channel_id"] = self.dm_channel_id(user)
+        else:
+            member = self.member_payload(user)
+            del member["user"]
+            data.update(channel_id=self.channel_id, guild_id=self.guild_id, member=member)
+        return data
+
+    async def slash(self, user: User, name: str, options: dict[str, str] | None = None, *, sub: str | None = None,
+                    dm: bool = False) -> Interaction:  # fmt: skip
+        """A learner runs a slash command; returns the interaction."""
+        payload = self.slash_payload(user, name, options, sub=sub, dm=dm)
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return self.interactions[payload["token"]]
+
+    async def press(self, user: User, message: FakeMessage, custom_id: str, *, dm: bool = False) -> Interaction:
+        """A user presses the button ``custom_id`` of ``message``; returns the interaction."""
+        assert custom_id in message.custom_ids, f"{custom_id!r} is not on the message ({message.custom_ids})"
+        payload = self.interaction_payload(user, 3, {"custom_id": custom_id, "component_type": 2}, dm=dm,
+                                           message=message)  # fmt: skip
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return self.interactions[payload["token"]]
+
+    async def say(self, user: User, content: str, *, dm: bool = False, mentions_bot: bool = False) -> str:
+        """A user posts a message; returns its id."""
+        data = self.message_event(user, content, dm=dm, mentions_bot=mentions_bot)
+        await self.dispatch("MESSAGE_CREATE", data)
+        return data["id"]
+
+    async def wait_for(self, condition: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Wait until ``condition()`` is truthy; return its value."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            value = condition()
+            if value:
+                return value
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError("timed out waiting for the bot")
+            await asyncio.sleep(0.01)
+
+    def replies(self, interaction: Interaction) -> list[FakeMessage]:
+        """The messages an interaction produced (its response, then follow-ups), as they look now."""
+        found = [m for m in self.messages.values() if m.interaction_token == interaction.token and not m.deleted]
+        return sorted(found, key=lambda m: int(m.id))
+
+    async def settled(self, interaction: Interaction, count: int = 1, quiet: float = 0.05) -> list[FakeMessage]:
+        """Wait for at least ``count`` finished messages, then for the bot to go quiet; return the messages."""
+        await self.wait_for(lambda: len([m for m in self.replies(interaction) if not m.loading]) >= count)
+        seen = -1
+        while seen != len(self.calls):
+            seen = len(self.calls)
+            await asyncio.sleep(quiet)
+        return self.replies(interaction)
+
+    def channel_messages(self, channel_id: str) -> list[FakeMessage]:
+        """Messages the bot posted in a channel (not interaction responses)."""
+        found = [m for m in self.messages.values() if m.channel_id == channel_id and m.interaction_token is None]
+        return sorted(found, key=lambda m: int(m.id))
+
+    def calls_to(self, pattern: str, method: str | None = None) -> list[Call]:
+        """Recorded calls whose path matches ``pattern`` (a regular expression)."""
+        return [c for c in self.calls if re.search(pattern, c.path) and (method is None or c.method == method)]
+
+    # ------------------------------------------------------------ REST
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        path = "/" + request.match_info["path"]
+        body = await self._body(request)
+        self.calls.append(Call(request.method, path, dict(request.query), body))
+        for method, pattern, handler in self._routes():
+            match = re.fullmatch(pattern, path)
+            if match and request.method == method:
+                return await handler(request, body, **match.groupdict())
+        return self._json({"message": "404: Not Found", "code": 0}, 404)
+
+    def _routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
+        return [
+            ("GET", r"/users/@me", self._me),
+            ("GET", r"/oauth2/applications/@me", self._application),
+            ("GET", r"/gateway(?:/bot)?", self._gateway_info),
+            ("PUT", r"/applications/\d+/commands", self._sync),
+            ("PUT", r"/applications/\d+/guilds/(?P<guild>\d+)/commands", self._sync),
+            ("POST", r"/interactions/(?P<iid>\d+)/(?P<token>[^/]+)/callback", self._callback),
+            ("PATCH", r"/webhooks/\d+/(?P<token>[^/]+)/messages/(?P<mid>@original|\d+)", self._edit_webhook),
+            ("GET", r"/webhooks/\d+/(?P<token>[^/]+)/messages/(?P<mid>@original|\d+)", self._get_webhook),
+            ("DELETE", r"/webhooks/\d+/(?P<token>[^/]+)/messages/(?P<mid>@original|\d+)", self._delete_webhook),
+            ("POST", r"/webhooks/\d+/(?P<token>[^/]+)", self._followup),
+            ("POST", r"/channels/(?P<channel>\d+)/messages", self._post_channel),
+            ("PATCH", r"/channels/(?P<channel>\d+)/messages/(?P<mid>\d+)", self._edit_channel),
+            ("POST", r"/channels/(?P<channel>\d+)/typing", self._no_content),
+        ]
+
+    @staticmethod
+    async def _body(request: web.Request) -> Any:
+        if request.content_type == "multipart/form-data":
+            reader = await request.multipart()
+            async for part in reader:
+                if part.name == "payload_json":  # type: ignore[union-attr]
+                    return json.loads(await part.text())  # type: ignore[union-attr]
+            return None
+        text = await request.text()
+        return json.loads(text) if text else None
+
+    @staticmethod
+    def _json(data: Any, status: int = 200) -> web.Response:
+        # Exactly "application/json": discord.py parses a body as JSON only then (no "; charset=…").
+        return web.Response(status=status, body=json.dumps(data).encode(), headers={"Content-Type": JSON})
+
+    async def _no_content(self, request: web.Request, body: Any, **_: str) -> web.Response:
+        return web.Response(status=204)
+
+    def _authorised(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bot {self.token}"
+
+    async def _me(self, request: web.Request, body: Any) -> web.Response:
+        if not self._authorised(request):
+            return self._json({"message": "401: Unauthorized", "code": 0}, 401)
+        return self._json({**self.bot, "flags": 0, "verified": True, "mfa_enabled": False})
+
+    async def _application(self, request: web.Request, body: Any) -> web.Response:
+        if not self._authorised(request):
+            return self._json({"message": "401: Unauthorized", "code": 0}, 401)
+        owner = {"id": "1180000000000000001", "username": "host", "discriminator": "0", "avatar": None}
+        return self._json({"id": self.application_id, "name": "tutorbot", "icon": None, "description": "",
+                           "bot_public": False, "bot_require_code_grant": False, "owner": owner,
+                           "verify_key": "0" * 64, "flags": 0, "team": None, "summary": ""})  # fmt: skip
+
+    async def _gateway_info(self, request: web.Request, body: Any) -> web.Response:
+        limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
+        return self._json({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+
+    async def _sync(self, request: web.Request, body: Any, guild: str | None = None) -> web.Response:
+        registered = [{**command, "id": self.new_id(), "application_id": self.application_id, "version": "1",
+                       "type": command.get("type", 1), **({"guild_id": guild} if guild else {})}
+                      for command in body]  # fmt: skip
+        self.commands[guild or "global"] = registered
+        return self._json(registered)
+
+    def _new_message(self, data: dict, channel_id: str, *, token: str | None = None, ephemeral: bool = False,
+                     loading: bool = False, reference: str | None = None) -> FakeMessage:  # fmt: skip
+        content = data.get("content") or ""
+        assert len(content) <= 2000, f"Discord refuses messages over 2000 characters ({len(content)})"
+        message = FakeMessage(self.new_id(), channel_id, content, data.get("components") or [], ephemeral,
+                              self.bot["id"], token, loading, reference=reference,
+                              allowed_mentions=data.get("allowed_mentions"))  # fmt: skip
+        self._check_components(message.components)
+        self.messages[message.id] = message
+        return message
+
+    @staticmethod
+    def _check_components(rows: list[dict]) -> None:
+        assert len(rows) <= 5, "at most five rows of components"
+        ids = [button["custom_id"] for row in rows for button in row["components"]]
+        assert len(ids) == len(set(ids)), f"custom ids repeat in one message: {ids}"
+        for row in rows:
+            assert len(row["components"]) <= 5, "at most five buttons a row"
+            for button in row["components"]:
+                assert len(button["custom_id"]) <= 100, "custom_id is at most 100 characters"
+                assert 1 <= len(button["label"]) <= 80, "a button label has 1-80 characters"
+
+    @staticmethod
+    def _edit(message: FakeMessage, data: dict) -> None:
+        if "content" in data and data["content"] is not None:
+            assert len(data["content"]) <= 2000, f"Discord refuses messages over 2000 characters: {data['content']!r}"
+            message.content = data["content"]
+        if "components" in data:
+            FakeDiscord._check_components(data["components"] or [])
+            message.components = data["components"] or []
+        message.edits += 0 if message.loading else 1
+        message.loading = False
+
+    async def _callback(self, request: web.Request, body: dict, iid: str, token: str) -> web.Response:
+        interaction = self.interactions[token]
+        if interaction.callbacks:
+            return self._json({"message": "Interaction has already been acknowledged.", "code": 40060}, 400)
+        interaction.callbacks.append(body)
+        kind, data = body["type"], body.get("data") or {}
+        ephemeral = bool(data.get("flags", 0) & EPHEMERAL)
+        channel_id = interaction.payload["channel"]["id"]
+        message = None
+        if kind == 4:  # a message
+            message = self._new_message(data, channel_id, token=token, ephemeral=ephemeral)
+        elif kind == 5:  # deferred: "thinking…" until filled
+            message = self._new_message({}, channel_id, token=token, ephemeral=ephemeral, loading=True)
+        elif kind == 7:  # update the button's message
+            self._edit(self.messages[interaction.payload["message"]["id"]], data)
+        if message is not None:
+            interaction.original = message.id
+        reply: dict = {"interaction": {"id": iid, "type": interaction.payload["type"],
+                                       "response_message_id": message.id if message else None,
+                                       "response_message_loading": kind == 5,
+                                       "response_message_ephemeral": ephemeral}}  # fmt: skip
+        if message is not None:
+            reply["resource"] = {"type": kind, "message": self.message_payload(message)}
+        return self._json(reply)
+
+    def _webhook_message(self, token: str, mid: str) -> FakeMessage | None:
+        interaction = self.interactions[token]
+        if mid == "@original":
+            if interaction.original is None and interaction.payload["type"] == 3 and interaction.callbacks:
+                return self.messages.get(interaction.payload["message"]["id"])  # a deferred button press
+            return self.messages.get(interaction.original or "")
+        message = self.messages.get(mid)
+        return message if message and message.interaction_token == token else None
+
+    async def _edit_webhook(self, request: web.Request, body: dict, token: str, mid: str) -> web.Response:
+        message = self._webhook_message(token, mid)
+        if message is None or message.deleted:
+            return self._json({"message": "Unknown Message", "code": 10008}, 404)
+        self._edit(message, body)
+        return self._json(self.message_payload(message))
+
+    async def _get_webhook(self, request: web.Request, body: Any, token: str, mid: str) -> web.Response:
+        message = self._webhook_message(token, mid)
+        if message is None or message.deleted:
+            return self._json({"message": "Unknown Message", "code": 10008}, 404)
+        return self._json(self.message_payload(message))
+
+    async def _delete_webhook(self, request: web.Request, body: Any, token: str, mid: str) -> web.Response:
+        message = self._webhook_message(token, mid)
+        if message is None:
+            return self._json({"message": "Unknown Message", "code": 10008}, 404)
+        message.deleted = True
+        return web.Response(status=204)
+
+    async def _followup(self, request: web.Request, body: dict, token: str) -> web.Response:
+        interaction = self.interactions[token]
+        if not interaction.callbacks:
+            return self._json({"message": "Unknown Webhook", "code": 10015}, 404)
+        original = self.messages.get(interaction.original or "")
+        if original is not None and original.loading:
+            # Discord: the first follow-up after a deferred reply fills it in; its own flags are ignored.
+            self._edit(original, body)
+            return self._json(self.message_payload(original))
+        ephemeral = bool(body.get("flags", 0) & EPHEMERAL)
+        message = self._new_message(body, interaction.payload["channel"]["id"], token=token, ephemeral=ephemeral)
+        return self._json(self.message_payload(message))
+
+    async def _post_channel(self, request: web.Request, body: dict, channel: str) -> web.Response:
+        reference = (body.get("message_reference") or {}).get("message_id")
+        message = self._new_message(body, channel, reference=str(reference) if reference else None)
+        return self._json(self.message_payload(message))
+
+    async def _edit_channel(self, request: web.Request, body: dict, channel: str, mid: str) -> web.Response:
+        message = self.messages.get(mid)
+        if message is None:
+            return self._json({"message": "Unknown Message", "code": 10008}, 404)
+        self._edit(message, body)
+        return self._json(self.message_payload(message))
+
+
+@contextlib.asynccontextmanager
+async def running_fake(**options: Any) -> AsyncIterator[FakeDiscord]:
+    """A started fake Discord with discord.py pointed at it; stopped and restored afterwards."""
+    fake = FakeDiscord(**options)
+    await fake.start()
+    try:
+        with fake.pointed_at():
+            yield fake
+    finally:
+        await fake.stop()
