@@ -18,7 +18,7 @@ import pytest
 from pydantic import SecretStr
 
 from bot.adapters import AdapterError
-from bot.adapters import discord as discord_adapter
+from bot.adapters.discord import tutor as discord_adapter
 from bot.adapters.discord import APOLOGY, NOT_YOURS, parse_custom_id, render_text, serve
 from bot.config import DiscordSettings
 from bot.core.answering import Answerer, AnswerSettings

@@ -9,25 +9,14 @@ import pytest
 from telegram import Update
 from telegram.error import RetryAfter
 
-from bot.adapters.telegram import (
+from bot.adapters.telegram.limits import ChatRateLimiter, QuestionBudget, Recent, SendLimits, Window, too_many_questions
+from bot.adapters.telegram.render import (
     CALLBACK_PREFIX,
-    ChatRateLimiter,
-    LiveMessage,
-    PollTicket,
-    QuestionBudget,
-    Recent,
-    SendLimits,
     Span,
-    TelegramTutor,
-    Turn,
-    Window,
     action_of,
     as_poll,
     callback_data,
     cut_points,
-    incoming_from_callback,
-    incoming_from_message,
-    incoming_from_poll_answer,
     keyboard,
     message_kwargs,
     message_texts,
@@ -37,10 +26,16 @@ from bot.adapters.telegram import (
     spans_of,
     split_spans,
     to_html,
-    too_many_questions,
-    update_summary,
     utf16_len,
 )
+from bot.adapters.telegram.translate import (
+    PollTicket,
+    incoming_from_callback,
+    incoming_from_message,
+    incoming_from_poll_answer,
+    update_summary,
+)
+from bot.adapters.telegram.tutor import LiveMessage, TelegramTutor, Turn
 from bot.config import TelegramSettings
 from bot.core.messages import Button, Incoming, QuizCard, Reply, rows
 

@@ -1,0 +1,133 @@
+"""The slash commands, each a thin call into the client: their definitions, autocompletion of tracks and
+lessons, and their registration with Discord."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+
+from bot.adapters import AdapterError
+from bot.adapters.discord.translate import command_text, interaction_incoming
+from bot.core.engine import Engine
+from bot.core.messages import Incoming
+
+if TYPE_CHECKING:
+    from bot.adapters.discord.tutor import TutorClient
+
+MAX_CHOICES = 25
+
+
+def _tutor(interaction: discord.Interaction) -> TutorClient:
+    from bot.adapters.discord.tutor import TutorClient  # imported here: tutor imports this module
+
+    client = interaction.client
+    assert isinstance(client, TutorClient)
+    return client
+
+
+def track_choices(engine: Engine, incoming: Incoming, current: str) -> list[app_commands.Choice[str]]:
+    """Tracks offered here whose id or title contains what the learner typed so far."""
+    typed = current.casefold()
+    tracks = engine.tracks.values() if incoming.is_moderator else engine.offered(incoming)
+    found = [t for t in tracks if typed in t.id or typed in t.title.casefold()]
+    return [app_commands.Choice(name=f"{t.title} ({t.id})"[:100], value=t.id) for t in found][:MAX_CHOICES]
+
+
+def lesson_choices(engine: Engine, incoming: Incoming, current: str) -> list[app_commands.Choice[str]]:
+    """Lessons offered here whose id or title contains what the learner typed so far."""
+    typed = current.casefold()
+    found = [(t, lesson) for t in engine.offered(incoming) for lesson in t.lessons
+             if typed in lesson.id or typed in lesson.title.casefold()]  # fmt: skip
+    return [app_commands.Choice(name=f"{lesson.title} ({t.title})"[:100], value=lesson.id)
+            for t, lesson in found][:MAX_CHOICES]  # fmt: skip
+
+
+async def _complete_track(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    return track_choices(_tutor(interaction).engine, interaction_incoming(interaction), current)
+
+
+async def _complete_lesson(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    return lesson_choices(_tutor(interaction).engine, interaction_incoming(interaction), current)
+
+
+def build_commands() -> list[app_commands.Command[Any, ..., Any] | app_commands.Group]:
+    """The slash commands, each a thin call into the engine (a fresh set per client)."""
+
+    def simple(name: str, description: str) -> app_commands.Command[Any, ..., Any]:
+        async def callback(interaction: discord.Interaction) -> None:
+            await _tutor(interaction).on_command(interaction, command_text(name))
+
+        return app_commands.Command(name=name, description=description, callback=callback)
+
+    @app_commands.command(name="learn", description="See the tracks here and where you left off, or open a track")
+    @app_commands.describe(track="A track to open; leave empty to see them all")
+    @app_commands.autocomplete(track=_complete_track)
+    async def learn(interaction: discord.Interaction, track: str | None = None) -> None:
+        await _tutor(interaction).on_command(interaction, command_text("learn", track))
+
+    @app_commands.command(name="lesson", description="Open a lesson by name")
+    @app_commands.describe(name="The lesson's id or title")
+    @app_commands.autocomplete(name=_complete_lesson)
+    async def lesson(interaction: discord.Interaction, name: str) -> None:
+        await _tutor(interaction).on_command(interaction, command_text("lesson", name))
+
+    @app_commands.command(name="ask", description="Ask a question; the answer comes from the lessons only")
+    @app_commands.describe(question="Your question, in your own words")
+    async def ask(interaction: discord.Interaction, question: app_commands.Range[str, 1, 1000]) -> None:
+        await _tutor(interaction).on_question(interaction, question)
+
+    servers_only = app_commands.AppCommandContext(guild=True, dm_channel=False, private_channel=False)
+    tracks = app_commands.Group(name="tracks", description="Moderators: choose the tracks this server offers",
+                                guild_only=True, allowed_contexts=servers_only,
+                                default_permissions=discord.Permissions(manage_guild=True))  # fmt: skip
+
+    @tracks.command(name="list", description="The tracks this server offers and those turned off")
+    async def tracks_list(interaction: discord.Interaction) -> None:
+        await _tutor(interaction).on_command(interaction, command_text("tracks list"))
+
+    @tracks.command(name="enable", description="Offer a track in this server")
+    @app_commands.describe(track="The track's id")
+    @app_commands.autocomplete(track=_complete_track)
+    async def tracks_enable(interaction: discord.Interaction, track: str) -> None:
+        await _tutor(interaction).on_command(interaction, command_text("tracks enable", track))
+
+    @tracks.command(name="disable", description="Stop offering a track in this server (learners keep progress)")
+    @app_commands.describe(track="The track's id")
+    @app_commands.autocomplete(track=_complete_track)
+    async def tracks_disable(interaction: discord.Interaction, track: str) -> None:
+        await _tutor(interaction).on_command(interaction, command_text("tracks disable", track))
+
+    return [
+        learn,
+        lesson,
+        simple("next", "Go to the next part of your lesson"),
+        simple("back", "Go back to the previous part of your lesson"),
+        simple("quiz", "Take the quiz of your current lesson"),
+        ask,
+        simple("progress", "Your lessons, quiz scores, streak and reviews due (only you see it)"),
+        simple("review", "Go over quiz questions you missed"),
+        simple("help", "What the tutor understands"),
+        simple("reset", "Erase your progress (asks first)"),
+        tracks,
+    ]
+
+
+async def sync_commands(tree: app_commands.CommandTree, guild_ids: Iterable[int]) -> None:
+    """Register the slash commands: in the given servers at once, or globally (Discord spreads those slowly)."""
+    guild_ids = list(guild_ids)
+    if not guild_ids:
+        await tree.sync()
+        return
+    for guild_id in guild_ids:
+        guild = discord.Object(id=guild_id)
+        tree.copy_global_to(guild=guild)
+        try:
+            await tree.sync(guild=guild)
+        except discord.Forbidden:
+            raise AdapterError(
+                f"Discord refused to register slash commands in server {guild_id}: invite the bot to that server "
+                "with the 'applications.commands' scope, or fix TUTORBOT_DISCORD__GUILD_IDS"
+            ) from None

@@ -1,0 +1,217 @@
+"""The client: ``TutorClient`` turns slash commands, button presses and messages into engine turns, acknowledges
+interactions within Discord's 3 seconds, keeps to the question limit, reports failures and shuts down gently."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from bot.adapters.discord.commands import build_commands, sync_commands
+from bot.adapters.discord.components import NO_MENTIONS, TutorButton
+from bot.adapters.discord.limits import QuestionLimiter, too_many_questions
+from bot.adapters.discord.outbox import ChannelOutbox, InteractionOutbox, deliver
+from bot.adapters.discord.translate import interaction_incoming, message_incoming
+from bot.config import DiscordSettings
+from bot.core.engine import Engine
+from bot.core.messages import Incoming, Reply
+
+log = logging.getLogger(__package__)  # the whole adapter logs as "bot.adapters.discord"
+
+NAVIGATION_ACK_SECONDS = 1.5  # navigation answers in ms; waiting this long means the learner's own turn is in flight
+SHUTDOWN_GRACE_SECONDS = 30.0  # how long a stop waits for turns in flight before closing the connection
+APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment."
+RESTARTING = "I'm restarting right now; please try again in a minute."
+
+
+def minimal_intents() -> discord.Intents:
+    """Servers (for permissions and channels) and messages in DMs and servers; nothing privileged."""
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.dm_messages = True
+    intents.guild_messages = True
+    return intents
+
+
+class TutorClient(discord.Client):
+    """A Discord client that turns slash commands, button presses and messages into engine turns."""
+
+    def __init__(self, engine: Engine, settings: DiscordSettings) -> None:
+        super().__init__(intents=minimal_intents(), allowed_mentions=NO_MENTIONS)
+        self.engine = engine
+        self.settings = settings
+        self.limiter = QuestionLimiter(settings.questions_per_minute)
+        contexts = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=False)
+        installs = app_commands.AppInstallationType(guild=True, user=False)
+        self.tree = app_commands.CommandTree(self, allowed_contexts=contexts, allowed_installs=installs)
+        for command in build_commands():
+            self.tree.add_command(command)
+        self.tree.error(self._on_command_error)
+        self.accepting = True
+        self._turns: set[asyncio.Task[Any]] = set()
+        self._asking: set[str] = set()  # learners whose question turn is in flight here
+
+    async def setup_hook(self) -> None:
+        """Make old buttons work again and register the slash commands."""
+        self.add_dynamic_items(TutorButton)
+        await sync_commands(self.tree, self.settings.guild_ids)
+
+    # ------------------------------------------------------------ entry points
+
+    async def on_command(self, interaction: discord.Interaction, text: str) -> None:
+        """A slash command: its text command as a turn."""
+        await self._interaction_turn(interaction, interaction_incoming(interaction, text=text))
+
+    async def on_question(self, interaction: discord.Interaction, question: str) -> None:
+        """``/ask``: always a question, even one that looks like a command (``/ask next``)."""
+        await self._interaction_turn(interaction, interaction_incoming(interaction, text=f"/ask {question}"))
+
+    async def on_button(self, interaction: discord.Interaction, action: str) -> None:
+        """A button press (its owner checked already): its action as a turn."""
+        try:
+            await self._interaction_turn(interaction, interaction_incoming(interaction, action=action))
+        except Exception as error:  # noqa: BLE001 - one handler for every failure
+            await self.report_failure(error, where=f"button {action}", interaction=interaction)
+
+    async def on_message(self, message: discord.Message) -> None:
+        """A DM, or a server message that mentions the bot: its text as a turn; replies go to the channel."""
+        incoming = message_incoming(message, self.user.id) if self.user is not None and self.accepting else None
+        if incoming is None:
+            return
+        outbox, owner = ChannelOutbox(message), message.author.id
+        try:
+            with self._in_flight():
+                note = self._limit_note(incoming) if self.engine.is_question(incoming) else None
+                async with contextlib.aclosing(_once(note) if note else self.engine.handle(incoming)) as replies:
+                    await deliver(replies, outbox, owner, self.settings.edit_seconds)
+        except Exception as error:  # noqa: BLE001 - one handler for every failure
+            await self.report_failure(error, where="message", message=message)
+
+    # ------------------------------------------------------------ one turn
+
+    async def _interaction_turn(self, interaction: discord.Interaction, incoming: Incoming) -> None:
+        outbox = InteractionOutbox(interaction)
+        if not self.accepting:
+            await interaction.response.send_message(RESTARTING, ephemeral=True)
+            return
+        with self._in_flight():
+            # A learner whose question is in flight gets the engine's instant "one at a time" note instead.
+            question = self.engine.is_question(incoming) and incoming.learner not in self._asking
+            note = self._limit_note(incoming) if question else None
+            if note is not None:
+                await deliver(_once(note), outbox, interaction.user.id, self.settings.edit_seconds)
+                return
+            if question:
+                # The model takes seconds: say "thinking…" now. An answer is for everyone in the channel.
+                await outbox.acknowledge(private=False)
+                self._asking.add(incoming.learner)
+            try:
+                # Closed even when sending fails: a suspended turn would keep holding the learner's lock.
+                async with contextlib.aclosing(self.engine.handle(incoming)) as replies:
+                    slow = NAVIGATION_ACK_SECONDS
+                    stream = replies if question else await _acknowledge_if_slow(replies, outbox, slow)
+                    await deliver(stream, outbox, interaction.user.id, self.settings.edit_seconds)
+                await outbox.finish()
+            finally:
+                if question:
+                    self._asking.discard(incoming.learner)
+
+    def _limit_note(self, incoming: Incoming) -> Reply | None:
+        """The note for a learner over the question limit; None lets the question through (and counts it)."""
+        self.limiter.forget_idle()
+        wait = self.limiter.wait(incoming.learner)
+        return Reply(too_many_questions(self.limiter.per_minute, wait), personal=True) if wait else None
+
+    @contextlib.contextmanager
+    def _in_flight(self) -> Iterator[None]:
+        """Count the current task as a turn in flight while the block runs (a stop waits for it)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._turns.add(task)
+        try:
+            yield
+        finally:
+            self._turns.discard(task)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------ failures and shutdown
+
+    async def _on_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        if isinstance(error, app_commands.NoPrivateMessage):
+            await _tell(interaction, "That command works in a server, not in a direct message.")
+            return
+        if isinstance(error, app_commands.CheckFailure):
+            await _tell(interaction, "You can't use that command here.")
+            return
+        original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        name = interaction.command.qualified_name if interaction.command else "?"
+        await self.report_failure(original, where=f"/{name}", interaction=interaction)
+
+    async def report_failure(self, error: BaseException, *, where: str, interaction: discord.Interaction | None = None,
+                             message: discord.Message | None = None) -> None:  # fmt: skip
+        """The one error handler: log what failed and where (never the token), apologise to the learner."""
+        source = interaction or message
+        guild = getattr(getattr(source, "guild", None), "id", None) or getattr(source, "guild_id", None)
+        channel = getattr(getattr(source, "channel", None), "id", None)
+        user = getattr(getattr(source, "user", None) or getattr(source, "author", None), "id", None)
+        log.error("Discord turn failed: %s (guild %s, channel %s, user %s)", where, guild, channel, user,
+                  exc_info=(type(error), error, error.__traceback__))  # fmt: skip
+        try:
+            if interaction is not None:
+                await _tell(interaction, APOLOGY)
+            elif message is not None:
+                await message.channel.send(APOLOGY, allowed_mentions=NO_MENTIONS)
+        except discord.DiscordException as failed:
+            log.warning("could not send the apology for %s: %s", where, failed)
+
+    async def shutdown(self) -> None:
+        """Stop taking turns, let those in flight finish (within a grace period), then disconnect."""
+        self.accepting = False
+        running = {task for task in self._turns if not task.done()}
+        if running:
+            log.info("waiting for %d Discord turn(s) in flight", len(running))
+            _done, late = await asyncio.wait(running, timeout=SHUTDOWN_GRACE_SECONDS)
+            if late:
+                log.warning("%d Discord turn(s) did not finish within %.0f s", len(late), SHUTDOWN_GRACE_SECONDS)
+        await self.close()
+
+
+async def _once(reply: Reply) -> AsyncIterator[Reply]:
+    yield reply
+
+
+async def _acknowledge_if_slow(replies: AsyncIterator[Reply], outbox: InteractionOutbox,
+                               seconds: float) -> AsyncIterator[Reply]:  # fmt: skip
+    """The same replies; if the first is not ready within ``seconds``, the interaction is deferred meanwhile."""
+    iterator = aiter(replies)
+    first = asyncio.ensure_future(anext(iterator))
+    done, _pending = await asyncio.wait({first}, timeout=seconds)
+    if not done:
+        try:
+            await outbox.acknowledge(private=True)  # who sees the reply is fixed now: only the learner, to be safe
+        except BaseException:
+            first.cancel()  # ends the turn (and frees the learner's lock) rather than leaving it suspended
+            await asyncio.gather(first, return_exceptions=True)
+            raise
+
+    async def chained() -> AsyncIterator[Reply]:
+        try:
+            yield await first
+        except StopAsyncIteration:
+            return
+        async for reply in iterator:
+            yield reply
+
+    return chained()
+
+
+async def _tell(interaction: discord.Interaction, text: str) -> None:
+    """A short ephemeral note, as the response or a follow-up."""
+    if interaction.response.is_done():
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+    else:
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
