@@ -72,3 +72,8 @@ class Track:
     def lesson(self, lesson_id: str) -> Lesson | None:
         """The lesson with this id, or None."""
         return next((lesson for lesson in self.lessons if lesson.id == lesson_id), None)
+
+    def after(self, lesson: Lesson) -> Lesson | None:
+        """The lesson that follows ``lesson`` in this track, or None after the last one."""
+        index = self.lessons.index(lesson)
+        return self.lessons[index + 1] if index + 1 < len(self.lessons) else None

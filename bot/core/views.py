@@ -1,0 +1,276 @@
+"""What the learner sees: pure functions from plain data (tracks, lessons, positions, scores) to ``Reply``.
+
+The engine decides what to show and gathers the data; nothing here reads the store or the clock. Buttons
+carry the action ids the engine understands (see ``Engine._on_action``); those that act on a position carry
+its version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bot.core.answering import Answer
+from bot.core.commands import short_hash
+from bot.core.lessons import Lesson, Question, Track
+from bot.core.messages import Button, QuizCard, Reply, rows
+from bot.core.ports import Position, ReviewCard
+from bot.core.progress import BestScores
+from bot.core.quiz import option_label
+
+
+def _lesson_action(track: Track, lesson: Lesson) -> str:
+    return f"l:{short_hash(track.id)}:{short_hash(lesson.id)}"
+
+
+def _options(question: Question) -> str:
+    return "\n".join(f"{option_label(i)}) {option}" for i, option in enumerate(question.options))
+
+
+# ---------------------------------------------------------------- reading a lesson
+
+
+def reading(track: Track, lesson: Lesson, position: Position) -> Reply:
+    """The premise, a section, or the wrap-up (key terms and practice) of a lesson, as ``position`` says."""
+    v = position.version
+    back, forward = Button("◂ Back", f"b:{v}"), Button("Next ▸", f"n:{v}")
+    if position.step == "premise":
+        outline = "\n".join(f"{n}. {s.heading}" for n, s in enumerate(lesson.sections, start=1))
+        text = f"**{lesson.title}** · about {lesson.minutes} min · {track.title}\n\n{lesson.premise}\n\n{outline}"
+        return Reply(text, buttons=rows([Button("Start reading ▸", f"n:{v}"), Button("Lessons", f"t:{short_hash(track.id)}")]))
+    if position.step == "section":
+        section = lesson.sections[position.section]
+        text = f"**{section.heading}** · {position.section + 1}/{len(lesson.sections)} · {lesson.title}\n\n{section.text}"
+        return Reply(text, buttons=rows([back, forward]))
+    parts = [f"**Wrapping up: {lesson.title}**"]
+    if lesson.key_terms:
+        parts.append("**Key terms**\n" + "\n".join(f"• **{term}**: {meaning}" for term, meaning in lesson.key_terms))
+    if lesson.practice:
+        parts.append("**Practice**\n" + "\n".join(f"{n}. {step}" for n, step in enumerate(lesson.practice, 1)))
+    done = Button(f"Take the quiz ({len(lesson.quiz)} questions) ▸", f"q:{v}") if lesson.quiz else Button(
+        "Finish the lesson ✓", f"n:{v}")  # fmt: skip
+    return Reply("\n\n".join(parts), buttons=rows([back, done]))
+
+
+def where_you_are(track: Track, lesson: Lesson, position: Position) -> str:
+    """Where a learner is, as a phrase: ``“Lesson” (Track), section 2 of 4``."""
+    place = {
+        "premise": "at the start",
+        "section": f"section {position.section + 1} of {len(lesson.sections)}",
+        "wrapup": "at the key terms",
+        "quiz": f"the quiz, question {position.question + 1} of {len(lesson.quiz)}",
+        "result": "finished",
+    }[position.step]
+    return f"“{lesson.title}” ({track.title}), {place}"
+
+
+# ---------------------------------------------------------------- the quiz and reviews
+
+
+def question(lesson: Lesson, position: Position) -> Reply:
+    """The quiz question ``position`` is on, with a button (and a native-quiz card) per option."""
+    asked = lesson.quiz[position.question]
+    text = f"**Question {position.question + 1} of {len(lesson.quiz)}** · {lesson.title}\n\n{asked.prompt}\n\n{_options(asked)}"
+    actions = tuple(f"a:{position.version}:{i}" for i in range(len(asked.options)))
+    card = QuizCard(asked.prompt, asked.options, asked.correct_index, asked.explanation, actions)
+    buttons = [Button(option_label(i), action) for i, action in enumerate(actions)]
+    return Reply(text, buttons=rows(buttons), quiz=card, personal=True)
+
+
+def feedback(lesson: Lesson, question: Question, chosen: int) -> str:
+    """Right or not, the explanation, and for a wrong answer the section to re-read."""
+    if chosen == question.correct_index:
+        text = "✅ **Right!**"
+    else:
+        text = f"❌ **Not quite.** The answer is {option_label(question.correct_index)}) {question.correct_option}."
+    if question.explanation:
+        text += f" {question.explanation}"
+    if chosen != question.correct_index and question.section:
+        section = lesson.section(question.section)
+        if section is not None:
+            text += f"\nRe-read “{section.heading}” (section {lesson.sections.index(section) + 1})."
+    return text
+
+
+def result(track: Track, lesson: Lesson, position: Position, right: int) -> Reply:
+    """A finished lesson: the quiz score (``right`` answers; ignored without a quiz) and what comes next."""
+    v = position.version
+    if lesson.quiz:
+        missed = len(lesson.quiz) - right
+        text = f"**Quiz done: {right}/{len(lesson.quiz)}** · {lesson.title}"
+        if missed:
+            text += f"\nThe {missed} you missed will come back for review later ('review')."
+        else:
+            text += "\nEvery answer right. 🎉"
+    else:
+        text = f"**Lesson finished:** {lesson.title} ✓"
+    following = track.after(lesson)
+    buttons = []
+    if following:
+        text += f"\n\nNext up: “{following.title}”."
+        buttons.append(Button("Keep going ▸", f"k:{v}"))
+    else:
+        text += f"\n\nThat was the last lesson of “{track.title}”."
+        buttons.append(Button("Tracks", "home"))
+    if lesson.quiz:
+        buttons.append(Button("Retake the quiz", f"q:{v}"))
+    buttons.append(Button("Progress", "progress"))
+    return Reply(text, buttons=rows(buttons))
+
+
+def review_card(card: ReviewCard, lesson: Lesson, question: Question, due: int) -> Reply:
+    """A review question (``due`` of them are waiting), answered with buttons that name the card."""
+    text = f"**Review** · {due} due · {lesson.title}\n\n{question.prompt}\n\n{_options(question)}"
+    actions = tuple(f"v:{short_hash(card.key)}:{i}" for i in range(len(question.options)))
+    quiz = QuizCard(question.prompt, question.options, question.correct_index, question.explanation, actions)
+    return Reply(text, buttons=rows([Button(option_label(i), a) for i, a in enumerate(actions)]), quiz=quiz,
+                 personal=True)  # fmt: skip
+
+
+def nothing_to_review(next_in: float | None) -> Reply:
+    """No review due: when the next one comes back (``next_in`` seconds), or what reviews are."""
+    if next_in is not None:
+        text = f"Nothing to review right now; the next question comes back in {_duration(next_in)}."
+    else:
+        text = "Nothing to review: questions you miss in quizzes come back here later, like flashcards."
+    return Reply(text, buttons=rows([Button("Home", "home")]), personal=True)
+
+
+# ---------------------------------------------------------------- home, tracks, progress
+
+
+def home(display_name: str, where: str | None, offered: list[Track]) -> Reply:
+    """The start screen: a welcome, where the learner left off, and the tracks offered here."""
+    name = f", {display_name}" if display_name else ""
+    parts = [f"**Welcome to tutorbot{name}!** Pick a track, read short lessons, take the quizzes, and ask me "
+             "anything about the lessons in your own words."]  # fmt: skip
+    buttons: list[Button] = []
+    if where:
+        parts.append(f"You left off in {where}.")
+        buttons.append(Button("Resume ▸", "w"))
+    if offered:
+        parts.append("**Tracks here**\n" + "\n".join(f"• {t.title} ({len(t.lessons)} lessons)" for t in offered))
+        buttons += [Button(t.title[:60], f"t:{short_hash(t.id)}") for t in offered[:15]]
+    else:
+        parts.append("No tracks are offered here yet; a moderator can turn some on with 'enable TRACK'.")
+    buttons += [Button("Progress", "progress"), Button("Help", "help")]
+    return Reply("\n\n".join(parts), buttons=rows(buttons, 1 if len(buttons) <= 5 else 3))
+
+
+def tracks(offered: list[Track], off: list[Track], *, direct: bool, moderator: bool) -> Reply:
+    """The tracks offered here; for a community's moderators also those turned off, with on/off buttons."""
+    lines = [f"• **{t.title}** ({t.id}): {t.description}" for t in offered] or ["No tracks are offered here yet."]
+    text = "**Tracks here**\n" + "\n".join(lines)
+    buttons = [Button(t.title[:60], f"t:{short_hash(t.id)}") for t in offered]
+    if direct:
+        text += "\n\nIn a direct message every published track is available."
+    elif moderator:
+        if off:
+            text += "\n\n**Turned off here**\n" + "\n".join(f"• {t.title} ({t.id})" for t in off)
+        text += "\n\nAs a moderator you can turn tracks on and off: 'enable TRACK' or 'disable TRACK', or the buttons."
+        buttons += [Button(f"Turn off {t.title}"[:60], f"md:{short_hash(t.id)}") for t in offered]
+        buttons += [Button(f"Turn on {t.title}"[:60], f"me:{short_hash(t.id)}") for t in off]
+    else:
+        text += "\n\nModerators choose which tracks this community offers."
+    return Reply(text, buttons=rows(buttons, 1 if len(buttons) <= 5 else 3))
+
+
+def lessons(track: Track, best: BestScores) -> Reply:
+    """A track's lessons, numbered, with the best quiz score of those finished and a button to open each."""
+    lines = []
+    for number, lesson in enumerate(track.lessons, start=1):
+        mark = ""
+        if (track.id, lesson.id) in best:
+            score, total = best[(track.id, lesson.id)]
+            mark = f" ✓ {score}/{total}" if total else " ✓"
+        lines.append(f"{number}. {lesson.title} · {lesson.minutes} min{mark}")
+    text = f"**{track.title}**\n{track.description}\n\n" + "\n".join(lines)
+    if len(track.lessons) <= 4:
+        buttons = rows([Button(f"{n}. {lesson.title}"[:60], _lesson_action(track, lesson))
+                        for n, lesson in enumerate(track.lessons, start=1)], 1)  # fmt: skip
+    else:
+        numbered = [Button(str(n), _lesson_action(track, lesson)) for n, lesson in enumerate(track.lessons[:20], start=1)]
+        buttons = rows(numbered)
+        if len(track.lessons) > 20:
+            text += "\n\nType 'lesson ID' to open a lesson beyond the 20th."
+    return Reply(text, buttons=buttons + rows([Button("◂ Tracks", "home")]))
+
+
+def progress(all_tracks: Iterable[Track], best: BestScores, position: Position, where: str | None,
+             up_next: tuple[Track, Lesson] | None, streak: int, due: int) -> Reply:  # fmt: skip
+    """Lessons done per track with best scores, where the learner is, what is next, the streak and reviews due."""
+    parts = ["**Your progress**"]
+    for track in all_tracks:
+        done = [lesson for lesson in track.lessons if (track.id, lesson.id) in best]
+        if not done and track.id != position.track:
+            continue
+        lines = []
+        for lesson in track.lessons:
+            if (track.id, lesson.id) in best:
+                score, total = best[(track.id, lesson.id)]
+                lines.append(f"✓ {lesson.title}" + (f" · best quiz score {score}/{total}" if total else ""))
+            else:
+                lines.append(f"· {lesson.title}")
+        parts.append(f"**{track.title}**: {len(done)} of {len(track.lessons)} lessons done\n" + "\n".join(lines))
+    if len(parts) == 1:
+        parts.append("Nothing yet: pick a track and start its first lesson.")
+    buttons = []
+    if where:
+        parts.append(f"Now: {where}.")
+        buttons.append(Button("Resume ▸", "w"))
+    if up_next:
+        parts.append(f"Next up: “{up_next[1].title}” ({up_next[0].title}).")
+        if not where or position.step == "result":
+            buttons.append(Button("Start it ▸", _lesson_action(*up_next)))
+    parts.append(f"Streak: {streak} day{'s' if streak != 1 else ''} · due for review: {due}")
+    if due:
+        buttons.append(Button(f"Review ({due})", "review"))
+    buttons.append(Button("Home", "home"))
+    return Reply("\n\n".join(parts), buttons=rows(buttons), personal=True)
+
+
+# ---------------------------------------------------------------- help, reset, answers
+
+
+def help_screen(direct: bool) -> Reply:
+    """What the bot understands; outside a direct message also the moderators' commands."""
+    text = (
+        "**How to use tutorbot**\n"
+        "• start: the tracks here and where you left off\n"
+        "• tracks, track ID, lessons, lesson ID: choose what to read\n"
+        "• next / back: move through a lesson; quiz: take its quiz\n"
+        "• answer a quiz question with its button, or type its letter\n"
+        "• progress: lessons done, scores, streak and reviews due; review: missed questions again\n"
+        "• reset: erase your progress (asks first)\n"
+        "• anything else you type is a question: I answer from the lesson text only and say which section"
+    )
+    if not direct:
+        text += "\n• moderators: enable TRACK / disable TRACK choose the tracks offered here"
+    return Reply(text, buttons=rows([Button("Home", "home")]), personal=True)
+
+
+def reset_confirmation(version: int) -> Reply:
+    """The question before erasing a learner's progress; its buttons carry the pending position's version."""
+    text = "This erases all your progress: where you are, quiz scores and review questions. Erase it?"
+    buttons = rows([Button("Yes, erase", f"ry:{version}"), Button("No, keep it", f"rn:{version}")])
+    return Reply(text, buttons=buttons, personal=True)
+
+
+def answer(final: Answer, read_only: int | None, in_lesson: bool) -> Reply:
+    """A finished answer with its sources; a note when only ``read_only`` characters were read; a way back."""
+    text = final.text
+    if not final.refused and final.citations:
+        text += "\n\nSource: " + "; ".join(c.label() for c in final.citations)
+    if read_only is not None:
+        text += f"\n\n(Your message was long, so I read only its first {read_only} characters.)"
+    buttons = rows([Button("Back to the lesson ▸", "w")]) if in_lesson else ()
+    return Reply(text, buttons=buttons, citations=tuple(final.citations))
+
+
+def _duration(seconds: float) -> str:
+    minutes = max(1, round(seconds / 60))
+    if minutes < 90:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    hours = round(minutes / 60)
+    if hours < 36:
+        return f"{hours} hours"
+    return f"{round(hours / 24)} days"
