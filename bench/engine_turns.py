@@ -292,6 +292,12 @@ class CountingModel:
     def stream(self, messages: Sequence[ChatMessage], generation: Generation) -> AsyncIterator[str]:
         return self._count(self.inner.stream(messages, generation))
 
+    def warm(self, messages: Sequence[ChatMessage]) -> None:
+        self.inner.warm(messages)
+
+    def close(self) -> None:
+        self.inner.close()
+
     async def _count(self, pieces: AsyncIterator[str]) -> AsyncIterator[str]:
         async for piece in pieces:
             self.pieces += 1
