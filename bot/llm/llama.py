@@ -3,9 +3,10 @@
 One ``Llama`` object must never serve two calls at once, so every call goes through a bounded queue to a
 single worker thread; when the queue is full the caller gets ``ModelBusy`` at once instead of waiting
 without limit. Tokens stream back to the caller's event loop as they are sampled. Each call is capped in
-output tokens and in seconds. A RAM state cache keeps the KV state of recent prompts, so a question whose
-prompt starts like an earlier one (same rules, same lesson passage) skips re-reading that prefix, even
-when learners interleave lessons.
+output tokens and in seconds. A RAM state cache keeps the KV state of lesson prompts read ahead while the
+model is idle (``warm``), so a question whose prompt starts the same way (same rules, same lesson passage)
+skips re-reading that prefix, even when learners interleave lessons. Answers are not cached: they would
+crowd out the read-ahead prompts that later questions share.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ _END = object()
 _WAKE = object()  # wakes the worker to look at prompts to warm
 WARM_BACKLOG = 64  # prompts waiting to be warmed; older ones are dropped first
 REPEAT_PENALTY = 1.1  # small models loop on their own sentences without it
-FINISH_GRACE_TOKENS = 8  # tokens still generated after the caller stops listening (a JSON reply closing)
 
 
 @dataclass
@@ -236,22 +236,23 @@ class LlamaChatModel:
         if job.generation.json_schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": job.generation.json_schema}
         deadline = time.monotonic() + self.max_seconds
-        after_cancel = 0
-        for chunk in self.llm.create_chat_completion(**kwargs):
-            choice = chunk["choices"][0]
-            piece = choice["delta"].get("content")
-            if piece:
-                job.emit(piece)
-            if choice.get("finish_reason") is not None and not job.ended:
-                # The reply is whole. llama.cpp now saves the prompt state to its cache (up to a second):
-                # the caller need not wait for that.
-                job.emit(_END)
-                job.ended = True
-            if time.monotonic() > deadline:
-                break
-            if job.cancelled.is_set():
-                # Nobody listens any more: stop, unless the reply is about to end anyway, so that its
-                # prompt state still reaches the cache for the next question.
-                after_cancel += 1
-                if after_cancel > FINISH_GRACE_TOKENS:
+        chunks = self.llm.create_chat_completion(**kwargs)
+        cache = self.llm.cache
+        try:
+            for chunk in chunks:
+                # The prompt was looked up in the cache before the first token came. Keep this reply's own
+                # state out of it: the cache is for the lesson prompts read ahead, which later questions
+                # share; answers would crowd them out (tens of MB each).
+                self.llm.cache = None
+                choice = chunk["choices"][0]
+                piece = choice["delta"].get("content")
+                if piece:
+                    job.emit(piece)
+                if choice.get("finish_reason") is not None and not job.ended:
+                    job.emit(_END)  # the reply is whole; the caller need not wait for the generator to wind up
+                    job.ended = True
+                if job.cancelled.is_set() or time.monotonic() > deadline:
                     break
+        finally:
+            chunks.close()
+            self.llm.cache = cache
