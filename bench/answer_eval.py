@@ -72,12 +72,14 @@ class RecordingModel:
         return self._wrap(call, self.inner.stream(messages, generation))
 
     async def _wrap(self, call: Call, pieces: AsyncIterator[str]) -> AsyncIterator[str]:
-        async for piece in pieces:
-            if call.first is None:
-                call.first = time.perf_counter()
-            call.pieces += 1
-            yield piece
-        call.ended = time.perf_counter()
+        try:
+            async for piece in pieces:
+                if call.first is None:
+                    call.first = time.perf_counter()
+                call.pieces += 1
+                yield piece
+        finally:  # the answerer stops reading once the answer is complete
+            call.ended = time.perf_counter()
 
 
 def contains_all(text: str, groups: list[list[str]]) -> bool:
