@@ -45,7 +45,9 @@ _LINK = re.compile(r"(?:https?://|www\.)\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b[\w-]
 _TERM = re.compile(r"\b(?:[A-Za-z]+-?\d[\w.-]*\w|[A-Za-z]+-?\d|[A-Z]{2,}[A-Za-z]*|[A-Z][a-z]+[A-Z]\w*)\b")
 MIN_QUOTE_CHARS = 20
 QUOTE_MATCH = 0.8  # how closely a quote must match a lesson sentence (word sequence similarity)
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
+# Units a quote is matched against: sentences, and lines that start a list item or table row or follow a colon.
+_UNIT_SPLIT = re.compile(r"(?<=[.!?])\s+|\n\s*\n|\n(?=\s*(?:[-*+]\s|\d+[.)]\s|\|))|(?<=:)\n")
+_CODE = re.compile(r"\w\.\w|\w\(|_\w")  # attribute access, a call, snake_case
 _ANSWERABLE = re.compile(r'"answerable"\s*:\s*(true|false)')
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 
@@ -185,14 +187,19 @@ def closest_sentence(quote: str, passages: list[Passage]) -> tuple[Passage, str]
     """
     wanted = _plain(quote).split()
     if len(" ".join(wanted)) < MIN_QUOTE_CHARS:
+        code = quote.strip().strip("`").strip()
+        if _CODE.search(code):  # a short code quote (`model.fit()`) names something specific: it must be verbatim
+            found = next((p for p in passages if code in p.text), None)
+            return (found, code) if found else None
         return None
     exact = next((p for p in passages if " ".join(wanted) in _plain(p.text)), None)
     if exact is not None:
         return exact, " ".join(quote.split())
     best: tuple[float, Passage, str] | None = None
     for passage in passages:
-        sentences = [s for s in _SENTENCE_SPLIT.split(passage.text.strip()) if s.strip()]
-        windows = sentences + [f"{a} {b}" for a, b in zip(sentences, sentences[1:], strict=False)]
+        units = [u for u in _UNIT_SPLIT.split(passage.text.strip()) if u and u.strip()]
+        # A quote may copy one sentence, list item or table row, or run over a few (a list read out as one line).
+        windows = [" ".join(units[i : i + size]) for size in range(1, 5) for i in range(len(units) - size + 1)]
         for window in windows:
             ratio = difflib.SequenceMatcher(None, wanted, _plain(window).split(), autojunk=False).ratio()
             if best is None or ratio > best[0]:

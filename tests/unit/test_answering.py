@@ -226,3 +226,19 @@ def test_an_answer_with_a_link_the_lesson_lacks_is_refused_even_when_the_questio
     model.enqueue({"quote": TEACHER, "answerable": True, "answer": "It learns from the teacher's outputs."})
     _streamed, fine = ask(answerer, "What does the student learn from?")
     assert not fine.refused
+
+
+def test_quotes_match_list_items_read_out_as_one_line_and_short_code_quoted_verbatim() -> None:
+    from bot.core.answering import closest_sentence
+
+    text = ("In this course you will learn:\n- Regression\n- Classification\n- Clustering\n\n"
+            "Train it with `model.fit(X_train, y_train)` and then predict. The dataset includes 442 samples, "
+            "with 10 feature variables, some of which include:\n- age in years\n- body mass index")  # fmt: skip
+    found = [passage("course", text, 0.6)]
+    assert closest_sentence("In this course you will learn: Regression, Classification, Clustering", found)
+    assert closest_sentence("The dataset includes 442 samples, with 10 feature variables, some of which include:", found)
+    assert closest_sentence("model.fit(X_train, y_train)", found)
+    assert closest_sentence("`model.fit`", found)
+    assert closest_sentence("model.predict()", found) is None  # code the lesson does not show
+    assert closest_sentence("the course", found) is None  # too short to prove anything
+    assert closest_sentence("In this course you will learn to bake bread and sell it online", found) is None
