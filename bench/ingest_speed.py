@@ -22,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import corpora, new_workdir, scratch_settings  # noqa: E402
 from bot.cli import ensure_models  # noqa: E402
-from bot.core.lessons import Section  # noqa: E402
 from bot.knowledge.index import LessonIndex  # noqa: E402
 
 
