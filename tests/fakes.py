@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,18 @@ class ScriptedModel:
     async def _pieces(self, reply: str) -> AsyncIterator[str]:
         for start in range(0, len(reply), self.piece_size):
             yield reply[start : start + self.piece_size]
+
+
+@dataclass
+class GatedModel(ScriptedModel):
+    """A scripted model that starts writing only when its gate opens (a question kept in flight)."""
+
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def _pieces(self, reply: str) -> AsyncIterator[str]:
+        await self.gate.wait()
+        async for piece in super()._pieces(reply):
+            yield piece
 
 
 @dataclass

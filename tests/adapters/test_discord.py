@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,7 @@ from bot.knowledge.reader import read_knowledge
 from bot.store.progress import SqliteProgressStore
 from tests.adapters.discord_fake import (BOT_ID, CHANNEL_ID, EPHEMERAL, GUILD_ID, MANAGE_GUILD, MEMBER_PERMISSIONS,
                                          MODERATOR_ROLE_ID, FakeDiscord, FakeMessage, User, running_fake)
-from tests.fakes import FixedRetriever, ScriptedModel
+from tests.fakes import FixedRetriever, GatedModel, ScriptedModel
 
 REPO = Path(__file__).resolve().parents[2]
 TRACKS = {r.track.id: r.track for r in read_knowledge(REPO / "knowledge") if r.track}
@@ -50,18 +49,6 @@ def capture_everything(caplog: pytest.LogCaptureFixture) -> None:
     """Capture DEBUG from every logger a token could leak through (even those another test pinned at WARNING)."""
     for name in CHATTY_LOGGERS:
         caplog.set_level(logging.DEBUG, logger=name)
-
-
-@dataclass
-class GatedModel(ScriptedModel):
-    """A scripted model that starts writing only when its gate opens (a turn kept in flight)."""
-
-    gate: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def _pieces(self, reply: str) -> AsyncIterator[str]:
-        await self.gate.wait()
-        async for piece in super()._pieces(reply):
-            yield piece
 
 
 def build_engine(store: SqliteProgressStore, model: ScriptedModel | None = None,

@@ -17,7 +17,7 @@ from bot.core.prompts import PromptLibrary
 from bot.knowledge.reader import read_knowledge, read_track
 from bot.store.progress import SqliteProgressStore
 from tests.engine_driver import Learner
-from tests.fakes import FixedRetriever, MemoryLog, ScriptedModel
+from tests.fakes import FixedRetriever, GatedModel, MemoryLog, ScriptedModel
 from tests.helpers import write_track
 
 REPO = Path(__file__).resolve().parents[2]
@@ -366,17 +366,9 @@ def test_many_learners_at_once_keep_their_own_places(engine: Engine, store: Sqli
 
 
 def test_navigation_never_waits_for_the_model(store: SqliteProgressStore, clock: Clock) -> None:
-    gate = asyncio.Event()
-
-    class SlowModel:
-        def stream(self, messages, generation):  # noqa: ANN001, ANN202
-            async def pieces():  # noqa: ANN202
-                await gate.wait()
-                yield '{"quote": "' + TEACHER + '", "answerable": true, "answer": "Yes."}'
-
-            return pieces()
-
-    engine = Engine(TRACKS, store, Answerer(FixedRetriever([passage()]), SlowModel(), PROMPTS), clock=clock)
+    model = GatedModel()
+    model.enqueue({"quote": TEACHER, "answerable": True, "answer": "Yes."})
+    engine = Engine(TRACKS, store, Answerer(FixedRetriever([passage()]), model, PROMPTS), clock=clock)
     ada, bob = Learner(engine), Learner(engine, "bob", "dm-bob")
 
     async def scenario() -> tuple[bool, str]:
@@ -385,7 +377,7 @@ def test_navigation_never_waits_for_the_model(store: SqliteProgressStore, clock:
         await bob.say_async("start")
         await bob.act_async(bob.button(AI.title))
         done_before_answer = not question.done() and AI.lessons[0].title in bob.text
-        gate.set()
+        model.gate.set()
         await question
         return done_before_answer, ada.text
 
@@ -455,20 +447,11 @@ def test_commands_and_cleaning() -> None:
 
 def test_one_question_per_learner_at_a_time_while_navigation_still_works(store: SqliteProgressStore,
                                                                          clock: Clock) -> None:  # fmt: skip
-    gate = asyncio.Event()
-    calls: list[str] = []
-
-    class SlowModel:
-        def stream(self, messages, generation):  # noqa: ANN001, ANN202
-            calls.append(messages[-1].content)
-
-            async def pieces():  # noqa: ANN202
-                await gate.wait()
-                yield '{"quote": "' + TEACHER + '", "answerable": true, "answer": "Yes."}'
-
-            return pieces()
-
-    engine = Engine(TRACKS, store, Answerer(FixedRetriever([passage()]), SlowModel(), PROMPTS), clock=clock)
+    model = GatedModel()
+    for _ in range(2):
+        model.enqueue({"quote": TEACHER, "answerable": True, "answer": "Yes."})
+    calls = model.history
+    engine = Engine(TRACKS, store, Answerer(FixedRetriever([passage()]), model, PROMPTS), clock=clock)
     ada, bob = Learner(engine), Learner(engine, "bob", "dm-bob")
 
     async def scenario() -> tuple[str, str, str]:
@@ -479,7 +462,7 @@ def test_one_question_per_learner_at_a_time_while_navigation_still_works(store: 
         others = asyncio.create_task(engine.replies(bob.incoming(text="why is the student cheaper?")))
         while len(calls) < 2:  # another learner's question does reach the model
             await asyncio.sleep(0)
-        gate.set()
+        model.gate.set()
         await first
         return second[0].text, ada.text, (await others)[-1].text
 
