@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import json
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -50,6 +51,10 @@ _UNIT_SPLIT = re.compile(r"(?<=[.!?])\s+|\n\s*\n|\n(?=\s*(?:[-*+]\s|\d+[.)]\s|\|
 _CODE = re.compile(r"\w\.\w|\w\(|_\w")  # attribute access, a call, snake_case
 _ANSWERABLE = re.compile(r'"answerable"\s*:\s*(true|false)')
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+_MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)\s]*\)")  # [text](target) reads as its text
+_PASSAGE_MENTION = re.compile(r"\bpassages?\s+\d+(?:\s*(?:and|,|&)\s*\d+)*", re.IGNORECASE)
+_DECADE = re.compile(r"\b(\d{3})0s\b")
+QUOTE_COVERAGE = 0.9  # share of a stitched quote's words that must sit in three-word runs of the lesson text
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,27 @@ def _plain(text: str) -> str:
     return _NOT_WORD.sub(" ", text.lower()).strip()
 
 
+def readable(text: str) -> str:
+    """Lesson text as a reader sees it: Markdown links and images reduced to their text."""
+    return _MARKDOWN_LINK.sub(r"\1", text)
+
+
+def trigram_coverage(words: list[str], text_words: list[str]) -> float:
+    """The share of ``words`` that lie in some run of three consecutive words that ``text_words`` also has.
+
+    A quote stitched from lesson fragments (a list's lead-in and its items on one line) is covered almost
+    entirely; a made-up sentence, or the learner's question copied as a "quote", is not.
+    """
+    if len(words) < 3:
+        return 0.0
+    runs = {tuple(text_words[i : i + 3]) for i in range(len(text_words) - 2)}
+    covered = [False] * len(words)
+    for i in range(len(words) - 2):
+        if tuple(words[i : i + 3]) in runs:
+            covered[i] = covered[i + 1] = covered[i + 2] = True
+    return sum(covered) / len(words)
+
+
 def unknown_terms(question: str, text: str) -> list[str]:
     """Name-like terms in ``question`` that ``text`` never mentions."""
     plain = _plain(text)
@@ -182,8 +208,8 @@ def unknown_terms(question: str, text: str) -> list[str]:
 def closest_sentence(quote: str, passages: list[Passage]) -> tuple[Passage, str] | None:
     """The passage and sentence (or two) that ``quote`` copies, allowing small slips; None if it copies none.
 
-    Small models copy a sentence with a word changed or dropped; that still proves the sentence is there.
-    A "quote" that matches no sentence closely was made up.
+    Small models copy a sentence with a word changed or dropped, or read a list out as one line; that still
+    proves the text is there. A "quote" that matches no lesson text closely was made up.
     """
     wanted = _plain(quote).split()
     if len(" ".join(wanted)) < MIN_QUOTE_CHARS:
@@ -192,26 +218,47 @@ def closest_sentence(quote: str, passages: list[Passage]) -> tuple[Passage, str]
             found = next((p for p in passages if code in p.text), None)
             return (found, code) if found else None
         return None
-    exact = next((p for p in passages if " ".join(wanted) in _plain(p.text)), None)
+    exact = next((p for p in passages if " ".join(wanted) in _plain(readable(p.text))), None)
     if exact is not None:
         return exact, " ".join(quote.split())
     best: tuple[float, Passage, str] | None = None
     for passage in passages:
-        units = [u for u in _UNIT_SPLIT.split(passage.text.strip()) if u and u.strip()]
+        units = [u for u in _UNIT_SPLIT.split(readable(passage.text).strip()) if u and u.strip()]
         # A quote may copy one sentence, list item or table row, or run over a few (a list read out as one line).
         windows = [" ".join(units[i : i + size]) for size in range(1, 5) for i in range(len(units) - size + 1)]
         for window in windows:
             ratio = difflib.SequenceMatcher(None, wanted, _plain(window).split(), autojunk=False).ratio()
             if best is None or ratio > best[0]:
                 best = (ratio, passage, " ".join(window.split()))
-    if best is None or best[0] < QUOTE_MATCH:
-        return None
-    return best[1], best[2]
+    if best is not None and best[0] >= QUOTE_MATCH:
+        return best[1], best[2]
+    coverage, stitched = max(
+        ((trigram_coverage(wanted, _plain(readable(p.text)).split()), p) for p in passages), key=lambda pair: pair[0]
+    )
+    if coverage >= QUOTE_COVERAGE:
+        return stitched, " ".join(quote.split())
+    return None
+
+
+def echoes_question(quote: str, question: str) -> bool:
+    """Whether a "quote" is the learner's question copied back rather than a sentence of the lesson."""
+    wanted = _plain(quote).split()
+    asked = _plain(question).split()
+    return bool(wanted) and difflib.SequenceMatcher(None, wanted, asked, autojunk=False).ratio() >= QUOTE_MATCH
 
 
 def invented_numbers(answer: str, sources: str) -> set[str]:
-    """Numbers in ``answer`` that appear nowhere in ``sources``."""
-    return set(_NUMBER.findall(answer)) - set(_NUMBER.findall(sources))
+    """Numbers in ``answer`` that appear nowhere in ``sources``.
+
+    "Passage 2" names a prompt block, not a fact; "the 1990s" is stated when the sources have a year of it.
+    """
+    answer = _PASSAGE_MENTION.sub(" ", answer)
+    known = set(_NUMBER.findall(sources))
+    decades = {match.group(1) for match in _DECADE.finditer(answer)}
+    answer = _DECADE.sub(" ", answer)
+    missing = set(_NUMBER.findall(answer)) - known
+    missing |= {f"{decade}0s" for decade in decades if not any(n.startswith(decade) and len(n) == 4 for n in known)}
+    return missing
 
 
 def foreign_links(answer: str, lesson_text: str) -> set[str]:
@@ -257,6 +304,7 @@ class Answerer:
         self._system = prompts.get("answer_system").render()
         self._user = prompts.get("answer_user")
         self._passage = prompts.get("answer_passage")
+        self._retry = prompts.get("answer_retry").render()
 
     # ------------------------------------------------------------ retrieval
 
@@ -349,70 +397,77 @@ class Answerer:
                 return
 
         context = self.context(passages)
-        lesson_text = _plain(" ".join(p.text for p in context))
-        quote_field = JsonStringStreamer("quote")
-        answer_field = JsonStringStreamer("answer")
-        raw = quote = shown = text = ""
+        lesson_text = _plain(" ".join(readable(p.text) for p in context))
         streamed: list[str] = []
-        verbatim = True
-        answerable: bool | None = None
         first: float | None = None
-        source: Passage | None = None
+        messages = self.messages(cleaned, context)
 
         def show(piece: str) -> AnswerDelta:
             streamed.append(piece)
             return AnswerDelta(piece)
 
-        async for piece in self.model.stream(
-            self.messages(cleaned, context), Generation(self.settings.max_tokens, ANSWER_SCHEMA)
-        ):
-            raw += piece
-            delta = answer_field.feed(piece)  # fed every piece: one piece may end the quote and start the answer
-            if source is None:
-                quote += quote_field.feed(piece)
-                verbatim = verbatim and _plain(quote) in lesson_text
-                visible = quote.lstrip()
-                if not quote_field.done:
-                    visible = visible[: max(visible.rfind(" "), 0)]  # whole words only while the quote grows
-                if verbatim and len(visible) > len(shown):
-                    # While the model copies lesson text word for word, the learner already sees it.
+        for attempt in range(2):
+            quote_field = JsonStringStreamer("quote")
+            answer_field = JsonStringStreamer("answer")
+            raw = quote = shown = text = ""
+            verbatim = True
+            answerable: bool | None = None
+            source: Passage | None = None
+            async for piece in self.model.stream(messages, Generation(self.settings.max_tokens, ANSWER_SCHEMA)):
+                raw += piece
+                delta = answer_field.feed(piece)  # fed every piece: one piece may end the quote and start the answer
+                if source is None:
+                    quote += quote_field.feed(piece)
+                    verbatim = verbatim and _plain(quote) in lesson_text
+                    visible = quote.lstrip()
+                    if not quote_field.done:
+                        visible = visible[: max(visible.rfind(" "), 0)]  # whole words only while the quote grows
+                    if verbatim and len(visible) > len(shown):
+                        # While the model copies lesson text word for word, the learner already sees it.
+                        if first is None:
+                            first = self.clock()
+                            yield show("“")
+                        yield show(visible[len(shown) :])
+                        shown = visible
+                    if not quote_field.done:
+                        continue
+                    found = closest_sentence(quote, context)
+                    if found is None:
+                        break  # no such sentence in the lesson text: whatever follows would be made up
+                    source, sentence = found
                     if first is None:
                         first = self.clock()
-                        yield show("“")
-                    yield show(visible[len(shown) :])
-                    shown = visible
-                if not quote_field.done:
-                    continue
-                found = closest_sentence(quote, context)
-                if found is None:
-                    break  # no such sentence in the lesson text: whatever follows would be made up
-                source, sentence = found
-                if first is None:
-                    first = self.clock()
-                    yield show(f"“{sentence}")
-                elif not verbatim:
-                    # What was shown is lesson text; the rest was not copied exactly, so it is not shown.
-                    yield show("…")
-                yield show("” ")
-            if answerable is None:
-                found_flag = _ANSWERABLE.search(raw)
-                answerable = found_flag.group(1) == "true" if found_flag else None
-                if answerable is False:
-                    break
-            if delta:
-                text += delta
-                yield show(delta)
-                if len(_SENTENCE_END.findall(text)) >= self.settings.max_sentences:
-                    break  # short answers: stop at the sentence limit rather than at the token cap
-            if answer_field.done:
-                break  # the answer is complete: don't wait for the model to close the JSON (and save its cache)
+                        yield show(f"“{sentence}")
+                    elif not verbatim:
+                        # What was shown is lesson text; the rest was not copied exactly, so it is not shown.
+                        yield show("…")
+                    yield show("” ")
+                if answerable is None:
+                    found_flag = _ANSWERABLE.search(raw)
+                    answerable = found_flag.group(1) == "true" if found_flag else None
+                    if answerable is False:
+                        break
+                if delta:
+                    text += delta
+                    yield show(delta)
+                    if len(_SENTENCE_END.findall(text)) >= self.settings.max_sentences:
+                        break  # short answers: stop at the sentence limit rather than at the token cap
+                if answer_field.done:
+                    break  # the answer is complete: don't wait for the model to close the JSON (and save its cache)
+            if source is None and not streamed and attempt == 0 and echoes_question(quote, cleaned):
+                # Small models sometimes copy the question into "quote". Point that out once and let the model
+                # look again: its prompt is still in the cache, so this costs only the new reply.
+                echoed = ChatMessage("assistant", json.dumps({"quote": quote}))
+                messages = [*messages, echoed, ChatMessage("user", self._retry)]
+                continue
+            break
         text = text.strip()
         reason = "answered"
         if source is None:
             reason = "the model found no sentence in the lesson text that answers it"
         elif not answerable or not text:
             reason = "the lesson text does not state the answer"
-        elif invented_numbers(text, " ".join(p.text for p in context) + " " + cleaned):
+        elif invented_numbers(text, " ".join(f"{p.lesson_title} {p.heading} {p.text}" for p in context) + " " + cleaned):
             reason = "the answer had numbers the lesson text does not contain"
         elif foreign_links(text, " ".join(p.text for p in context)):
             reason = "the answer had a link the lesson text does not contain"

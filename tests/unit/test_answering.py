@@ -242,3 +242,62 @@ def test_quotes_match_list_items_read_out_as_one_line_and_short_code_quoted_verb
     assert closest_sentence("model.predict()", found) is None  # code the lesson does not show
     assert closest_sentence("the course", found) is None  # too short to prove anything
     assert closest_sentence("In this course you will learn to bake bread and sell it online", found) is None
+
+
+def test_a_quote_stitched_from_a_list_and_its_lead_in_counts_but_a_made_up_one_does_not() -> None:
+    from bot.core.answering import closest_sentence
+
+    text = ("You will also learn the basics of Regression, Classification, Clustering and Time Series Forecasting.\n\n"
+            "In this course you will learn:\n\n- Core concepts\n- The history of ML\n- Regression\n- Classification\n"
+            "- Clustering\n- Time series forecasting")  # fmt: skip
+    found = [passage("course", text, 0.6)]
+    stitched = "In this course you will learn: Regression, Classification, Clustering, Time Series Forecasting"
+    assert closest_sentence(stitched, found) == (found[0], stitched)
+    assert closest_sentence("In this course you will learn how to bake bread and sell it in a shop", found) is None
+    assert closest_sentence("what will I learn in this course about regression and clustering?", found) is None
+
+
+def test_a_quote_of_a_sentence_with_a_link_matches_the_text_a_reader_sees() -> None:
+    from bot.core.answering import closest_sentence
+
+    text = "The built-in [diabetes dataset](https://example.org/datasets#diabetes) includes 442 samples of data."
+    found = [passage("data", text, 0.6)]
+    assert closest_sentence("The built-in diabetes dataset includes 442 samples of data.", found)
+
+
+def test_passage_numbers_and_decades_the_text_covers_are_not_invented_numbers() -> None:
+    from bot.core.answering import invented_numbers
+
+    assert invented_numbers("As Passage 2 says, prices peak in September.", "Prices peak in September.") == set()
+    assert invented_numbers("In the late 1980s computers got cheaper.", "1987 - 1993: AI chill") == set()
+    assert invented_numbers("In the 1960s it cost 5 dollars.", "It happened in 1974.") == {"5", "1960s"}
+
+
+def test_a_quote_that_copies_the_question_gets_one_second_look() -> None:
+    answerer, model, _ = make([passage("teacher-and-student", TEACHER, 0.6)])
+    question = "What does the student learn from in distillation?"
+    model.enqueue({"quote": question, "answerable": True, "answer": "From the teacher."})
+    model.enqueue({"quote": TEACHER, "answerable": True, "answer": "From the teacher's outputs."})
+    streamed, answer = ask(answerer, question)
+    assert not answer.refused and streamed == f"“{TEACHER}” From the teacher's outputs."
+    retry_messages = model.history[1][0]
+    assert [m.role for m in retry_messages] == ["system", "user", "assistant", "user"]
+    assert question in retry_messages[2].content and "copies my question" in retry_messages[3].content
+
+
+def test_a_made_up_quote_is_refused_without_a_second_look() -> None:
+    answerer, model, log = make([passage("teacher-and-student", TEACHER, 0.6)])
+    model.enqueue({"quote": "Students copy the weights of the teacher directly.", "answerable": True, "answer": "They copy."})
+    model.enqueue({"quote": TEACHER, "answerable": True, "answer": "Never asked."})
+    _, answer = ask(answerer, "What does the student learn from?")
+    assert answer.refused and len(model.history) == 1
+    assert log.records[-1].reason == "the model found no sentence in the lesson text that answers it"
+
+
+def test_a_question_copied_twice_is_refused_after_the_one_retry() -> None:
+    answerer, model, _ = make([passage("teacher-and-student", TEACHER, 0.6)])
+    question = "What does the student learn from in distillation?"
+    model.enqueue({"quote": question, "answerable": True, "answer": "x"})
+    model.enqueue({"quote": question, "answerable": True, "answer": "x"})
+    _, answer = ask(answerer, question)
+    assert answer.refused and len(model.history) == 2
