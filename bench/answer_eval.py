@@ -33,7 +33,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, corpora, new_workdir, percentile, scratch_settings  # noqa: E402
+from bench.common import EVAL_DIR, corpora, new_workdir, percentile, scratch_settings  # noqa: E402
 from bot.app import build_answerer, build_chat_model, section_lookup, track_text  # noqa: E402
 from bot.cli import ensure_models  # noqa: E402
 from bot.core.answering import ANSWER_SCHEMA, Answer, AnswerDelta  # noqa: E402
@@ -41,7 +41,6 @@ from bot.core.ports import ChatMessage, Generation  # noqa: E402
 from bot.knowledge.index import LessonIndex  # noqa: E402
 from bot.llm.llama import REPEAT_PENALTY  # noqa: E402
 
-EVAL_DIR = ROOT / "bench" / "eval"
 
 
 @dataclass

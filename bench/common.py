@@ -15,6 +15,8 @@ from bot.knowledge.reader import read_track
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ROOT / "bench" / "questions"
+EVAL_DIR = ROOT / "bench" / "eval"
+HELDOUT = ROOT / "bench" / "heldout"  # written blind, after retrieval was tuned on QUESTIONS: never tune on these
 ML_COURSE = ROOT.parent / "shared" / "corpora" / "ml-for-beginners"
 
 
@@ -47,9 +49,10 @@ def corpora(workdir: Path) -> list[Track]:
     return tracks
 
 
-def questions(track_id: str) -> list[dict]:
-    """The retrieval question set of a corpus: ``[{question, lesson, section}]``."""
-    files = [QUESTIONS / f"{track_id}.yaml", *sorted((QUESTIONS / track_id).glob("*.yaml"))]
+def questions(track_id: str, heldout: bool = False) -> list[dict]:
+    """The retrieval question set of a corpus (or its held-out set): ``[{question, lesson, section}]``."""
+    root = HELDOUT if heldout else QUESTIONS
+    files = [root / f"{track_id}.yaml", *sorted((root / track_id).glob("*.yaml"))]
     items: list[dict] = []
     for path in files:
         if path.is_file():

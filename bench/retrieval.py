@@ -2,6 +2,8 @@
 
 A question counts as found at k when one of the top k results comes from a section that answers it (its
 label, or a section listed under ``also`` whose text answers it just as directly).
+Two question sets per corpus: ``bench/questions`` (used to choose chunk size, keyword weight and probes)
+and ``bench/heldout`` (written later without looking at search results, never tuned on), reported apart.
 Each question is searched twice: across its whole track (a learner asking from the track menu) and within
 its lesson (a learner asking mid-lesson, which the tutor searches first). Latency is the whole
 ``LessonIndex.search`` call, the question's embedding included.
@@ -14,6 +16,7 @@ its lesson (a learner asking mid-lesson, which the tutor searches first). Latenc
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -53,10 +56,13 @@ def main() -> None:
     )
     for track in corpora(workdir):
         index.ingest(track)
-        items = questions(track.id)
         index.search("warm-up", k=3, track=track.id)  # the first call loads the model; not a learner's query
-        print(f"\n{track.id}: {len(items)} questions, {len(index.chunks_for(track))} entries indexed")
-        for scope in ("track", "lesson"):
+        print(f"\n{track.id}: {len(index.chunks_for(track))} entries indexed")
+        tuning, heldout = questions(track.id), questions(track.id, heldout=True)
+        sets = [("tuning", tuning), ("held-out", heldout), ("all", tuning + heldout)]
+        for (name, items), scope in itertools.product(sets, ("track", "lesson")):
+            if not items:
+                continue
             found1 = found3 = 0
             latencies: list[float] = []
             failures = []
@@ -73,7 +79,7 @@ def main() -> None:
                     failures.append((item, places))
             n = len(items)
             print(
-                f"  within {scope:6s}  recall@1 {found1 / n:.3f}  recall@3 {found3 / n:.3f}  "
+                f"  {name:8s} ({len(items)} q)  within {scope:6s}  recall@1 {found1 / n:.3f}  recall@3 {found3 / n:.3f}  "
                 f"query p50 {percentile(latencies, 50):.1f} ms  p95 {percentile(latencies, 95):.1f} ms"
             )
             for item, places in failures if args.failures else []:
