@@ -53,6 +53,9 @@ _ANSWERABLE = re.compile(r'"answerable"\s*:\s*(true|false)')
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)\s]*\)")  # [text](target) reads as its text
 _PASSAGE_MENTION = re.compile(r"\bpassages?\s+\d+(?:\s*(?:and|,|&)\s*\d+)*", re.IGNORECASE)
+_PROMPT_MENTION = re.compile(
+    r"\b(?:the\s+)?(?:provided\s+|given\s+)?(?:passages?(?:\s+\d+(?:\s*(?:,|and|&)\s*\d+)*)?|quote)\b", re.IGNORECASE
+)
 _DECADE = re.compile(r"\b(\d{3})0s\b")
 QUOTE_COVERAGE = 0.9  # share of a stitched quote's words that must sit in three-word runs of the lesson text
 
@@ -167,6 +170,49 @@ class JsonStringStreamer:
             i += 1
         self._position = i
         return "".join(out)
+
+
+class LearnerWording:
+    """Says "the lesson" where the model names the prompt's parts ("Passage 2", "the quote") while it streams.
+
+    The learner never saw numbered passages or a quote field. The last few words are held back until more
+    text shows whether they start such a mention; ``flush`` releases them when the answer ends.
+    """
+
+    HOLD_WORDS = 6  # the longest mention: "the provided passages 1 and 2"
+
+    def __init__(self) -> None:
+        self._pending = ""
+        self._emitted_tail = ""
+
+    def _rewrite(self, text: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            before = self._emitted_tail + match.string[: match.start()]
+            said = "lesson" if before.lower().endswith("the ") else "the lesson"
+            sentence_start = not before.strip() or before.rstrip()[-1] in ".!?"
+            return said[0].upper() + said[1:] if sentence_start else said
+
+        out = _PROMPT_MENTION.sub(replace, text)
+        self._emitted_tail = (self._emitted_tail + out)[-8:]
+        return out
+
+    def feed(self, piece: str) -> str:
+        """Add ``piece``; return the text that is now safe to show."""
+        self._pending += piece
+        starts = [match.start() for match in re.finditer(r"\S+", self._pending)]
+        if len(starts) <= self.HOLD_WORDS:
+            return ""
+        cut = starts[-self.HOLD_WORDS]
+        for match in _PROMPT_MENTION.finditer(self._pending):
+            if match.start() < cut < match.end():
+                cut = match.start()  # never split a mention: it is rewritten whole
+        ready, self._pending = self._pending[:cut], self._pending[cut:]
+        return self._rewrite(ready)
+
+    def flush(self) -> str:
+        """The held-back rest, once the answer is complete."""
+        rest, self._pending = self._pending, ""
+        return self._rewrite(rest)
 
 
 def _plain(text: str) -> str:
@@ -413,6 +459,7 @@ class Answerer:
             verbatim = True
             answerable: bool | None = None
             source: Passage | None = None
+            wording = LearnerWording()
             async for piece in self.model.stream(messages, Generation(self.settings.max_tokens, ANSWER_SCHEMA)):
                 raw += piece
                 delta = answer_field.feed(piece)  # fed every piece: one piece may end the quote and start the answer
@@ -449,7 +496,9 @@ class Answerer:
                         break
                 if delta:
                     text += delta
-                    yield show(delta)
+                    shown_now = wording.feed(delta)
+                    if shown_now:
+                        yield show(shown_now)
                     if len(_SENTENCE_END.findall(text)) >= self.settings.max_sentences:
                         break  # short answers: stop at the sentence limit rather than at the token cap
                 if answer_field.done:
@@ -461,6 +510,9 @@ class Answerer:
                 messages = [*messages, echoed, ChatMessage("user", self._retry)]
                 continue
             break
+        tail = wording.flush()
+        if tail:
+            yield show(tail)
         text = text.strip()
         reason = "answered"
         if source is None:

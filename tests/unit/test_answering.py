@@ -301,3 +301,29 @@ def test_a_question_copied_twice_is_refused_after_the_one_retry() -> None:
     model.enqueue({"quote": question, "answerable": True, "answer": "x"})
     _, answer = ask(answerer, question)
     assert answer.refused and len(model.history) == 2
+
+
+@pytest.mark.parametrize(
+    ("said", "shown"),
+    [
+        ("Based on the chart in Passage 2, prices peak in October.", "Based on the chart in the lesson, prices peak in October."),
+        ("The quote states that it learns from the teacher.", "The lesson states that it learns from the teacher."),
+        ("As the provided passages 1 and 2 say, it depends.", "As the lesson say, it depends."),
+        ("The passage explicitly says so.", "The lesson explicitly says so."),
+        ("It learns from the teacher's outputs.", "It learns from the teacher's outputs."),
+    ],
+)
+def test_the_learner_reads_the_lesson_where_the_model_names_the_prompts_parts(said: str, shown: str) -> None:
+    from bot.core.answering import LearnerWording
+
+    for size in (1, 3, 7, len(said)):
+        wording = LearnerWording()
+        out = "".join(wording.feed(said[i : i + size]) for i in range(0, len(said), size)) + wording.flush()
+        assert out == shown
+
+
+def test_a_streamed_answer_says_the_lesson_instead_of_passage_numbers() -> None:
+    answerer, model, _ = make([passage("teacher-and-student", TEACHER, 0.6)])
+    model.enqueue({"quote": TEACHER, "answerable": True, "answer": "As Passage 1 says, it learns from the teacher."})
+    streamed, answer = ask(answerer, "What does the student learn from?")
+    assert not answer.refused and streamed == answer.text == f"“{TEACHER}” As the lesson says, it learns from the teacher."
