@@ -28,12 +28,16 @@ from bot.core.lessons import Lesson, Section, Track
 from bot.core.ports import ChatMessage, ChatModel, Generation, Passage, QuestionLog, QuestionRecord, Retriever
 from bot.core.prompts import PromptLibrary
 
+_STRING_CHARS = r'[^"\\]*'  # any characters up to the end of the JSON string
+NOT_YES_OR_NO = rf"^(|[A-MO-XZa-z0-9“(']{_STRING_CHARS}|Y[a-df-z]{_STRING_CHARS}|N[a-np-z]{_STRING_CHARS})$"
 ANSWER_SCHEMA = {
     "type": "object",
     "properties": {
         "quote": {"type": "string", "maxLength": 400},
         "answerable": {"type": "boolean"},
-        "answer": {"type": "string", "maxLength": 700},
+        # Not "Yes"/"No" first: a small model opens with "Yes," by reflex (even before saying the opposite),
+        # so the grammar makes it start with the fact itself.
+        "answer": {"type": "string", "pattern": NOT_YES_OR_NO},
     },
     "required": ["quote", "answerable", "answer"],
 }

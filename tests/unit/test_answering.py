@@ -327,3 +327,16 @@ def test_a_streamed_answer_says_the_lesson_instead_of_passage_numbers() -> None:
     model.enqueue({"quote": TEACHER, "answerable": True, "answer": "As Passage 1 says, it learns from the teacher."})
     streamed, answer = ask(answerer, "What does the student learn from?")
     assert not answer.refused and streamed == answer.text == f"“{TEACHER}” As the lesson says, it learns from the teacher."
+
+
+def test_the_answer_grammar_makes_the_model_start_with_the_fact_not_yes_or_no() -> None:
+    import re
+
+    from bot.core.answering import ANSWER_SCHEMA
+
+    pattern = re.compile(ANSWER_SCHEMA["properties"]["answer"]["pattern"])
+    for wrong in ("Yes, a token can.", "No.", "Yes", "Nope, never", 'He said "hi"', "A \\n escape"):
+        assert not pattern.match(wrong), wrong
+    for fine in ("", "A token never gets exactly zero weight.", "You can run it offline.", "Nearly all of it.",
+                 "“Soft targets” carry more signal.", "2 models are in memory."):  # fmt: skip
+        assert pattern.match(fine), fine
