@@ -99,6 +99,7 @@ def build_answerer(settings: Settings, model: ChatModel | None = None, index: Le
         sections=section_lookup(tracks),
         track_text=track_text(tracks),
         settings=AnswerSettings(**settings.answering.model_dump()),
+        lesson_chunks=index.lesson_passages,
     )
 
 

@@ -341,6 +341,7 @@ class Answerer:
         sections: Callable[[str, str, str], Section | None] | None = None,
         track_text: Callable[[str | None], str] | None = None,
         settings: AnswerSettings | None = None,
+        lesson_chunks: Callable[[str, str], list[Passage]] | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ):
         self.retriever = retriever
@@ -349,6 +350,7 @@ class Answerer:
         self.log = log
         self.sections = sections or (lambda track, lesson, section: None)
         self.track_text = track_text
+        self.lesson_chunks = lesson_chunks or (lambda track, lesson: [])
         self.settings = settings or AnswerSettings()
         self.clock = clock
         self._system = prompts.get("answer_system").render()
@@ -401,14 +403,22 @@ class Answerer:
     def prefetch(self, track: Track, lesson: Lesson) -> None:
         """Have the model read the prompt of each of the lesson's sections ahead of the learner's questions.
 
-        A question's prompt starts with the rules and the passage that answers it, usually a whole section of
-        the learner's lesson; read ahead, that prefix is in the model's cache and the answer starts sooner.
+        A question's prompt starts with the rules and the passage that answers it: a whole section of the
+        learner's lesson, or one chunk of a long one; read ahead, that prefix is in the model's cache and the
+        answer starts sooner. Short sections are read first, then the chunks of long ones.
         """
+        long_sections: set[str] = set()
         for section in lesson.sections:
             if len(section.text.split()) > self.settings.max_section_words:
-                continue  # long sections go in as their best chunk, which depends on the question
+                long_sections.add(section.id)
+                continue
             passage = Passage(track.id, lesson.id, section.id, section.heading, lesson.title, section.text)
             self.model.warm(self.messages("", [passage]))
+        # A long section goes in as whichever of its chunks best matches the question: read them all.
+        chunks = self.lesson_chunks(track.id, lesson.id) if long_sections else []
+        for section in lesson.sections:
+            for chunk in (c for c in chunks if c.section == section.id and section.id in long_sections):
+                self.model.warm(self.messages("", [chunk]))
 
     # ------------------------------------------------------------ answering
 

@@ -340,3 +340,25 @@ def test_the_answer_grammar_makes_the_model_start_with_the_fact_not_yes_or_no() 
     for fine in ("", "A token never gets exactly zero weight.", "You can run it offline.", "Nearly all of it.",
                  "“Soft targets” carry more signal.", "2 models are in memory."):  # fmt: skip
         assert pattern.match(fine), fine
+
+
+def test_read_ahead_covers_each_chunk_of_a_long_section_so_its_questions_start_warm() -> None:
+    from bot.core.lessons import Lesson, Track
+
+    long_text = " ".join(f"Sentence {n} of the long section says something." for n in range(80))  # 560 words
+    short, long = Section("gap", "Gap", GAP), Section("teacher-and-student", "Teacher and student", long_text)
+    lesson = Lesson("distillation", "Model distillation", 7, "premise", (long, short))
+    track = Track("ai", "AI", "", (lesson,))
+    chunk_one = passage("teacher-and-student", long_text[:300], 0.6)
+    chunk_two = passage("teacher-and-student", TEACHER + " " + long_text[300:600], 0.6)
+    model = ScriptedModel()
+    answerer = Answerer(FixedRetriever([chunk_two]), model, PROMPTS, sections=lambda t, l, s: {"gap": short, "teacher-and-student": long}.get(s),
+                        lesson_chunks=lambda t, l: [chunk_one, chunk_two, passage("gap", GAP, 0.6)])  # fmt: skip
+    answerer.prefetch(track, lesson)
+    warmed = [prompt[1].content for prompt in model.warmed]
+    assert len(warmed) == 3 and GAP in warmed[0] and chunk_one.text in warmed[1] and chunk_two.text in warmed[2]
+    assert all(long_text not in prompt for prompt in warmed)  # a long section is never read whole
+    model.enqueue({"quote": TEACHER, "answerable": True, "answer": "From the teacher's outputs."})
+    ask(answerer, "What does the student learn from?")
+    asked = model.history[-1][0][1].content
+    assert asked.startswith(warmed[2].split("<<<QUESTION")[0])  # the question's prompt starts as read ahead
