@@ -52,7 +52,7 @@ MIN_QUOTE_CHARS = 20
 QUOTE_MATCH = 0.8  # how closely a quote must match a lesson sentence (word sequence similarity)
 # Units a quote is matched against: sentences, and lines that start a list item or table row or follow a colon.
 _UNIT_SPLIT = re.compile(r"(?<=[.!?])\s+|\n\s*\n|\n(?=\s*(?:[-*+]\s|\d+[.)]\s|\|))|(?<=:)\n")
-_CODE = re.compile(r"\w\.\w|\w\(|_\w")  # attribute access, a call, snake_case
+_CODE = re.compile(r"\w\.\w|\w\(|_\w|(?<!\w)\.[A-Za-z]\w*")  # attribute access, a call, snake_case, a file extension
 _ANSWERABLE = re.compile(r'"answerable"\s*:\s*(true|false)')
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)\s]*\)")  # [text](target) reads as its text

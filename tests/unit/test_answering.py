@@ -240,6 +240,9 @@ def test_quotes_match_list_items_read_out_as_one_line_and_short_code_quoted_verb
     assert closest_sentence("model.fit(X_train, y_train)", found)
     assert closest_sentence("`model.fit`", found)
     assert closest_sentence("model.predict()", found) is None  # code the lesson does not show
+    notebook = [passage("notebooks", "Notebooks are files with the `.ipynb` extension.", 0.6)]
+    assert closest_sentence("`.ipynb`", notebook) == (notebook[0], ".ipynb")
+    assert closest_sentence("`.py`", notebook) is None
     assert closest_sentence("the course", found) is None  # too short to prove anything
     assert closest_sentence("In this course you will learn to bake bread and sell it online", found) is None
 
