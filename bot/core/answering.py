@@ -28,7 +28,7 @@ from bot.core.lessons import Lesson, Section, Track
 from bot.core.ports import ChatMessage, ChatModel, Generation, Passage, QuestionLog, QuestionRecord, Retriever
 from bot.core.prompts import PromptLibrary
 
-_STRING_CHARS = r'[^"\\]*'  # any characters up to the end of the JSON string
+_STRING_CHARS = r'[^"\\]*'  # plain text up to the end of the JSON string (no quote marks or escapes)
 NOT_YES_OR_NO = rf"^(|[A-MO-XZa-z0-9“(']{_STRING_CHARS}|Y[a-df-z]{_STRING_CHARS}|N[a-np-z]{_STRING_CHARS})$"
 ANSWER_SCHEMA = {
     "type": "object",
@@ -56,7 +56,6 @@ _CODE = re.compile(r"\w\.\w|\w\(|_\w|(?<!\w)\.[A-Za-z]\w*")  # attribute access,
 _ANSWERABLE = re.compile(r'"answerable"\s*:\s*(true|false)')
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)\s]*\)")  # [text](target) reads as its text
-_PASSAGE_MENTION = re.compile(r"\bpassages?\s+\d+(?:\s*(?:and|,|&)\s*\d+)*", re.IGNORECASE)
 _PROMPT_MENTION = re.compile(
     r"\b(?:the\s+)?(?:provided\s+|given\s+)?(?:passages?(?:\s+\d+(?:\s*(?:,|and|&)\s*\d+)*)?|quote)\b", re.IGNORECASE
 )
@@ -302,7 +301,7 @@ def invented_numbers(answer: str, sources: str) -> set[str]:
 
     "Passage 2" names a prompt block, not a fact; "the 1990s" is stated when the sources have a year of it.
     """
-    answer = _PASSAGE_MENTION.sub(" ", answer)
+    answer = _PROMPT_MENTION.sub(" ", answer)
     known = set(_NUMBER.findall(sources))
     decades = {match.group(1) for match in _DECADE.finditer(answer)}
     answer = _DECADE.sub(" ", answer)
