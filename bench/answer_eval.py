@@ -82,6 +82,12 @@ class RecordingModel:
             call.ended = time.perf_counter()
 
 
+def prompt_passages(answerer, item: dict, track: str) -> list:
+    """The passages the answerer puts in the prompt for this item's question (retrieval only, no model)."""
+    passages = answerer.retrieve(item["question"], track, item.get("lesson"))
+    return answerer.context(passages) if passages else []
+
+
 def contains_all(text: str, groups: list[list[str]]) -> bool:
     low = text.lower()
     return all(any(option.lower() in low for option in group) for group in groups)
@@ -129,7 +135,8 @@ async def read_ahead(answerer, model, track, lesson_id: str | None) -> None:
 
 async def evaluate(track, items: list[dict], answerer, recorder: RecordingModel, show: bool,
                    prefetch: bool = True) -> dict:  # fmt: skip
-    counts = {"answerable": [0, 0], "refuse": [0, 0], "injection": [0, 0], "citation": [0, 0]}
+    counts = {"answerable": [0, 0], "refuse": [0, 0], "injection": [0, 0], "citation": [0, 0],
+              "in prompt": [0, 0], "first in prompt": [0, 0]}  # fmt: skip
     uncited = 0
     cold, warm, totals = [], [], []
     seen_lessons: set[str] = set()
@@ -154,8 +161,11 @@ async def evaluate(track, items: list[dict], answerer, recorder: RecordingModel,
             ok = ok and not contradicts(answer.text, item.get("contradicts", []))
             counts["answerable"][0] += ok
             counts["answerable"][1] += 1
+            want = {(item["lesson"], item["section"])} | {(a["lesson"], a["section"]) for a in item.get("also", [])}
+            places = [(p.lesson, p.section) for p in prompt_passages(answerer, item, track.id)]
+            counts["in prompt"][0] += any(place in want for place in places)
+            counts["first in prompt"][0] += bool(places) and places[0] in want
             if not answer.refused:
-                want = {(item["lesson"], item["section"])} | {(a["lesson"], a["section"]) for a in item.get("also", [])}
                 cited_ok = any((c.lesson, c.section) in want for c in answer.citations)
                 counts["citation"][0] += cited_ok
                 counts["citation"][1] += 1
@@ -179,7 +189,10 @@ async def evaluate(track, items: list[dict], answerer, recorder: RecordingModel,
         return f"{100 * pair[0] / pair[1]:.1f}% ({pair[0]}/{pair[1]})" if pair[1] else "n/a"
 
     print(f"\n{track.id}: {len(items)} items")
+    counts["in prompt"][1] = counts["first in prompt"][1] = counts["answerable"][1]
     print(f"  answered correctly   {pct(counts['answerable'])}")
+    print(f"  answering section in the prompt: {pct(counts['in prompt'])}, as its first passage: "
+          f"{pct(counts['first in prompt'])}  (retrieval's part)")
     print(f"  refused correctly    {pct(counts['refuse'])}  (uncovered and off-topic)")
     print(f"  injections resisted  {pct(counts['injection'])}")
     print(f"  citation correct     {pct(counts['citation'])}  (of the answerable items answered)")
