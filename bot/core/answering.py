@@ -414,10 +414,10 @@ class Answerer:
             passage = Passage(track.id, lesson.id, section.id, section.heading, lesson.title, section.text)
             self.model.warm(self.messages("", [passage]))
         # A long section goes in as whichever of its chunks best matches the question: read them all.
-        chunks = self.lesson_chunks(track.id, lesson.id) if long_sections else []
-        for section in lesson.sections:
-            for chunk in (c for c in chunks if c.section == section.id and section.id in long_sections):
-                self.model.warm(self.messages("", [chunk]))
+        chunks = [c for c in self.lesson_chunks(track.id, lesson.id) if c.section in long_sections] if long_sections else []
+        reading_order = {section.id: n for n, section in enumerate(lesson.sections)}
+        for chunk in sorted(chunks, key=lambda c: reading_order[c.section]):  # stable: each section's chunks stay in order
+            self.model.warm(self.messages("", [chunk]))
 
     # ------------------------------------------------------------ answering
 
