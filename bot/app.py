@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from bot.core.answering import Answerer, AnswerSettings
+from bot.core.answering.checks import plain
 from bot.core.engine import Engine
-from bot.core.lessons import Lesson, Section, Track
+from bot.core.lessons import Lesson, Track
 from bot.core.ports import ChatModel
 from bot.core.prompts import PromptLibrary
 from bot.knowledge.published import PublishedTracks
@@ -31,32 +32,31 @@ def load_tracks(settings: Settings) -> dict[str, Track]:
     return PublishedTracks(settings.published_dir).serve(read_knowledge(settings.knowledge_dir))
 
 
-def section_lookup(tracks: dict[str, Track]):  # noqa: ANN201 - a Callable[[str, str, str], Section | None]
-    """A function that finds a section by track, lesson and section id."""
+def lesson_lookup(tracks: dict[str, Track]):  # noqa: ANN201 - a Callable[[str, str], Lesson | None]
+    """A function that finds a lesson by track and lesson id."""
 
-    def find(track: str, lesson: str, section: str) -> Section | None:
+    def find(track: str, lesson: str) -> Lesson | None:
         found = tracks.get(track)
-        lesson_found = found.lesson(lesson) if found else None
-        return lesson_found.section(section) if lesson_found else None
+        return found.lesson(lesson) if found else None
 
     return find
 
 
-def track_text(tracks: dict[str, Track]):  # noqa: ANN201 - a Callable[[str | None], str]
-    """A function giving all the text of a track (every track for None), to check what the lessons mention."""
+def track_words(tracks: dict[str, Track]):  # noqa: ANN201 - a Callable[[str | None], str]
+    """A function giving the words of a track (every track for None), computed once, to check what lessons mention."""
     cache: dict[str | None, str] = {}
 
     def lesson_text(lesson: Lesson) -> str:
         parts = [lesson.title, *(f"{s.heading}\n{s.text}" for s in lesson.sections)]
         return "\n".join(parts + [f"{term}: {meaning}" for term, meaning in lesson.key_terms])
 
-    def text(track: str | None) -> str:
+    def words(track: str | None) -> str:
         if track not in cache:
             chosen = [tracks[track]] if track in tracks else list(tracks.values())
-            cache[track] = "\n".join(lesson_text(lesson) for found in chosen for lesson in found.lessons)
+            cache[track] = plain("\n".join(lesson_text(lesson) for found in chosen for lesson in found.lessons))
         return cache[track]
 
-    return text
+    return words
 
 
 def build_chat_model(settings: Settings, preload: bool = False) -> ChatModel:
@@ -87,6 +87,8 @@ def build_answerer(settings: Settings, model: ChatModel | None = None, index: Le
                    tracks: dict[str, Track] | None = None, database: Database | None = None) -> Answerer:  # fmt: skip
     """The grounded answerer over the indexed lessons, logging questions to the database."""
     tracks = load_tracks(settings) if tracks is None else tracks
+    from bot.knowledge.unit_ranker import UnitRanker
+
     if index is None:
         from bot.knowledge.index import LessonIndex
 
@@ -96,10 +98,10 @@ def build_answerer(settings: Settings, model: ChatModel | None = None, index: Le
         model=model or build_chat_model(settings),
         prompts=PromptLibrary(PROMPTS_DIR),
         log=SqliteQuestionLog(database or settings.database_path),
-        sections=section_lookup(tracks),
-        track_text=track_text(tracks),
+        lessons=lesson_lookup(tracks),
+        track_words=track_words(tracks),
         settings=AnswerSettings(**settings.answering.model_dump()),
-        lesson_chunks=index.lesson_passages,
+        ranker=UnitRanker(index.embedder, settings.retrieval.keyword_weight),
     )
 
 

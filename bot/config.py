@@ -84,14 +84,23 @@ class AnsweringSettings(BaseModel):
     point_similarity: float = Field(
         0.15, ge=-1, le=1, description="A refusal names the closest section only when it is at least this similar."
     )
-    lesson_bonus: float = Field(0.05, ge=0, le=1, description="Preference for the learner's current lesson.")
-    second_passage_margin: float = Field(
-        0.08, ge=0, le=1, description="Add a second passage when it is this close to the best one."
+    judge_threshold: float = Field(
+        0.35, ge=0, le=1, description="The judge's P(yes) that the cited units state the answer, needed to show them."
     )
+    lesson_bonus: float = Field(0.05, ge=0, le=1, description="Preference for the learner's current lesson.")
     max_question_chars: int = Field(500, ge=20, description="Longer questions are cut to this many characters.")
-    max_section_words: int = Field(380, ge=50, description="Sections longer than this are given by their best chunk.")
-    max_tokens: int = Field(220, ge=16, description="Most tokens the model may write for one answer.")
-    max_sentences: int = Field(3, ge=1, le=10, description="An answer stops after this many sentences.")
+    page_tokens: int = Field(
+        1000, ge=200, le=3500, description="Most tokens of lesson text read ahead as one prompt (whole sections; a small model picks better from fewer units)."
+    )
+    context_tokens: int = Field(
+        700, ge=100, le=3500, description="Most tokens of retrieved sections in a prompt that was not read ahead."
+    )
+    max_units: int = Field(3, ge=1, le=6, description="Most lesson units one answer cites.")
+    candidates: int = Field(
+        8, ge=1, le=100, description="The model may cite only this many units: those that best match the question."
+    )
+    explain: bool = Field(True, description="After the cited units, a short explanation (shown only when it passes the check).")
+    explanation_tokens: int = Field(90, ge=16, description="Most tokens the model may write for the explanation.")
 
 
 class StorageSettings(BaseModel):

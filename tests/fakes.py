@@ -12,14 +12,33 @@ from bot.core.ports import ChatMessage, Generation, Passage, QuestionRecord
 
 @dataclass
 class ScriptedModel:
-    """Replays queued replies piece by piece and records every prompt it was given."""
+    """Replays queued replies piece by piece and queued judge verdicts, and records every prompt it was given."""
 
     replies: list[str] = field(default_factory=list)
     history: list[tuple[list[ChatMessage], Generation]] = field(default_factory=list)
     piece_size: int = 7
+    verdicts: list[float] = field(default_factory=list)  # P(yes) the judge will read, in order
+    probes: list[list[ChatMessage]] = field(default_factory=list)
 
     def enqueue(self, reply: str | dict) -> None:
         self.replies.append(reply if isinstance(reply, str) else json.dumps(reply))
+
+    def enqueue_answer(self, units: list[str], yes: float = 0.9, explanation: str = "") -> None:
+        """Script one grounded answer: the units cited, the judge's P(yes) and (if it is asked for) the explanation."""
+        self.enqueue({"units": units})
+        self.verdicts.append(yes)
+        if yes >= 0.35:  # the default judge threshold: an explanation is asked for ("" is one that never came)
+            self.enqueue(explanation)
+
+    @property
+    def questions(self) -> list[tuple[list[ChatMessage], Generation]]:
+        """The citing calls (one per question that reached the model); explanations are the other calls."""
+        return [call for call in self.history if call[1].json_schema is not None]
+
+    async def next_word_probabilities(self, messages: Sequence[ChatMessage], words: Sequence[str]) -> dict[str, float]:
+        self.probes.append(list(messages))
+        yes = self.verdicts.pop(0)
+        return {word: (yes if word == "yes" else 1 - yes) for word in words}
 
     warmed: list[list[ChatMessage]] = field(default_factory=list)
 

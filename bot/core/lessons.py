@@ -31,13 +31,30 @@ class Question:
 
 
 @dataclass(frozen=True)
+class Unit:
+    """The smallest piece of lesson text an answer can cite: a sentence, a list item, a table row or a code block.
+
+    ``id`` is stable: it comes from the section and the unit's own words, so editing other text keeps it.
+    ``text`` is plain text as a reader sees it (links read as their words, no Markdown markup). A list's
+    lead-in (the sentence before the list) names its items in ``items``, so citing it brings the list.
+    """
+
+    id: str
+    text: str
+    kind: str = "sentence"  # "sentence", "item", "row", "code"
+    line: int = 0  # where it starts in the lesson file
+    items: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Section:
-    """A ``##`` section of a lesson: the unit learners read and answers cite."""
+    """A ``##`` section of a lesson: what learners read and answers cite."""
 
     id: str
     heading: str
     text: str
     line: int = 0
+    units: tuple[Unit, ...] = ()
 
 
 @dataclass(frozen=True)

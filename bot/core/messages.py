@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.core.answering import Citation
-
 MAX_ACTION_BYTES = 48  # Telegram allows 64 bytes of callback data; the rest is room for an adapter's prefix
 
 # Limits of a Telegram quiz poll; a question that fits them may be shown as a native poll.
@@ -18,6 +16,21 @@ POLL_QUESTION_CHARS = 300
 POLL_OPTION_CHARS = 100
 POLL_MAX_OPTIONS = 10
 POLL_EXPLANATION_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where an answer comes from: a lesson section."""
+
+    track: str
+    lesson: str
+    section: str
+    heading: str
+    lesson_title: str
+
+    def label(self) -> str:
+        """``Lesson title › Section heading``."""
+        return f"{self.lesson_title} › {self.heading}"
 
 
 @dataclass(frozen=True)

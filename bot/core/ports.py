@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bot.core.lessons import Unit
+
 
 class ModelBusy(RuntimeError):
     """The model's queue is full; the learner should try again shortly."""
@@ -44,6 +46,13 @@ class ChatModel(Protocol):
         """Yield the reply as it is written, piece by piece; raise ModelBusy when the queue is full."""
         ...
 
+    async def next_word_probabilities(self, messages: Sequence[ChatMessage], words: Sequence[str]) -> dict[str, float]:
+        """How likely the reply is to start with each of ``words`` (any case), normalised over them.
+
+        Reads the model's next-token probabilities; nothing is generated. Raises ModelBusy like ``stream``.
+        """
+        ...
+
     def warm(self, messages: Sequence[ChatMessage]) -> None:
         """Read a prompt ahead of time when idle, so a later prompt that starts the same way starts sooner.
 
@@ -75,6 +84,14 @@ class Retriever(Protocol):
 
     def search(self, question: str, k: int, track: str | None = None, lesson: str | None = None) -> list[Passage]:
         """The best passage of each of the ``k`` best sections, best first."""
+        ...
+
+
+class UnitRanker(Protocol):
+    """Scores lesson units by how well they match a question (the units an answer may cite are the best few)."""
+
+    def scores(self, question: str, units: Sequence[Unit]) -> list[float]:
+        """One score per unit, higher for a better match."""
         ...
 
 

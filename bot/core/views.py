@@ -256,10 +256,8 @@ def reset_confirmation(version: int) -> Reply:
 
 
 def answer(final: Answer, read_only: int | None, in_lesson: bool) -> Reply:
-    """A finished answer with its sources; a note when only ``read_only`` characters were read; a way back."""
+    """A finished answer (its quotes name their lesson and section); a note when only ``read_only`` characters were read."""
     text = final.text
-    if not final.refused and final.citations:
-        text += "\n\nSource: " + "; ".join(c.label() for c in final.citations)
     if read_only is not None:
         text += f"\n\n(Your message was long, so I read only its first {read_only} characters.)"
     buttons = rows([Button("Back to the lesson ▸", "w")]) if in_lesson else ()

@@ -14,8 +14,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bot.core.lessons import Lesson, Question, Section, Track
+from bot.core.lessons import Lesson, Question, Section, Track, Unit
 from bot.knowledge.reader import TrackResult
+from bot.knowledge.units import section_units
 
 log = logging.getLogger(__name__)
 FORMAT = 1
@@ -30,6 +31,15 @@ def track_to_dict(track: Track, folder: str) -> dict[str, Any]:
     return {"format": FORMAT, "folder": folder, "track": data}
 
 
+def _section(data: dict[str, Any]) -> Section:
+    """A section as stored; copies written before units existed get their units split anew."""
+    units = data.get("units")
+    if units is None:
+        return Section(data["id"], data["heading"], data["text"], data["line"], section_units(data["id"], data["text"]))
+    stored = tuple(Unit(**{**unit, "items": tuple(unit["items"])}) for unit in units)
+    return Section(data["id"], data["heading"], data["text"], data["line"], stored)
+
+
 def track_from_dict(data: dict[str, Any]) -> Track:
     """The track ``track_to_dict`` wrote."""
     raw = data["track"]
@@ -39,7 +49,7 @@ def track_from_dict(data: dict[str, Any]) -> Track:
             title=lesson["title"],
             minutes=lesson["minutes"],
             premise=lesson["premise"],
-            sections=tuple(Section(**section) for section in lesson["sections"]),
+            sections=tuple(_section(section) for section in lesson["sections"]),
             key_terms=tuple((term, meaning) for term, meaning in lesson["key_terms"]),
             practice=tuple(lesson["practice"]),
             quiz=tuple(Question(**{**q, "options": tuple(q["options"])}) for q in lesson["quiz"]),

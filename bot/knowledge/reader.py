@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from bot.core.lessons import Lesson, Question, Section, Track, slugify
 from bot.knowledge.schema import FIX_HINTS, FrontMatter, QuestionSpec, TrackSpec
+from bot.knowledge.units import section_units
 
 TRACK_FILE = "track.toml"
 WORDS_PER_MINUTE = 200
@@ -185,13 +186,23 @@ def _parse_body(body: str, body_line: int) -> tuple[str | None, list[Section], i
     sections: list[Section] = []
     intro_start = title_end or 0
     intro_end = heads[0][0] if heads else len(lines)
-    intro = "\n".join(lines[intro_start:intro_end]).strip()
-    if intro:
-        sections.append(Section("introduction", "Introduction", intro, body_line + intro_start))
+
+    def section(section_id: str, heading: str, start: int, first: int, end: int) -> Section | None:
+        text = "\n".join(lines[first:end]).strip()
+        if not text:
+            return None
+        while not lines[first].strip():
+            first += 1
+        return Section(section_id, heading, text, body_line + start, section_units(section_id, text, body_line + first))
+
+    # Text before the first heading is the introduction, unless a heading is called that too (then: overview).
+    intro_id = "overview" if any(slugify(heading) == "introduction" for _s, _a, heading in heads) else "introduction"
+    intro = section(intro_id, intro_id.capitalize(), intro_start, intro_start, intro_end)
+    sections.extend([intro] if intro else [])
     for number, (start, after, heading) in enumerate(heads):
         end = heads[number + 1][0] if number + 1 < len(heads) else len(lines)
-        text = "\n".join(lines[after:end]).strip()
-        sections.append(Section(slugify(heading), heading, text, body_line + start))
+        found = section(slugify(heading), heading, start, after, end)
+        sections.append(found or Section(slugify(heading), heading, "", body_line + start))
     return title, sections, (body_line + title_end - 1) if title_end else None
 
 

@@ -41,6 +41,7 @@ class _Job:
     out: asyncio.Queue
     cancelled: threading.Event = field(default_factory=threading.Event)
     ended: bool = False  # the end of the reply was already sent
+    words: tuple[str, ...] = ()  # a probe: report these words' next-token probabilities instead of generating
 
     def emit(self, item: object) -> None:
         try:
@@ -119,6 +120,7 @@ class LlamaChatModel:
         self._jobs: queue.Queue[_Job | None | object] = queue.Queue(maxsize=queue_size)
         self._prompts_to_warm: collections.deque[list[dict[str, str]]] = collections.deque(maxlen=WARM_BACKLOG)
         self._warmed: set[int] = set()
+        self._formatter: Any = None
         self._worker = threading.Thread(target=self._run, name="llama-worker", daemon=True)
         self._worker.start()
         if preload:
@@ -154,6 +156,20 @@ class LlamaChatModel:
                 yield item
         finally:
             job.cancelled.set()  # stop generating when the caller stops listening
+
+    async def next_word_probabilities(self, messages: Sequence[ChatMessage], words: Sequence[str]) -> dict[str, float]:
+        """How likely the reply is to start with each of ``words`` (any case), normalised over them."""
+        loop = asyncio.get_running_loop()
+        prompt = [{"role": m.role, "content": m.content} for m in messages]
+        job = _Job(prompt, Generation(1), loop, asyncio.Queue(), words=tuple(words))
+        try:
+            self._jobs.put_nowait(job)
+        except queue.Full:
+            raise ModelBusy() from None
+        result: dict[str, float] = {}
+        async for item in self._drain(job):
+            result = item  # type: ignore[assignment]
+        return result
 
     def warm(self, messages: Sequence[ChatMessage]) -> None:
         """Read this prompt when the model is otherwise idle and keep its state in the prompt cache.
@@ -215,7 +231,10 @@ class LlamaChatModel:
 
     def _serve(self, job: _Job) -> None:
         try:
-            self._generate(job)
+            if job.words:
+                job.emit(self._probe(job.messages, job.words))
+            else:
+                self._generate(job)
         except ModelFailed as error:
             job.emit(error)
         except Exception as error:  # noqa: BLE001 - anything llama.cpp raises must reach the caller
@@ -224,6 +243,50 @@ class LlamaChatModel:
         else:
             if not job.ended:
                 job.emit(_END)
+
+    def _prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
+        """The chat prompt as the model's chat template formats it, ready for the reply (as chat completion does)."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        llm = self.llm
+        if self._formatter is None:
+            def text(token: int) -> str:
+                return llm._model.token_get_text(token) if token != -1 else ""  # noqa: SLF001 - as Llama does
+
+            self._formatter = Jinja2ChatFormatter(llm.metadata["tokenizer.chat_template"], eos_token=text(llm.token_eos()),
+                                                  bos_token=text(llm.token_bos()))  # fmt: skip
+        formatted = self._formatter(messages=messages)
+        return llm.tokenize(formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True)
+
+    def _probe(self, messages: list[dict[str, str]], words: tuple[str, ...]) -> dict[str, float]:
+        """Next-token probabilities of ``words`` after the prompt, reusing a cached prefix as generation does."""
+        import numpy as np
+        from llama_cpp import Llama
+
+        llm = self.llm
+        tokens = self._prompt_tokens(messages)
+        if llm.cache is not None:
+            try:
+                cached = llm.cache[tokens]
+                if Llama.longest_token_prefix(cached.input_ids.tolist(), tokens) > Llama.longest_token_prefix(
+                    llm._input_ids.tolist(), tokens  # noqa: SLF001 - the tokens already in the context
+                ):
+                    llm.load_state(cached)
+            except KeyError:
+                pass
+        reused = min(Llama.longest_token_prefix(llm._input_ids.tolist(), tokens), len(tokens) - 1)  # noqa: SLF001
+        llm.n_tokens = reused
+        llm.eval(tokens[reused:])
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).astype(np.float64)  # noqa: SLF001
+        probabilities = np.exp(logits - logits.max())
+        probabilities /= probabilities.sum()
+        mass: dict[str, float] = {}
+        for word in words:
+            variants = {word.lower(), word.capitalize(), word.upper(), " " + word.lower(), " " + word.capitalize()}
+            ids = {llm.tokenize(v.encode("utf-8"), add_bos=False, special=False)[0] for v in variants}
+            mass[word] = float(sum(probabilities[i] for i in ids))
+        total = sum(mass.values())
+        return {word: (value / total if total else 0.0) for word, value in mass.items()}
 
     def _generate(self, job: _Job) -> None:
         kwargs: dict[str, Any] = {

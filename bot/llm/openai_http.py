@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from pydantic import SecretStr
 
 from bot.core.ports import ChatMessage, Generation, ModelBusy, ModelFailed
 
+log = logging.getLogger(__name__)
 for _name in ("httpx", "httpcore"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
@@ -44,6 +46,7 @@ class OpenAIChatModel:
         self._slots = asyncio.Semaphore(concurrency)
         self._queue_size = queue_size
         self._waiting = 0
+        self._warned_logprobs = False
 
     def _headers(self) -> dict[str, str]:
         key = self._api_key.get_secret_value() if self._api_key else ""
@@ -59,6 +62,62 @@ class OpenAIChatModel:
 
     def close(self) -> None:
         """Nothing to release: every call opens and closes its own connection."""
+
+    async def next_word_probabilities(self, messages: Sequence[ChatMessage], words: Sequence[str]) -> dict[str, float]:
+        """Next-token probabilities of ``words`` from the server's ``top_logprobs`` (one token generated).
+
+        A server that returns no log-probabilities is said so in the log once; its one sampled token then
+        counts as certain (1 for the word it wrote, 0 for the others), which makes the judge a plain yes/no.
+        """
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "max_tokens": 1,
+            "temperature": 0,
+            "logprobs": True,
+            "top_logprobs": 20,
+        }
+        if self._waiting >= self._queue_size:
+            raise ModelBusy()
+        self._waiting += 1
+        acquired = False
+        try:
+            async with self._slots:
+                self._waiting -= 1
+                acquired = True
+                reply = await self._post_json(body)
+        finally:
+            if not acquired:
+                self._waiting -= 1
+        choice = (reply.get("choices") or [{}])[0]
+        top = ((choice.get("logprobs") or {}).get("content") or [{}])[0].get("top_logprobs") or []
+        mass = {word: 0.0 for word in words}
+        if top:
+            for entry in top:
+                token = str(entry.get("token", "")).strip().lower()
+                if token in mass:
+                    mass[token] += math.exp(float(entry.get("logprob", -math.inf)))
+        else:
+            if not self._warned_logprobs:
+                self._warned_logprobs = True
+                log.warning("the model server at %s returns no logprobs: the answer judge falls back to the one word "
+                            "the server writes, without a probability; use a server that supports top_logprobs", self.base_url)  # fmt: skip
+            said = str(((choice.get("message") or {}).get("content")) or "").strip().lower()
+            for word in words:
+                mass[word] = 1.0 if said.startswith(word.lower()) else 0.0
+        total = sum(mass.values())
+        return {word: (value / total if total else 0.0) for word, value in mass.items()}
+
+    async def _post_json(self, body: dict[str, Any]) -> dict[str, Any]:
+        timeout = httpx.Timeout(self.max_seconds, connect=10.0)
+        try:
+            async with httpx.AsyncClient(timeout=timeout) as client:
+                response = await client.post(f"{self.base_url}/chat/completions", json=body, headers=self._headers())
+        except httpx.HTTPError as error:
+            raise ModelFailed(f"could not reach the model server at {self.base_url}: {type(error).__name__}") from None
+        if response.status_code >= 400:
+            raise ModelFailed(f"the model server answered {response.status_code}: {response.text[:300]}")
+        return response.json()
 
     def stream(self, messages: Sequence[ChatMessage], generation: Generation) -> AsyncIterator[str]:
         """Stream a reply; raises ModelBusy when too many calls are already waiting."""

@@ -41,14 +41,15 @@ def run_console(lines: list[str], store: SqliteProgressStore, model: ScriptedMod
 def test_numbered_choices_streamed_answers_and_a_status_line(tmp_path: Path) -> None:
     store = SqliteProgressStore(tmp_path / "db.sqlite3")
     model = ScriptedModel()
-    model.enqueue({"quote": TEACHER, "answerable": True, "answer": "It learns from the teacher's outputs."})
-    model.enqueue({"quote": "Students are always better than teachers", "answerable": True, "answer": "Yes."})
+    model.enqueue_answer(["1"], explanation="It learns from the teacher's outputs.")
+    model.enqueue_answer(["1"], yes=0.1)
     out = run_console(["1", "1", "1", "what does the student learn from?", "1", "is the student better?", "7", "next"],
                       store, model)  # fmt: skip
     assert "[1] Resume" not in out and "[1] AI foundations  [2] Progress" in out  # nothing to resume yet
     assert LESSON.premise in out and f"{STATUS_MARK} “{LESSON.title}” (AI foundations), at the start" in out
     assert "[1] ◂ Back  [2] Next ▸" in out and LESSON.sections[0].heading in out
-    assert "“In distillation the student is trained on the teacher's outputs.” It learns from the teacher's outputs." in out
+    assert "“In distillation the student is trained on the teacher's outputs.”\nSource: Model distillation › Teacher and student" in out
+    assert "It learns from the teacher's outputs." in out
     assert "Source: Model distillation › Teacher and student" in out
     assert "[1] Back to the lesson ▸" in out and "There is no choice 7; type a number from 1 to 1." in out
     assert "(withdrawn)" in out or "can't answer that from the lessons" in out

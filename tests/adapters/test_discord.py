@@ -52,8 +52,8 @@ def capture_everything(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def build_engine(store: SqliteProgressStore, model: ScriptedModel | None = None,
-                 answering: AnswerSettings | None = None) -> Engine:  # fmt: skip
-    answerer = Answerer(FixedRetriever([PASSAGE]), model or ScriptedModel(), PromptLibrary(REPO / "prompts"),
+                 answering: AnswerSettings | None = None, passage: Passage = PASSAGE) -> Engine:  # fmt: skip
+    answerer = Answerer(FixedRetriever([passage]), model or ScriptedModel(), PromptLibrary(REPO / "prompts"),
                         settings=answering or AnswerSettings())  # fmt: skip
     return Engine(TRACKS, store, answerer)
 
@@ -109,7 +109,7 @@ async def press(fake: FakeDiscord, user: User, messages: list[FakeMessage], labe
 def test_ask_defers_then_streams_a_grounded_answer_into_one_message(tmp_path: Path) -> None:
     model = ScriptedModel(piece_size=4)
     answer = "It learns from the teacher's outputs, not from raw labels."
-    model.enqueue({"quote": TEACHER, "answerable": True, "answer": answer})
+    model.enqueue_answer(["1"], explanation=answer)
     engine = build_engine(SqliteProgressStore(tmp_path / "db.sqlite3"), model)
 
     async def body(fake: FakeDiscord) -> None:
@@ -118,8 +118,8 @@ def test_ask_defers_then_streams_a_grounded_answer_into_one_message(tmp_path: Pa
             [answer] = await fake.settled(asked)
         assert [callback["type"] for callback in asked.callbacks] == [5]  # deferred: "thinking…"
         assert not asked.callbacks[0].get("data", {}).get("flags", 0) & EPHEMERAL  # an answer is for the channel
-        assert answer.content.startswith(f"“{TEACHER}” It learns from the teacher's outputs")
-        assert answer.content.endswith("Source: Model distillation › Teacher and student")
+        assert answer.content.startswith(f"“{TEACHER}”\nSource: Model distillation › Teacher and student")
+        assert answer.content.endswith("It learns from the teacher's outputs, not from raw labels.")
         assert not answer.ephemeral and answer.edits >= 1  # filled by the first piece, then edited as it grew
         assert engine.answerer.retriever.calls[0][0] == "what does the student learn from?"  # no "ask" in it
         assert not fake.calls_to(r"/webhooks/\d+/[^/]+$", "POST")  # one message: no follow-ups
@@ -129,7 +129,7 @@ def test_ask_defers_then_streams_a_grounded_answer_into_one_message(tmp_path: Pa
 
 def test_a_question_the_lessons_do_not_support_gets_a_refusal(tmp_path: Path) -> None:
     model = ScriptedModel()
-    model.enqueue({"quote": "Students are always better than their teachers", "answerable": True, "answer": "Yes."})
+    model.enqueue_answer(["1"], yes=0.1)
     engine = build_engine(SqliteProgressStore(tmp_path / "db.sqlite3"), model)
 
     async def body(fake: FakeDiscord) -> None:
@@ -145,20 +145,22 @@ def test_a_question_the_lessons_do_not_support_gets_a_refusal(tmp_path: Path) ->
 
 def test_a_3000_character_answer_arrives_as_two_clean_messages(tmp_path: Path) -> None:
     sentence = "The student keeps copying what the teacher writes " + "and learns from the teacher outputs " * 26
-    answer_text = ". ".join([sentence.strip()] * 3) + "."
+    long_unit = ", ".join([sentence.strip()] * 3) + "."  # one very long lesson sentence, quoted whole
+    explanation = "It copies what the teacher writes."
     model = ScriptedModel(piece_size=200)
-    model.enqueue({"quote": TEACHER, "answerable": True, "answer": answer_text})
-    engine = build_engine(SqliteProgressStore(tmp_path / "db.sqlite3"), model, AnswerSettings(max_sentences=10))
+    model.enqueue_answer(["1"], explanation=explanation)
+    passage = Passage(PASSAGE.track, PASSAGE.lesson, PASSAGE.section, PASSAGE.heading, PASSAGE.lesson_title, long_unit, 0.7, 0.7)
+    engine = build_engine(SqliteProgressStore(tmp_path / "db.sqlite3"), model, AnswerSettings(), passage)
 
     async def body(fake: FakeDiscord) -> None:
         async with bot(fake, engine, edit_seconds=0.01):
             asked = await fake.slash(ADA, "ask", {"question": "what does the student learn from?"})
             messages = await fake.settled(asked, 2)
-        expected = render_text(f"“{TEACHER}” {answer_text}\n\nSource: Model distillation › Teacher and student")
+        expected = render_text(f"“{long_unit}”\nSource: Model distillation › Teacher and student\n\n{explanation}")
         assert len(expected) > 3000 and len(messages) == 2
         assert all(len(m.content) <= 2000 for m in messages)
         assert " ".join(m.content for m in messages).split() == expected.split()  # cut between words, nothing lost
-        assert messages[1].content.endswith("Source: Model distillation › Teacher and student")
+        assert messages[1].content.endswith(explanation)
         assert not any(m.ephemeral for m in messages)
         [follow_up] = fake.calls_to(r"/webhooks/\d+/[^/]+$", "POST")  # the first piece filled the deferred reply
         assert follow_up.body["content"] == messages[1].content and follow_up.query.get("wait") in {"1", "true"}
@@ -168,7 +170,7 @@ def test_a_3000_character_answer_arrives_as_two_clean_messages(tmp_path: Path) -
 
 def test_questions_over_the_per_minute_limit_get_a_private_note(tmp_path: Path) -> None:
     model = ScriptedModel()
-    model.enqueue({"quote": TEACHER, "answerable": True, "answer": "From the teacher's outputs."})
+    model.enqueue_answer(["1"], explanation="From the teacher's outputs.")
     engine = build_engine(SqliteProgressStore(tmp_path / "db.sqlite3"), model)
 
     async def body(fake: FakeDiscord) -> None:
@@ -180,14 +182,14 @@ def test_questions_over_the_per_minute_limit_get_a_private_note(tmp_path: Path) 
             other = await fake.slash(BOB, "help")  # the limit is per learner, and only for questions
             await fake.settled(other)
         assert note.ephemeral and "limit of 1 question a minute" in note.content
-        assert len(model.history) == 1
+        assert len(model.questions) == 1
 
     run(body)
 
 
 def test_stop_finishes_the_answer_in_flight_then_disconnects(tmp_path: Path) -> None:
     model = GatedModel()
-    model.enqueue({"quote": TEACHER, "answerable": True, "answer": "From the teacher's outputs."})
+    model.enqueue_answer(["1"], explanation="From the teacher's outputs.")
     engine = build_engine(SqliteProgressStore(tmp_path / "db.sqlite3"), model)
 
     async def body(fake: FakeDiscord) -> None:
@@ -212,7 +214,7 @@ def test_turns_waiting_behind_the_learners_own_question_are_acknowledged_in_time
 ) -> None:
     monkeypatch.setattr(discord_adapter, "NAVIGATION_ACK_SECONDS", 0.2)  # Discord's 3 s, scaled down
     model = GatedModel()
-    model.enqueue({"quote": TEACHER, "answerable": True, "answer": "From the teacher's outputs."})
+    model.enqueue_answer(["1"], explanation="From the teacher's outputs.")
     engine = build_engine(SqliteProgressStore(tmp_path / "db.sqlite3"), model)
 
     async def body(fake: FakeDiscord) -> None:
@@ -237,7 +239,7 @@ def test_turns_waiting_behind_the_learners_own_question_are_acknowledged_in_time
         assert "From the teacher's outputs." in answer.content and not answer.ephemeral
         assert "Your progress" in progress_shown.content and progress_shown.ephemeral
         assert "How to use tutorbot" in help_shown.content and help_shown.ephemeral
-        assert len(model.history) == 1
+        assert len(model.questions) == 1
 
     run(body)
 
@@ -383,7 +385,7 @@ def test_plain_messages_in_dms_and_mentions_in_servers(tmp_path: Path) -> None:
 
 def test_nothing_the_bot_sends_can_ping_anyone(tmp_path: Path) -> None:
     model = ScriptedModel()
-    model.enqueue({"quote": TEACHER, "answerable": True, "answer": "@everyone: it learns from the teacher's outputs."})
+    model.enqueue_answer(["1"], explanation="@everyone: it learns from the teacher's outputs.")
     engine = build_engine(SqliteProgressStore(tmp_path / "db.sqlite3"), model)
     everyone = User("1180000000000000014", "@everyone", permissions=MEMBER_PERMISSIONS | MANAGE_GUILD)
 

@@ -42,9 +42,8 @@ TRACKS = {r.track.id: r.track for r in read_knowledge(REPO / "knowledge") if r.t
 TEACHER = "In distillation the student is trained on the teacher's outputs."
 PASSAGE = Passage("ai-foundations", "distillation", "teacher-and-student", "Teacher and student", "Model distillation",
                   TEACHER, 0.7, 0.7)  # fmt: skip
-GROUNDED = {"quote": TEACHER, "answerable": True, "answer": "It learns from the teacher's outputs, not its weights."}
-MADE_UP = {"quote": "In distillation the student is always better than every teacher", "answerable": True,
-           "answer": "Yes."}  # starts as lesson text (shown as it is written), then is not: refused
+GROUNDED = {"units": ["1"], "yes": 0.9, "explanation": "It learns from the teacher's outputs, not its weights."}
+MADE_UP = {"units": ["1"], "yes": 0.1}  # the judge finds the cited text does not answer: refused
 FAST = SendLimits(private=(), group=(), overall=())  # tests that send many messages do not wait for the limits
 ADA = User(101, "Ada")
 
@@ -215,23 +214,24 @@ def test_a_poll_answered_after_a_restart_gets_a_note_and_the_question_again(tmp_
 # ---------------------------------------------------------------- model answers
 
 
-def test_a_grounded_answer_streams_into_one_message_and_a_refusal_replaces_its_draft(tmp_path: Path) -> None:
+def test_a_grounded_answer_grows_in_one_message_and_a_refusal_shows_nothing_before_it(tmp_path: Path) -> None:
     model = SlowModel()
-    model.enqueue(GROUNDED)
-    model.enqueue(MADE_UP)
+    model.enqueue_answer(**GROUNDED)
+    model.enqueue_answer(**MADE_UP)
 
     async def scenario() -> None:
         async with running(tmp_path, model=model) as bot:
             fake = bot.fake
             fake.say(ADA, "what does the student learn from?")
-            answer = await fake.message_containing(ADA.id, "Source:")
+            answer = await fake.message_containing(ADA.id, "It learns from the teacher's outputs")
             assert len(fake.shown(ADA.id)) == 1  # one message, edited as the answer grew
-            assert "“In distillation the student is trained on the teacher's outputs.” It learns" in answer.plain
+            assert "“In distillation the student is trained on the teacher's outputs.”" in answer.plain
+            assert "It learns from the teacher's outputs" in answer.plain
             assert "Source: Model distillation › Teacher and student" in answer.plain
             edits = [c for c in fake.calls_to("editMessageText") if c.params["message_id"] == answer.message_id]
-            assert len(edits) >= 2
+            assert len(edits) >= 1  # the quotes were sent first, then the message grew by the explanation
             gaps = [later.at - earlier.at for earlier, later in zip(edits, edits[1:])]
-            assert min(gaps) >= 0.2 - 0.02  # edit_seconds
+            assert min(gaps, default=1.0) >= 0.2 - 0.02  # edit_seconds
             [first_send] = fake.calls_to("sendMessage")
             texts = [first_send.params["text"], *answer.edits]
             assert all(a != b for a, b in zip(texts, texts[1:]))  # an unchanged text is never sent again
@@ -242,14 +242,14 @@ def test_a_grounded_answer_streams_into_one_message_and_a_refusal_replaces_its_d
             refusal = await fake.message_containing(ADA.id, "can't answer that from the lessons")
             assert len(fake.shown(ADA.id)) == 2 and "Source:" not in refusal.plain and "always" not in refusal.plain
             draft = sent_to(fake, "sendMessage", ADA.id)[-1].params["text"]
-            assert draft.startswith("“In") and "always" not in draft and refusal.edits  # shown, then replaced
+            assert draft.startswith("I can't answer") and not refusal.edits  # nothing is shown before the judge passes it
 
     asyncio.run(scenario())
 
 
 def test_stopping_lets_an_answer_in_flight_finish(tmp_path: Path) -> None:
     model = SlowModel(delay=0.05)
-    model.enqueue(GROUNDED)
+    model.enqueue_answer(**GROUNDED)
 
     async def scenario() -> None:
         async with running(tmp_path, model=model) as bot:
@@ -265,7 +265,7 @@ def test_stopping_lets_an_answer_in_flight_finish(tmp_path: Path) -> None:
 
 def test_questions_over_the_budget_are_refused_politely_without_the_model(tmp_path: Path) -> None:
     model = ScriptedModel()
-    model.enqueue(GROUNDED)
+    model.enqueue_answer(**GROUNDED)
 
     async def scenario() -> None:
         async with running(tmp_path, model=model, questions_per_minute=1) as bot:
@@ -275,21 +275,21 @@ def test_questions_over_the_budget_are_refused_politely_without_the_model(tmp_pa
             assert "Please ask again in" in wait.plain and "seconds" in wait.plain
             [help_] = await bot.say(ADA, "help")  # navigation is not counted
             assert "How to use tutorbot" in help_.plain
-            assert len(model.history) == 1
+            assert len(model.questions) == 1
 
     asyncio.run(scenario())
 
 
 def test_a_10000_character_question_is_capped_and_the_answer_says_so(tmp_path: Path) -> None:
     model = ScriptedModel()
-    model.enqueue(GROUNDED)
+    model.enqueue_answer(**GROUNDED)
 
     async def scenario() -> None:
         async with running(tmp_path, model=model) as bot:
             question = ("what does the student learn from in distillation? " * 200)[:10_000]
             bot.fake.say(ADA, question)
-            answer = await bot.fake.message_containing(ADA.id, "Source:")
-            assert "(Your message was long, so I read only its first 500 characters.)" in answer.plain
+            answer = await bot.fake.message_containing(ADA.id, "(Your message was long")
+            assert "Source:" in answer.plain and "(Your message was long, so I read only its first 500 characters.)" in answer.plain
             prompt = model.history[0][0][-1].content
             assert len(prompt) < 2000
 

@@ -155,10 +155,10 @@ def test_a_question_mid_lesson_is_answered_without_losing_the_place(engine: Engi
     ada.press("Start reading")
     ada.press("Next")
     before = store.position("test:ada")
-    model.enqueue({"quote": TEACHER, "answerable": True, "answer": "It learns from what the teacher outputs."})
+    model.enqueue_answer(["1"], explanation="It learns from what the teacher outputs.")
     replies = ada.say("What does the student learn from?")
     partial = [r for r in replies if r.partial]
-    assert len(partial) > 2 and all(b.text.startswith(a.text) for a, b in zip(partial, partial[1:]))
+    assert len(partial) == 2 and all(b.text.startswith(a.text) for a, b in zip(partial, partial[1:]))  # quotes, then the explanation
     final = replies[-1]
     assert not final.partial and "It learns from what the teacher outputs." in final.text
     assert "Source: Model distillation › Teacher and student" in final.text
@@ -175,7 +175,7 @@ def test_a_question_in_the_quiz_is_answered_and_a_typed_letter_answers(engine: E
     open_lesson(ada)
     ada.say("quiz")
     first = DISTILLATION.quiz[0]
-    model.enqueue({"quote": TEACHER, "answerable": True, "answer": "From the teacher's outputs."})
+    model.enqueue_answer(["1"], explanation="From the teacher's outputs.")
     ada.say("what is a teacher model?")
     assert "Source:" in ada.text and "Question 1 of" not in ada.text
     ada.say("resume")
@@ -187,10 +187,10 @@ def test_a_question_in_the_quiz_is_answered_and_a_typed_letter_answers(engine: E
     assert "Right" in ada.last[0].text and "Question 3 of" in ada.text
     ada.say(str(DISTILLATION.quiz[2].correct_index + 1))
     assert "Right" in ada.last[0].text and "Question 4 of" in ada.text
-    assert len(model.history) == 1  # typed answers never reached the model
-    model.enqueue({"quote": TEACHER, "answerable": True, "answer": "From the teacher's outputs."})
+    assert len(model.questions) == 1  # typed answers never reached the model
+    model.enqueue_answer(["1"], explanation="From the teacher's outputs.")
     ada.say("/ask what does the student model learn from when it is being distilled?")
-    assert "<<<QUESTION\nwhat does the student model learn from" in model.history[-1][0][-1].content
+    assert "<<<QUESTION\nwhat does the student model learn from" in model.questions[-1][0][-1].content
     assert ada.engine.is_question(ada.incoming(text="ask why?")) and not ada.engine.is_question(ada.incoming(text="ask"))
 
 
@@ -250,11 +250,11 @@ def test_bad_input_gets_a_helpful_reply_and_keeps_progress(engine: Engine, model
     assert "don't know the command /frobnicate" in ada.text
     ada.say("\u200b\u202e\u0000")
     assert "empty message" in ada.text
-    model.enqueue({"quote": TEACHER, "answerable": True, "answer": "From the teacher's outputs."})
+    model.enqueue_answer(["1"], explanation="From the teacher's outputs.")
     ada.say("what does the student learn from? " + "blah " * 10_000)
     assert "read only its first 500 characters" in ada.text
-    assert len(model.history[-1][0][-1].content) < 500 + 2000  # the question went in cut, not whole
-    model.enqueue({"quote": TEACHER, "answerable": True, "answer": "From the teacher."})
+    assert len(model.questions[-1][0][-1].content) < 500 + 2000  # the question went in cut, not whole
+    model.enqueue_answer(["1"], explanation="From the teacher.")
     ada.say("what does the student \ud800 learn from \U0001F600 ?")
     assert "Source:" in ada.text
     assert store.position("test:ada") == where
@@ -367,7 +367,7 @@ def test_many_learners_at_once_keep_their_own_places(engine: Engine, store: Sqli
 
 def test_navigation_never_waits_for_the_model(store: SqliteProgressStore, clock: Clock) -> None:
     model = GatedModel()
-    model.enqueue({"quote": TEACHER, "answerable": True, "answer": "Yes."})
+    model.enqueue_answer(["1"], explanation="Yes.")
     engine = Engine(TRACKS, store, Answerer(FixedRetriever([passage()]), model, PROMPTS), clock=clock)
     ada, bob = Learner(engine), Learner(engine, "bob", "dm-bob")
 
@@ -448,9 +448,10 @@ def test_commands_and_cleaning() -> None:
 def test_one_question_per_learner_at_a_time_while_navigation_still_works(store: SqliteProgressStore,
                                                                          clock: Clock) -> None:  # fmt: skip
     model = GatedModel()
-    for _ in range(2):
-        model.enqueue({"quote": TEACHER, "answerable": True, "answer": "Yes."})
-    calls = model.history
+    for reply in ({"units": ["1"]}, {"units": ["1"]}, "It learns from the outputs.", "It is smaller."):
+        model.enqueue(reply)  # both questions cite before either explains: the gate holds them
+    model.verdicts += [0.9, 0.9]
+    calls = model.history  # grows as calls reach the model
     engine = Engine(TRACKS, store, Answerer(FixedRetriever([passage()]), model, PROMPTS), clock=clock)
     ada, bob = Learner(engine), Learner(engine, "bob", "dm-bob")
 
@@ -469,24 +470,24 @@ def test_one_question_per_learner_at_a_time_while_navigation_still_works(store: 
     second, first, bob_answer = asyncio.run(scenario())
     assert "still answering your last question" in second
     assert "Source:" in first and "Source:" in bob_answer
-    assert len(calls) == 2  # ada's first question and bob's; ada's second never reached the model
+    assert len(model.questions) == 2  # ada's first question and bob's; ada's second never reached the model
 
 
-def test_opening_a_lesson_has_the_model_read_its_sections_ahead(store: SqliteProgressStore, clock: Clock) -> None:
-    from bot.app import section_lookup
+def test_opening_a_lesson_has_the_model_read_its_pages_ahead(store: SqliteProgressStore, clock: Clock) -> None:
+    from bot.app import lesson_lookup
 
     model = ScriptedModel()
-    answerer = Answerer(FixedRetriever([passage()]), model, PROMPTS, sections=section_lookup(TRACKS))
+    answerer = Answerer(FixedRetriever([passage()]), model, PROMPTS, lessons=lesson_lookup(TRACKS))
     ada = Learner(Engine(TRACKS, store, answerer, clock=clock))
     open_lesson(ada)
-    assert len(model.warmed) == len(DISTILLATION.sections)
-    for section, prompt in zip(DISTILLATION.sections, model.warmed):
-        assert section.text in prompt[-1].content and prompt[0].role == "system"
-    first = DISTILLATION.sections[0]
-    quote = first.text.split(". ")[0] + "."
-    model.enqueue({"quote": quote, "answerable": True, "answer": "From the teacher's outputs."})
+    pages = answerer.pages("ai-foundations", "distillation")
+    read = [prompt for prompt in model.warmed if len(prompt) == 2]  # the judge's rules are read ahead on their own
+    assert len(read) == len(pages) >= 1
+    units_read = " ".join(prompt[-1].content for prompt in read)
+    assert all(unit.text in units_read for section in DISTILLATION.sections for unit in section.units)
+    model.enqueue_answer(["1"], explanation="From the teacher's outputs.")
     ada.say("What does the student learn from?")
-    asked, warmed = model.history[-1][0], model.warmed[0]
-    # The question's prompt starts exactly like the prompt read ahead, up to the question itself.
-    assert asked[0] == warmed[0]
-    assert asked[1].content.startswith(warmed[1].content.split("<<<QUESTION")[0])
+    asked = model.history[0][0]
+    # The question's prompt starts exactly like the page read ahead, up to the question itself.
+    assert asked[0] == read[0][0]
+    assert asked[1].content.startswith(read[0][1].content.split("<<<QUESTION")[0])

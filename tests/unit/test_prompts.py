@@ -32,5 +32,8 @@ def test_missing_prompt_file_names_the_ones_there(tmp_path: Path) -> None:
 def test_shipped_prompts_have_the_variables_the_answerer_fills() -> None:
     library = PromptLibrary(Path(__file__).resolve().parents[2] / "prompts")
     assert library.get("answer_system").variables == frozenset()
-    assert library.get("answer_user").variables == {"passages", "question"}
-    assert library.get("answer_passage").variables == {"number", "lesson_title", "heading", "text"}
+    assert library.get("answer_user").variables == {"units", "question"}
+    assert library.get("explain_user").variables == {"numbers"}
+    assert library.get("judge_system").variables == frozenset()
+    assert library.get("judge_user").variables == {"passage", "question"}
+    assert library.get("judge_examples").variables == frozenset()

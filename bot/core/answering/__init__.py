@@ -1,0 +1,11 @@
+"""Grounded answering: lesson units cited by number, checked by a judge, shown word for word.
+
+``units`` builds what the model reads, ``answerer`` runs the flow, ``checks`` holds the general checks and
+``outcome`` the types it produces.
+"""
+
+from bot.core.answering.answerer import Answerer, UnitPrompt
+from bot.core.answering.outcome import Answer, AnswerDelta, AnswerSettings, Quote
+from bot.core.messages import Citation
+
+__all__ = ["Answer", "AnswerDelta", "AnswerSettings", "Answerer", "Citation", "Quote", "UnitPrompt"]

@@ -1,0 +1,322 @@
+"""Grounded answers: the model cites lesson units by number, a judge checks them, the learner sees them verbatim.
+
+The flow for one question:
+1. retrieve sections (the learner's open lesson first, then the track); a chunk only votes for its section;
+2. refuse at once when nothing is close to the question, or when it names a term the track never mentions;
+3. give the model whole sections with every unit numbered (the open lesson's read-ahead page, or the
+   retrieved sections) and let it reply only with unit numbers from its prompt (a JSON-schema ``enum``);
+4. refuse when it cites nothing, or when an independent judge, a fresh prompt that sees only the question
+   and the cited units, gives P(yes) below the threshold for "does this text state the answer?";
+5. show the cited units word for word with their lesson and section: true by construction;
+6. then, optionally, a short explanation, shown only when every number, link and name in it appears in
+   the cited units. Nothing shown is ever taken back;
+7. log the question and its outcome for moderators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import pydantic_core
+
+from bot.core.answering.checks import clean_question, first_sentences, sentence_count, unknown_terms, unsupported
+from bot.core.answering.outcome import Answer, AnswerDelta, AnswerSettings, Quote
+from bot.core.answering.units import (
+    Numbered,
+    Part,
+    citation_of,
+    citation_schema,
+    expand,
+    fallback_units,
+    lesson_pages,
+    number_units,
+    part_tokens,
+    parts_of,
+)
+from bot.core.lessons import Lesson, Track
+from bot.core.messages import Citation
+from bot.core.ports import (
+    ChatMessage,
+    ChatModel,
+    Generation,
+    ModelBusy,
+    ModelFailed,
+    Passage,
+    QuestionLog,
+    QuestionRecord,
+    Retriever,
+    UnitRanker,
+)
+from bot.core.prompts import PromptLibrary
+
+EXPLANATION_SENTENCES = 2
+
+
+@dataclass(frozen=True)
+class UnitPrompt:
+    """The lesson text of one question's prompt: its parts, as numbered text, and whether it was read ahead."""
+
+    parts: tuple[Part, ...]
+    text: str
+    numbered: list[Numbered]
+    page: bool
+
+
+def passage_citation(passage: Passage) -> Citation:
+    """The citation of a retrieved passage."""
+    return Citation(passage.track, passage.lesson, passage.section, passage.heading, passage.lesson_title)
+
+
+def _overlap(units: tuple, text: str) -> int:
+    words = set(text.lower().split())
+    return sum(len(words & set(unit.text.lower().split())) for unit in units)
+
+
+def quote_text(cited: list[Numbered]) -> str:
+    """The cited units as the learner reads them: each section's words in quotes, then lesson › section."""
+    blocks: list[str] = []
+    for position, item in enumerate(cited):
+        previous = cited[position - 1] if position else None
+        same_section = previous is not None and previous.citation == item.citation
+        if not same_section:
+            blocks.append("")
+        body = blocks[-1]
+        if item.unit.kind == "item":
+            body += f"\n• {item.unit.text}"
+        elif item.unit.kind in ("code", "row"):
+            body += f"\n{item.unit.text}"
+        else:
+            gap = same_section and int(item.number) != int(previous.number) + 1  # type: ignore[union-attr]
+            body += (" … " if gap else " ") + item.unit.text
+        blocks[-1] = body
+        last_of_section = position + 1 == len(cited) or cited[position + 1].citation != item.citation
+        if last_of_section:
+            blocks[-1] = f"“{body.strip()}”\nSource: {item.citation.label()}"
+    return "\n\n".join(blocks)
+
+
+class Answerer:
+    """Answers questions from lesson text only."""
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        model: ChatModel,
+        prompts: PromptLibrary,
+        log: QuestionLog | None = None,
+        lessons: Callable[[str, str], Lesson | None] | None = None,
+        track_words: Callable[[str | None], str] | None = None,
+        settings: AnswerSettings | None = None,
+        ranker: UnitRanker | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
+        self.retriever = retriever
+        self.model = model
+        self.prompts = prompts
+        self.log = log
+        self.lessons = lessons or (lambda track, lesson: None)
+        self.track_words = track_words
+        self.ranker = ranker
+        self.settings = settings or AnswerSettings()
+        self.clock = clock
+        self._system = prompts.get("answer_system").render()
+        self._user = prompts.get("answer_user")
+        self._explain = prompts.get("explain_user")
+        self._judge_system = prompts.get("judge_system").render()
+        self._judge_user = prompts.get("judge_user")
+        self._judge_prefix = [ChatMessage("system", self._judge_system)]
+        for example in prompts.get("judge_examples").text.split("\n---\n"):
+            text, question, verdict = example.strip().rsplit("\n", 2)
+            user = self._judge_user.render(passage=text, question=question.removeprefix("Q: "))
+            self._judge_prefix += [ChatMessage("user", user), ChatMessage("assistant", verdict.removeprefix("A: "))]
+        self._judge_warmed = False
+
+    # ------------------------------------------------------------ what the model reads
+
+    def retrieve(self, question: str, track: str | None, lesson: str | None) -> list[Passage]:
+        """Sections for a question, best first: the open lesson's get a small head start."""
+        ranked: dict[tuple[str, str, str], tuple[float, Passage]] = {}
+        if lesson:
+            for hit in self.retriever.search(question, 3, track, lesson):
+                ranked[(hit.track, hit.lesson, hit.section)] = (hit.similarity + self.settings.lesson_bonus, hit)
+        for hit in self.retriever.search(question, 3, track):
+            ranked.setdefault((hit.track, hit.lesson, hit.section), (hit.similarity, hit))
+        return [hit for _score, hit in sorted(ranked.values(), key=lambda pair: pair[0], reverse=True)]
+
+    def pages(self, track: str, lesson_id: str) -> list[tuple[Part, ...]]:
+        """The read-ahead pages of a lesson (none when the lesson is unknown)."""
+        lesson = self.lessons(track, lesson_id)
+        return lesson_pages(track, lesson, self.settings.page_tokens) if lesson else []
+
+    def part_for(self, passage: Passage) -> Part:
+        """A retrieved passage's section whole, or the run of it that holds the passage when it is too long."""
+        lesson = self.lessons(passage.track, passage.lesson)
+        section = lesson.section(passage.section) if lesson else None
+        if lesson is None or section is None or not section.units:
+            return Part(passage_citation(passage), fallback_units(passage))
+        parts = parts_of(citation_of(passage.track, lesson, section), section.units, self.settings.context_tokens)
+        return max(parts, key=lambda part: _overlap(part.units, passage.text))
+
+    def prompt_for(self, passages: list[Passage], lesson: str | None) -> UnitPrompt:
+        """The open lesson's page when the best section is in it; otherwise the best sections, within budget."""
+        best = passages[0]
+        if lesson and best.lesson == lesson:
+            pages = [p for p in self.pages(best.track, lesson) if any(part.citation.section == best.section for part in p)]
+            if pages:
+                page = max(pages, key=lambda p: sum(_overlap(part.units, best.text) for part in p))
+                return UnitPrompt(page, *number_units(page), page=True)
+        parts: list[Part] = []
+        used = 0
+        for passage in passages:
+            part = self.part_for(passage)
+            size = part_tokens(part)
+            if parts and used + size > self.settings.context_tokens:
+                break
+            parts.append(part)
+            used += size
+        return UnitPrompt(tuple(parts), *number_units(parts), page=False)
+
+    def messages(self, units_text: str, question: str) -> list[ChatMessage]:
+        """The citing prompt: fixed rules, the numbered lesson text, then the question (rules restated after it)."""
+        return [ChatMessage("system", self._system), ChatMessage("user", self._user.render(units=units_text, question=question))]
+
+    def judge_messages(self, question: str, cited: list[Numbered]) -> list[ChatMessage]:
+        """A fresh prompt for the judge: its rules and worked examples (a cached prefix), the question and the cited units."""
+        passage = "\n".join(item.unit.text for item in cited)
+        return [*self._judge_prefix, ChatMessage("user", self._judge_user.render(passage=passage, question=question))]
+
+    def prefetch(self, track: Track, lesson: Lesson) -> None:
+        """Have the model read the lesson's pages (and the judge's rules) ahead of the learner's questions."""
+        if not self._judge_warmed:
+            self._judge_warmed = True
+            self.model.warm(self._judge_prefix)
+        for page in self.pages(track.id, lesson.id):
+            self.model.warm(self.messages(number_units(page)[0], ""))
+
+    # ------------------------------------------------------------ answering
+
+    @staticmethod
+    def refusal_text(closest: Citation | None, why: str | None = None) -> str:
+        """What the learner reads when the lessons do not answer the question."""
+        text = why or "I can't answer that from the lessons: they don't cover it, and I only answer from the lesson text."
+        if closest:
+            text += f" The closest section is “{closest.heading}” in {closest.lesson_title}."
+        return text
+
+    async def ask(self, question: str, track: str | None = None, lesson: str | None = None,
+                  learner: str | None = None) -> AsyncIterator[AnswerDelta | Answer]:  # fmt: skip
+        """Answer ``question``; yields what is shown as soon as it is known to be right, then the final Answer."""
+        started = self.clock()
+        cleaned, truncated = clean_question(question, self.settings.max_question_chars)
+
+        def refuse(reason: str, closest: Citation | None, why: str | None = None, judged: float | None = None) -> Answer:
+            answer = Answer(self.refusal_text(closest, why), True, reason, closest=closest, judged=judged)
+            return self._finish(answer, cleaned, track, lesson, learner, started, None, truncated)
+
+        if not cleaned:
+            yield refuse("empty question", None, "Ask me something about the lesson, in a sentence or two.")
+            return
+        passages = await asyncio.to_thread(self.retrieve, cleaned, track, lesson)  # keeps other learners' turns moving
+        best = passages[0] if passages else None
+        closest = passage_citation(best) if best and best.similarity >= self.settings.point_similarity else None
+        if best is None or best.similarity < self.settings.min_similarity:
+            yield refuse("no lesson text is close to the question", closest)
+            return
+        missing = unknown_terms(cleaned, self.track_words(track)) if self.track_words is not None else []
+        if missing:
+            named = ", ".join(missing)
+            yield refuse(f"the lessons never mention {named}", closest, f"The lessons never mention {named}, so I can't answer that from them.")
+            return
+
+        prompt = self.prompt_for(passages, lesson)
+        messages = self.messages(prompt.text, cleaned)
+        chosen, reply = await self._cite(messages, prompt.numbered, await self._candidates(cleaned, prompt.numbered))
+        if not chosen:
+            yield refuse("no unit of the lesson text states the answer", closest)
+            return
+        cited = expand(chosen, prompt.numbered)
+        odds = await self.model.next_word_probabilities(self.judge_messages(cleaned, cited), ("yes", "no"))
+        judged = odds.get("yes", 0.0)
+        if judged < self.settings.judge_threshold:
+            yield refuse(f"the judge found the cited text does not state the answer (P(yes) {judged:.2f})", cited[0].citation, judged=judged)
+            return
+
+        shown = quote_text(cited)
+        first = self.clock()
+        yield AnswerDelta(shown)
+        explanation, withheld = await self._explanation(messages, reply, chosen, cited) if self.settings.explain else ("", "")
+        if explanation:
+            yield AnswerDelta("\n\n" + explanation)
+            shown += "\n\n" + explanation
+        citations = list(dict.fromkeys(item.citation for item in cited))
+        quotes = [Quote(item.unit.id, item.unit.text, item.citation) for item in cited]
+        reason = f"answered; explanation withheld: {withheld}" if withheld else "answered"
+        answer = Answer(shown, False, reason, citations, closest=citations[0], quotes=quotes,
+                        explanation=explanation, judged=judged)  # fmt: skip
+        yield self._finish(answer, cleaned, track, lesson, learner, started, first, truncated)
+
+    async def _candidates(self, question: str, numbered: list[Numbered]) -> list[Numbered]:
+        """The units the model may cite: the ``candidates`` that best match the question, in reading order."""
+        if self.ranker is None or len(numbered) <= self.settings.candidates:
+            return numbered
+        scores = await asyncio.to_thread(self.ranker.scores, question, [item.unit for item in numbered])
+        best = sorted(range(len(numbered)), key=scores.__getitem__, reverse=True)[: self.settings.candidates]
+        return [numbered[i] for i in sorted(best)]
+
+    async def _cite(self, messages: list[ChatMessage], numbered: list[Numbered],
+                    allowed: list[Numbered]) -> tuple[list[Numbered], str]:  # fmt: skip
+        """The units the model cites among ``allowed`` (at most ``max_units``, in its order) and its raw reply."""
+        by_number = {item.number: item for item in allowed}
+        schema = citation_schema(list(by_number), self.settings.max_units)
+        reply = ""
+        async for piece in self.model.stream(messages, Generation(8 + 6 * self.settings.max_units, schema)):
+            reply += piece
+        try:
+            numbers = pydantic_core.from_json(reply, allow_partial=True).get("units") or []
+        except (ValueError, AttributeError):
+            numbers = []
+        chosen = [by_number[str(n)] for n in dict.fromkeys(numbers) if str(n) in by_number]
+        return chosen[: self.settings.max_units], reply
+
+    async def _explanation(self, messages: list[ChatMessage], reply: str, chosen: list[Numbered],
+                           cited: list[Numbered]) -> tuple[str, str]:  # fmt: skip
+        """A short explanation in the model's words, or "" and why not (it states something the cited units lack)."""
+        numbers = ", ".join(item.number for item in chosen)
+        follow_up = [*messages, ChatMessage("assistant", reply), ChatMessage("user", self._explain.render(numbers=numbers))]
+        text = ""
+        try:
+            async for piece in self.model.stream(follow_up, Generation(self.settings.explanation_tokens)):
+                text += piece
+                if sentence_count(text) >= EXPLANATION_SENTENCES:
+                    break
+        except (ModelBusy, ModelFailed):
+            return "", "the model was busy"  # the quotes are already shown; they stand on their own
+        explanation = first_sentences(text, EXPLANATION_SENTENCES)
+        sources = " ".join(f"{item.citation.lesson_title} {item.citation.heading} {item.unit.text}" for item in cited)
+        lacking = unsupported(explanation, sources)
+        if not explanation or lacking:
+            return "", f"the cited units lack {', '.join(sorted(lacking))}" if lacking else "no whole sentence"
+        return explanation, ""
+
+    def _finish(self, answer: Answer, question: str, track: str | None, lesson: str | None, learner: str | None,
+                started: float, first: float | None, truncated: bool = False) -> Answer:  # fmt: skip
+        now = self.clock()
+        answer.timings = {"ttft_s": (first or now) - started, "total_s": now - started}
+        answer.truncated_question = truncated
+        if self.log is not None:
+            self.log.record(
+                QuestionRecord(
+                    question=question,
+                    track=track,
+                    lesson=lesson,
+                    refused=answer.refused,
+                    reason=answer.reason,
+                    sections=tuple(f"{c.track}/{c.lesson}#{c.section}" for c in answer.citations),
+                    learner=learner,
+                    timings=dict(answer.timings),
+                )
+            )
+        return answer
