@@ -259,14 +259,10 @@ def ask(
         raise _fail(str(error)) from None
     answerer = build_answerer(settings)
 
-    streamed_any = False
-
     async def run() -> Answer:
-        nonlocal streamed_any
         final: Answer | None = None
         async for event in answerer.ask(question, track, lesson, learner="cli"):
             if isinstance(event, AnswerDelta):
-                streamed_any = True
                 if not as_json:
                     out.print(event.text, end="", markup=False, highlight=False, soft_wrap=True)
             else:
@@ -281,14 +277,12 @@ def ask(
     if as_json:
         print(json.dumps(answer.as_dict(), ensure_ascii=False))
         return
-    if answer.refused:
-        if streamed_any:
-            out.print("\n[yellow](withdrawn)[/yellow]", highlight=False)
+    if answer.refused:  # nothing was shown before a refusal: only judged lesson text is ever streamed
         out.print(answer.text, markup=False, highlight=False, soft_wrap=True)
     else:
         out.print()
-        sources = "; ".join(f"{c.label()} ({c.track}/{c.lesson}#{c.section})" for c in answer.citations)
-        out.print(f"[dim]Source: {sources}[/dim]", highlight=False, soft_wrap=True)
+        units = ", ".join(f"{c.track}/{c.lesson}#{q.unit}" for q in answer.quotes for c in [q.citation])
+        out.print(f"[dim]units quoted: {units}[/dim]", highlight=False, soft_wrap=True)
     if answer.truncated_question:
         err.print(f"(your question was cut to {settings.answering.max_question_chars} characters)")
     err.print(

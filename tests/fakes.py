@@ -17,7 +17,8 @@ class ScriptedModel:
     replies: list[str] = field(default_factory=list)
     history: list[tuple[list[ChatMessage], Generation]] = field(default_factory=list)
     piece_size: int = 7
-    verdicts: list[float] = field(default_factory=list)  # P(yes) the judge will read, in order
+    verdicts: list[float] = field(default_factory=list)  # P(yes) the judge of citations will read, in order
+    checks: list[float] = field(default_factory=list)  # P(yes) of the explanation checks; 0.9 when none is queued
     probes: list[list[ChatMessage]] = field(default_factory=list)
 
     def enqueue(self, reply: str | dict) -> None:
@@ -37,7 +38,8 @@ class ScriptedModel:
 
     async def next_word_probabilities(self, messages: Sequence[ChatMessage], words: Sequence[str]) -> dict[str, float]:
         self.probes.append(list(messages))
-        yes = self.verdicts.pop(0)
+        explanation_check = messages[0].content.startswith("You check a tutor's explanation")
+        yes = (self.checks.pop(0) if self.checks else 0.9) if explanation_check else self.verdicts.pop(0)
         return {word: (yes if word == "yes" else 1 - yes) for word in words}
 
     warmed: list[list[ChatMessage]] = field(default_factory=list)

@@ -124,13 +124,14 @@ def test_a_judge_no_refuses_and_points_to_the_cited_section() -> None:
 
 def test_the_judge_sees_only_the_question_and_the_cited_units_after_its_examples() -> None:
     answerer, model, _ = make()
-    model.enqueue_answer(["1"], yes=0.9)
+    model.enqueue_answer(["1"], yes=0.9, explanation="Distillation trains a small model.")
     ask(answerer, "what is distillation?")
     probe = model.probes[0]
     assert probe[0].role == "system" and probe[-1].role == "user"
     assert "Distillation trains a small model from a large one." in probe[-1].content
     assert "what is distillation?" in probe[-1].content and "rare, hard inputs" not in probe[-1].content
     assert {m.content for m in probe if m.role == "assistant"} == {"yes", "no"}  # worked examples of both verdicts
+    assert len(model.probes) == 2 and model.probes[1][0].content.startswith("You check a tutor's explanation")
 
 
 def test_refuses_without_the_model_when_nothing_is_close() -> None:
@@ -155,6 +156,17 @@ def test_an_explanation_with_a_number_name_or_link_the_units_lack_is_not_shown()
         shown, answer = ask(answerer, "does the student copy the teacher's weights?")
         assert shown == ["“It never copies the teacher's weights.”\nSource: Model distillation › Teacher And Student"]
         assert not answer.refused and answer.explanation == "" and "withheld" in answer.reason
+
+
+def test_an_explanation_the_check_finds_says_more_than_the_units_is_not_shown() -> None:
+    answerer, model, _ = make()
+    model.enqueue_answer(["6"], explanation="The student copies the teacher's outputs as its input.")
+    model.checks.append(0.1)
+    shown, answer = ask(answerer, "does the student copy the teacher's weights?")
+    assert len(shown) == 1 and answer.explanation == "" and "says more than" in answer.reason
+    check = model.probes[-1]
+    assert "Statement: The student copies the teacher's outputs as its input." in check[-1].content
+    assert "It never copies the teacher's weights." in check[-1].content
 
 
 def test_unsupported_is_a_general_check_of_numbers_links_and_names() -> None:

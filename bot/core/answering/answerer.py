@@ -98,6 +98,21 @@ def quote_text(cited: list[Numbered]) -> str:
     return "\n\n".join(blocks)
 
 
+def worked_examples(prompts: PromptLibrary, name: str, field: str) -> list[ChatMessage]:
+    """A yes/no checker's rules (``NAME_system``) and worked examples (``NAME_examples``) as a chat prefix.
+
+    Each example is lesson text, then a line ``Q:``/``S:`` with the question or statement, then ``A: yes|no``;
+    examples are separated by ``---`` lines. They are generic (bees, bicycles, bread), never from a course.
+    """
+    messages = [ChatMessage("system", prompts.get(f"{name}_system").render())]
+    user = prompts.get(f"{name}_user")
+    for example in prompts.get(f"{name}_examples").text.split("\n---\n"):
+        text, asked, verdict = example.strip().rsplit("\n", 2)
+        messages.append(ChatMessage("user", user.render(passage=text, **{field: asked.split(": ", 1)[1]})))
+        messages.append(ChatMessage("assistant", verdict.removeprefix("A: ")))
+    return messages
+
+
 class Answerer:
     """Answers questions from lesson text only."""
 
@@ -125,13 +140,10 @@ class Answerer:
         self._system = prompts.get("answer_system").render()
         self._user = prompts.get("answer_user")
         self._explain = prompts.get("explain_user")
-        self._judge_system = prompts.get("judge_system").render()
         self._judge_user = prompts.get("judge_user")
-        self._judge_prefix = [ChatMessage("system", self._judge_system)]
-        for example in prompts.get("judge_examples").text.split("\n---\n"):
-            text, question, verdict = example.strip().rsplit("\n", 2)
-            user = self._judge_user.render(passage=text, question=question.removeprefix("Q: "))
-            self._judge_prefix += [ChatMessage("user", user), ChatMessage("assistant", verdict.removeprefix("A: "))]
+        self._judge_prefix = worked_examples(prompts, "judge", "question")
+        self._check_user = prompts.get("check_user")
+        self._check_prefix = worked_examples(prompts, "check", "statement")
         self._judge_warmed = False
 
     # ------------------------------------------------------------ what the model reads
@@ -188,11 +200,17 @@ class Answerer:
         passage = "\n".join(item.unit.text for item in cited)
         return [*self._judge_prefix, ChatMessage("user", self._judge_user.render(passage=passage, question=question))]
 
+    def check_messages(self, statement: str, cited: list[Numbered]) -> list[ChatMessage]:
+        """A fresh prompt asking whether the cited units say everything an explanation says."""
+        passage = "\n".join(item.unit.text for item in cited)
+        return [*self._check_prefix, ChatMessage("user", self._check_user.render(passage=passage, statement=statement))]
+
     def prefetch(self, track: Track, lesson: Lesson) -> None:
         """Have the model read the lesson's pages (and the judge's rules) ahead of the learner's questions."""
         if not self._judge_warmed:
             self._judge_warmed = True
             self.model.warm(self._judge_prefix)
+            self.model.warm(self._check_prefix)
         for page in self.pages(track.id, lesson.id):
             self.model.warm(self.messages(number_units(page)[0], ""))
 
@@ -299,6 +317,12 @@ class Answerer:
         lacking = unsupported(explanation, sources)
         if not explanation or lacking:
             return "", f"the cited units lack {', '.join(sorted(lacking))}" if lacking else "no whole sentence"
+        try:
+            odds = await self.model.next_word_probabilities(self.check_messages(explanation, cited), ("yes", "no"))
+        except (ModelBusy, ModelFailed):
+            return "", "the model was busy"
+        if odds.get("yes", 0.0) < self.settings.judge_threshold:
+            return "", f"the judge found it says more than the cited units (P(yes) {odds.get('yes', 0.0):.2f})"
         return explanation, ""
 
     def _finish(self, answer: Answer, question: str, track: str | None, lesson: str | None, learner: str | None,
