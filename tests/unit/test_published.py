@@ -39,3 +39,14 @@ def test_an_unreadable_copy_is_ignored(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "demo.json").write_text("{not json", encoding="utf-8")
     assert PublishedTracks(folder).load() == {}
+
+
+def test_a_copy_written_before_units_existed_gets_its_units_split_anew() -> None:
+    track = read_track(REPO / "knowledge" / "ai-foundations").track
+    assert track is not None
+    data = track_to_dict(track, "ai-foundations")
+    for lesson in data["track"]["lessons"]:
+        for section in lesson["sections"]:
+            del section["units"]
+    old = track_from_dict(data)
+    assert [u.text for u in old.lessons[0].sections[0].units] == [u.text for u in track.lessons[0].sections[0].units]

@@ -45,6 +45,19 @@ def test_plain_markdown_is_a_lesson_with_title_from_heading(tmp_path: Path) -> N
     assert lesson.minutes == 1
 
 
+def test_text_before_an_introduction_heading_is_the_overview_and_units_know_their_lines(tmp_path: Path) -> None:
+    body = "# Course\n\nA sketchnote.\n\n## Introduction\n\nFirst idea. Second idea.\n\n- an item\n"
+    path = write_lesson(tmp_path, "01-course.md", None, body)
+    problems: list[Problem] = []
+    lesson = read_lesson(path, problems)
+    assert problems == [] and lesson is not None
+    assert [s.id for s in lesson.sections] == ["overview", "introduction"]
+    lines = path.read_text().splitlines()
+    units = lesson.sections[1].units
+    assert [u.text for u in units] == ["First idea.", "Second idea.", "an item"]
+    assert all(u.text.split()[0] in lines[u.line - 1] for u in units)  # each unit's line in the file
+
+
 def test_headings_inside_code_fences_do_not_start_sections(tmp_path: Path) -> None:
     body = "# T\n\n## Real\n\n```python\n## not a heading\nx = 1\n```\n"
     lesson = read_lesson(write_lesson(tmp_path, "a.md", None, body), [])
