@@ -87,8 +87,6 @@ def build_answerer(settings: Settings, model: ChatModel | None = None, index: Le
                    tracks: dict[str, Track] | None = None, database: Database | None = None) -> Answerer:  # fmt: skip
     """The grounded answerer over the indexed lessons, logging questions to the database."""
     tracks = load_tracks(settings) if tracks is None else tracks
-    from bot.knowledge.unit_ranker import UnitRanker
-
     if index is None:
         from bot.knowledge.index import LessonIndex
 
@@ -101,7 +99,6 @@ def build_answerer(settings: Settings, model: ChatModel | None = None, index: Le
         lessons=lesson_lookup(tracks),
         track_words=track_words(tracks),
         settings=AnswerSettings(**settings.answering.model_dump()),
-        ranker=UnitRanker(index.embedder, settings.retrieval.keyword_weight),
     )
 
 

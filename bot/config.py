@@ -96,9 +96,6 @@ class AnsweringSettings(BaseModel):
         700, ge=100, le=3500, description="Most tokens of retrieved sections in a prompt that was not read ahead."
     )
     max_units: int = Field(3, ge=1, le=6, description="Most lesson units one answer cites.")
-    candidates: int = Field(
-        8, ge=1, le=100, description="The model may cite only this many units: those that best match the question."
-    )
     explain: bool = Field(True, description="After the cited units, a short explanation (shown only when it passes the check).")
     explanation_tokens: int = Field(90, ge=16, description="Most tokens the model may write for the explanation.")
 

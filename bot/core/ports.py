@@ -9,8 +9,6 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bot.core.lessons import Unit
-
 
 class ModelBusy(RuntimeError):
     """The model's queue is full; the learner should try again shortly."""
@@ -84,14 +82,6 @@ class Retriever(Protocol):
 
     def search(self, question: str, k: int, track: str | None = None, lesson: str | None = None) -> list[Passage]:
         """The best passage of each of the ``k`` best sections, best first."""
-        ...
-
-
-class UnitRanker(Protocol):
-    """Scores lesson units by how well they match a question (the units an answer may cite are the best few)."""
-
-    def scores(self, question: str, units: Sequence[Unit]) -> list[float]:
-        """One score per unit, higher for a better match."""
         ...
 
 

@@ -122,7 +122,7 @@ def test_a_judge_no_refuses_and_points_to_the_cited_section() -> None:
     assert "judge" in log.records[-1].reason and log.records[-1].refused
 
 
-def test_the_judge_sees_only_the_question_and_the_cited_units_after_its_examples() -> None:
+def test_the_judge_sees_only_the_question_and_the_cited_units() -> None:
     answerer, model, _ = make()
     model.enqueue_answer(["1"], yes=0.9, explanation="Distillation trains a small model.")
     ask(answerer, "what is distillation?")
@@ -130,7 +130,7 @@ def test_the_judge_sees_only_the_question_and_the_cited_units_after_its_examples
     assert probe[0].role == "system" and probe[-1].role == "user"
     assert "Distillation trains a small model from a large one." in probe[-1].content
     assert "what is distillation?" in probe[-1].content and "rare, hard inputs" not in probe[-1].content
-    assert {m.content for m in probe if m.role == "assistant"} == {"yes", "no"}  # worked examples of both verdicts
+    assert len(probe) == 2  # nothing of the citing conversation: the rules, then the question and units
     assert len(model.probes) == 2 and model.probes[1][0].content.startswith("You check a tutor's explanation")
 
 
@@ -198,20 +198,6 @@ def test_without_an_open_lesson_the_best_sections_go_in_whole_within_the_budget(
     prompt = model.questions[0][0][-1].content
     assert "never copies the teacher's weights" in prompt  # the best section, whole
     assert "rare, hard inputs" not in prompt  # the second one did not fit the budget
-
-
-def test_a_ranker_narrows_what_may_be_cited_but_not_what_is_read() -> None:
-    class ByWord:
-        def scores(self, question: str, units: list) -> list[float]:
-            return [float("weights" in unit.text) for unit in units]
-
-    answerer, model, _ = make(candidates=1)
-    answerer.ranker = ByWord()
-    model.enqueue_answer(["6"])
-    ask(answerer, "does the student copy the teacher's weights?")
-    messages, generation = model.questions[0]
-    assert generation.json_schema["properties"]["units"]["items"]["enum"] == ["6"]
-    assert "rare, hard inputs" in messages[-1].content
 
 
 def test_long_question_is_cut_and_said_so() -> None:

@@ -36,4 +36,4 @@ def test_shipped_prompts_have_the_variables_the_answerer_fills() -> None:
     assert library.get("explain_user").variables == {"numbers"}
     assert library.get("judge_system").variables == frozenset()
     assert library.get("judge_user").variables == {"passage", "question"}
-    assert library.get("judge_examples").variables == frozenset()
+    assert library.get("check_user").variables == {"passage", "statement"}

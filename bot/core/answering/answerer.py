@@ -48,7 +48,6 @@ from bot.core.ports import (
     QuestionLog,
     QuestionRecord,
     Retriever,
-    UnitRanker,
 )
 from bot.core.prompts import PromptLibrary
 
@@ -98,19 +97,13 @@ def quote_text(cited: list[Numbered]) -> str:
     return "\n\n".join(blocks)
 
 
-def worked_examples(prompts: PromptLibrary, name: str, field: str) -> list[ChatMessage]:
-    """A yes/no checker's rules (``NAME_system``) and worked examples (``NAME_examples``) as a chat prefix.
+def checker_prefix(prompts: PromptLibrary, name: str) -> list[ChatMessage]:
+    """A yes/no checker's fixed rules (``NAME_system``): the prefix its fresh prompts share, read ahead once.
 
-    Each example is lesson text, then a line ``Q:``/``S:`` with the question or statement, then ``A: yes|no``;
-    examples are separated by ``---`` lines. They are generic (bees, bicycles, bread), never from a course.
+    Zero-shot on purpose: with six worked examples after the rules, the judge said yes more often to
+    everything and told answerable from uncovered questions apart less well (bench/answer_eval.py --sweep).
     """
-    messages = [ChatMessage("system", prompts.get(f"{name}_system").render())]
-    user = prompts.get(f"{name}_user")
-    for example in prompts.get(f"{name}_examples").text.split("\n---\n"):
-        text, asked, verdict = example.strip().rsplit("\n", 2)
-        messages.append(ChatMessage("user", user.render(passage=text, **{field: asked.split(": ", 1)[1]})))
-        messages.append(ChatMessage("assistant", verdict.removeprefix("A: ")))
-    return messages
+    return [ChatMessage("system", prompts.get(f"{name}_system").render())]
 
 
 class Answerer:
@@ -125,7 +118,6 @@ class Answerer:
         lessons: Callable[[str, str], Lesson | None] | None = None,
         track_words: Callable[[str | None], str] | None = None,
         settings: AnswerSettings | None = None,
-        ranker: UnitRanker | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ):
         self.retriever = retriever
@@ -134,16 +126,15 @@ class Answerer:
         self.log = log
         self.lessons = lessons or (lambda track, lesson: None)
         self.track_words = track_words
-        self.ranker = ranker
         self.settings = settings or AnswerSettings()
         self.clock = clock
         self._system = prompts.get("answer_system").render()
         self._user = prompts.get("answer_user")
         self._explain = prompts.get("explain_user")
         self._judge_user = prompts.get("judge_user")
-        self._judge_prefix = worked_examples(prompts, "judge", "question")
+        self._judge_prefix = checker_prefix(prompts, "judge")
         self._check_user = prompts.get("check_user")
-        self._check_prefix = worked_examples(prompts, "check", "statement")
+        self._check_prefix = checker_prefix(prompts, "check")
         self._judge_warmed = False
 
     # ------------------------------------------------------------ what the model reads
@@ -196,7 +187,7 @@ class Answerer:
         return [ChatMessage("system", self._system), ChatMessage("user", self._user.render(units=units_text, question=question))]
 
     def judge_messages(self, question: str, cited: list[Numbered]) -> list[ChatMessage]:
-        """A fresh prompt for the judge: its rules and worked examples (a cached prefix), the question and the cited units."""
+        """A fresh prompt for the judge: its rules (a cached prefix), then only the question and the cited units."""
         passage = "\n".join(item.unit.text for item in cited)
         return [*self._judge_prefix, ChatMessage("user", self._judge_user.render(passage=passage, question=question))]
 
@@ -251,7 +242,7 @@ class Answerer:
 
         prompt = self.prompt_for(passages, lesson)
         messages = self.messages(prompt.text, cleaned)
-        chosen, reply = await self._cite(messages, prompt.numbered, await self._candidates(cleaned, prompt.numbered))
+        chosen, reply = await self._cite(messages, prompt.numbered)
         if not chosen:
             yield refuse("no unit of the lesson text states the answer", closest)
             return
@@ -276,18 +267,9 @@ class Answerer:
                         explanation=explanation, judged=judged)  # fmt: skip
         yield self._finish(answer, cleaned, track, lesson, learner, started, first, truncated)
 
-    async def _candidates(self, question: str, numbered: list[Numbered]) -> list[Numbered]:
-        """The units the model may cite: the ``candidates`` that best match the question, in reading order."""
-        if self.ranker is None or len(numbered) <= self.settings.candidates:
-            return numbered
-        scores = await asyncio.to_thread(self.ranker.scores, question, [item.unit for item in numbered])
-        best = sorted(range(len(numbered)), key=scores.__getitem__, reverse=True)[: self.settings.candidates]
-        return [numbered[i] for i in sorted(best)]
-
-    async def _cite(self, messages: list[ChatMessage], numbered: list[Numbered],
-                    allowed: list[Numbered]) -> tuple[list[Numbered], str]:  # fmt: skip
-        """The units the model cites among ``allowed`` (at most ``max_units``, in its order) and its raw reply."""
-        by_number = {item.number: item for item in allowed}
+    async def _cite(self, messages: list[ChatMessage], numbered: list[Numbered]) -> tuple[list[Numbered], str]:
+        """The units the model cites (at most ``max_units``, in the order it gave them) and its raw reply."""
+        by_number = {item.number: item for item in numbered}
         schema = citation_schema(list(by_number), self.settings.max_units)
         reply = ""
         async for piece in self.model.stream(messages, Generation(8 + 6 * self.settings.max_units, schema)):

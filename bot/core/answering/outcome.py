@@ -61,6 +61,5 @@ class AnswerSettings:
     page_tokens: int = 1000  # a read-ahead prompt: the whole lesson, or consecutive sections, up to this
     context_tokens: int = 700  # a prompt of retrieved sections (nothing read ahead), up to this
     max_units: int = 3
-    candidates: int = 8  # the units the model may cite: the best matches to the question among those it reads
     explain: bool = True  # write a short explanation after the quotes (shown only when it passes the check)
     explanation_tokens: int = 90
