@@ -295,6 +295,9 @@ class CountingModel:
     def warm(self, messages: Sequence[ChatMessage]) -> None:
         self.inner.warm(messages)
 
+    async def next_word_probabilities(self, messages: Sequence[ChatMessage], words: Sequence[str]) -> dict[str, float]:
+        return await self.inner.next_word_probabilities(messages, words)
+
     def close(self) -> None:
         self.inner.close()
 
