@@ -8,6 +8,7 @@ HTTP client logs are kept at WARNING so it never reaches a log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -77,18 +78,8 @@ class OpenAIChatModel:
             "logprobs": True,
             "top_logprobs": 20,
         }
-        if self._waiting >= self._queue_size:
-            raise ModelBusy()
-        self._waiting += 1
-        acquired = False
-        try:
-            async with self._slots:
-                self._waiting -= 1
-                acquired = True
-                reply = await self._post_json(body)
-        finally:
-            if not acquired:
-                self._waiting -= 1
+        async with self._turn():
+            reply = await self._post_json(body)
         choice = (reply.get("choices") or [{}])[0]
         top = ((choice.get("logprobs") or {}).get("content") or [{}])[0].get("top_logprobs") or []
         mass = {word: 0.0 for word in words}
@@ -123,7 +114,9 @@ class OpenAIChatModel:
         """Stream a reply; raises ModelBusy when too many calls are already waiting."""
         return self._call(list(messages), generation)
 
-    async def _call(self, messages: list[ChatMessage], generation: Generation) -> AsyncIterator[str]:
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """Wait for a free slot (at most ``queue_size`` callers wait; past that, ModelBusy at once)."""
         if self._waiting >= self._queue_size:
             raise ModelBusy()
         self._waiting += 1
@@ -132,11 +125,15 @@ class OpenAIChatModel:
             async with self._slots:
                 self._waiting -= 1
                 acquired = True
-                async for piece in self._post(messages, generation):
-                    yield piece
+                yield
         finally:
             if not acquired:
                 self._waiting -= 1
+
+    async def _call(self, messages: list[ChatMessage], generation: Generation) -> AsyncIterator[str]:
+        async with self._turn():
+            async for piece in self._post(messages, generation):
+                yield piece
 
     async def _post(self, messages: list[ChatMessage], generation: Generation) -> AsyncIterator[str]:
         body: dict[str, Any] = {
