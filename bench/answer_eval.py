@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import resource
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -260,6 +261,8 @@ async def main_async(args: argparse.Namespace) -> None:
         items = items[: args.limit] if args.limit else items
         outcomes = await evaluate(track, items, answerer, recorder, prefetch=not args.no_prefetch)
         report(f"{name} / {track.id}", outcomes, threshold, args.failures, args.sweep)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak RSS of the whole process (model, embedder, Chroma, every lesson page cached): {peak:.0f} MB")
     model.close()
 
 
