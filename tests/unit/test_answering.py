@@ -145,7 +145,8 @@ def test_refuses_without_the_model_when_nothing_is_close() -> None:
 def test_a_term_the_lessons_never_mention_is_refused_without_the_model() -> None:
     answerer, model, _ = make(track_words="distillation trains a small model gpu")
     shown, answer = ask(answerer, "does KTO beat DPO with GPUs?")
-    assert answer.refused and "KTO, DPO" in answer.text and not model.history
+    assert answer.refused and "never mention" in answer.text and not model.history
+    assert "KTO" not in answer.text and "KTO, DPO" in answer.reason  # not said back to the chat; logged for moderators
     assert unknown_terms("how many GPUs?", "one gpu") == []  # a plural of a named term is named
 
 

@@ -237,7 +237,9 @@ class Answerer:
         missing = unknown_terms(cleaned, self.track_words(track)) if self.track_words is not None else []
         if missing:
             named = ", ".join(missing)
-            yield refuse(f"the lessons never mention {named}", closest, f"The lessons never mention {named}, so I can't answer that from them.")
+            # The learner's own words are not repeated back: they may be what an injected instruction wants said.
+            why = "Your question names something the lessons never mention, so I can't answer it from them."
+            yield refuse(f"the lessons never mention {named}", closest, why)
             return
 
         prompt = self.prompt_for(passages, lesson)
