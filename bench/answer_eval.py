@@ -27,8 +27,7 @@ import random
 import resource
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -41,29 +40,9 @@ from bot.app import build_answerer, build_chat_model, lesson_lookup, track_words
 from bot.cli import ensure_models  # noqa: E402
 from bot.core.answering import Answer, AnswerDelta  # noqa: E402
 from bot.core.answering.checks import unsupported  # noqa: E402
-from bot.core.ports import ChatMessage, Generation  # noqa: E402
 from bot.knowledge.index import LessonIndex  # noqa: E402
 
 THRESHOLDS = [0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7]
-
-
-@dataclass
-class RecordingModel:
-    """Wraps the real model and keeps the judge's P(yes) of the last question."""
-
-    inner: object
-    judged: list[float] = field(default_factory=list)
-
-    def warm(self, messages: Sequence[ChatMessage]) -> None:
-        self.inner.warm(messages)
-
-    def stream(self, messages: Sequence[ChatMessage], generation: Generation) -> AsyncIterator[str]:
-        return self.inner.stream(messages, generation)
-
-    async def next_word_probabilities(self, messages: Sequence[ChatMessage], words: Sequence[str]) -> dict[str, float]:
-        odds = await self.inner.next_word_probabilities(messages, words)
-        self.judged.append(odds.get("yes", 0.0))
-        return odds
 
 
 @dataclass
@@ -74,8 +53,7 @@ class Outcome:
     answer: Answer
     in_prompt: bool | None  # answerable: a unit stating the answer was in the prompt
     selected: bool | None  # answerable, cited: the cited units contain the answer
-    judged: float | None
-    refused_before_judge: bool
+    judged: float | None  # the judge's P(yes), when the question got that far
     cold: bool
 
 
@@ -92,7 +70,7 @@ def states_answer(units: list, item: dict) -> bool:
     return contains_all(" ".join(u.text for u in units), item["expect"])
 
 
-async def run_item(answerer, recorder: RecordingModel, item: dict, track: str) -> tuple[Answer, list]:
+async def run_item(answerer, item: dict, track: str) -> tuple[Answer, list]:
     """Ask one item's question; return the answer and the units of the prompt it was asked with."""
     seen: list = []
     original = answerer.prompt_for
@@ -123,33 +101,30 @@ async def read_ahead(answerer, model, track, lesson_id: str | None) -> None:
         await asyncio.sleep(0.05)
 
 
-async def evaluate(track, items: list[dict], answerer, recorder: RecordingModel, prefetch: bool) -> list[Outcome]:
+async def evaluate(track, items: list[dict], answerer, model, prefetch: bool) -> list[Outcome]:
     """Run every item of one track."""
     outcomes: list[Outcome] = []
     seen_lessons: set[str | None] = set()
     for item in items:
-        before = len(recorder.judged)
         cold = item.get("lesson") not in seen_lessons
-        answer, prompt_units = await run_item(answerer, recorder, item, track.id)
-        judged = recorder.judged[before] if len(recorder.judged) > before else None
+        answer, prompt_units = await run_item(answerer, item, track.id)
         in_prompt = selected = None
         if item["kind"] == "answerable":
             in_prompt = bool(prompt_units) and any(states_answer([u], item) for u in prompt_units)
             if answer.quotes:
                 cited = [u for u in prompt_units if u.id in {q.unit for q in answer.quotes}]
                 selected = states_answer(cited, item)
-        refused_before = answer.refused and judged is None
-        outcomes.append(Outcome(item, answer, in_prompt, selected, judged, refused_before, cold))
+        outcomes.append(Outcome(item, answer, in_prompt, selected, answer.judged, cold))
         if cold:
             seen_lessons.add(item.get("lesson"))
             if prefetch:
-                await read_ahead(answerer, recorder.inner, track, item.get("lesson"))
+                await read_ahead(answerer, model, track, item.get("lesson"))
     return outcomes
 
 
 def decided(outcome: Outcome, threshold: float) -> bool:
     """Whether the item is refused at this judge threshold."""
-    if outcome.refused_before_judge or outcome.judged is None:
+    if outcome.judged is None:  # refused (or not) before the judge was asked
         return outcome.answer.refused
     return outcome.judged < threshold
 
@@ -245,8 +220,7 @@ async def main_async(args: argparse.Namespace) -> None:
     for _name, track, _items in chosen:
         index.ingest(track)
     model = build_chat_model(settings)
-    recorder = RecordingModel(model)
-    answerer = build_answerer(settings, model=recorder, index=index)
+    answerer = build_answerer(settings, model=model, index=index)
     by_id = {track.id: track for _name, track, _items in chosen}
     answerer.lessons = lesson_lookup(by_id)
     answerer.track_words = track_words(by_id)
@@ -259,7 +233,7 @@ async def main_async(args: argparse.Namespace) -> None:
     for name, track, items in chosen:
         random.Random(7).shuffle(items)
         items = items[: args.limit] if args.limit else items
-        outcomes = await evaluate(track, items, answerer, recorder, prefetch=not args.no_prefetch)
+        outcomes = await evaluate(track, items, answerer, model, prefetch=not args.no_prefetch)
         report(f"{name} / {track.id}", outcomes, threshold, args.failures, args.sweep)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS of the whole process (model, embedder, Chroma, every lesson page cached): {peak:.0f} MB")

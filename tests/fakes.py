@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
+from bot.core.answering import AnswerSettings
 from bot.core.ports import ChatMessage, Generation, Passage, QuestionRecord
 
 
@@ -28,7 +29,7 @@ class ScriptedModel:
         """Script one grounded answer: the units cited, the judge's P(yes) and (if it is asked for) the explanation."""
         self.enqueue({"units": units})
         self.verdicts.append(yes)
-        if yes >= 0.35:  # the default judge threshold: an explanation is asked for ("" is one that never came)
+        if yes >= AnswerSettings().judge_threshold:  # an explanation is asked for ("" is one that never came)
             self.enqueue(explanation)
 
     @property

@@ -91,7 +91,8 @@ class _Builder:
         last, at = None, start
         for sentence in sentences(text):
             at = self.line_of(sentence, start, end, at) if block else at
-            last = self.add(sentence, "sentence", self.first_line + at) if sentence else last
+            index = self.add(sentence, "sentence", self.first_line + at)
+            last = last if index is None else index
         return last
 
 
@@ -155,6 +156,6 @@ def section_units(section_id: str, markdown: str, first_line: int = 1) -> tuple[
         elif kind == "tr_close" and not in_head:
             cells = [f"{head}: {cell}" if head else cell for head, cell in zip(headers + [""] * len(row), row, strict=False) if cell]
             builder.add("; ".join(cells), "row", builder.first_line + row_line)
-        if kind != "paragraph_close":
-            last_paragraph_unit = None if kind not in _LIST_OPEN else last_paragraph_unit
+        if kind != "paragraph_close" and kind not in _LIST_OPEN:
+            last_paragraph_unit = None  # only a list that comes right after a paragraph has a lead-in
     return tuple(builder.units)

@@ -31,9 +31,14 @@ def plain(text: str) -> str:
     return _NOT_WORD.sub(" ", text.lower()).strip()
 
 
+def defuse(text: str) -> str:
+    """``text`` without the markers that delimit data in a prompt, so it cannot close or open a block."""
+    return _DELIMITERS.sub("", text)
+
+
 def clean_question(text: str, limit: int) -> tuple[str, bool]:
     """The question with whitespace folded and delimiters defused, cut to ``limit`` characters."""
-    text = _WHITESPACE.sub(" ", _DELIMITERS.sub("", text)).strip()
+    text = _WHITESPACE.sub(" ", defuse(text)).strip()
     if len(text) <= limit:
         return text, False
     return text[:limit].rsplit(" ", 1)[0], True

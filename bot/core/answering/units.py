@@ -9,15 +9,14 @@ reads. A section too long for a page is cut between blocks, never between a list
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from bot.core.answering.checks import defuse
 from bot.core.lessons import Lesson, Section, Unit
 from bot.core.messages import Citation
 from bot.core.ports import Passage
 
 CHARS_PER_TOKEN = 3.6  # English lesson text in Qwen2.5's tokenizer (measured on the bundled track: 3.5-3.8)
-_DELIMITERS = re.compile(r"<<<|>>>")
 
 
 def tokens_of(text: str) -> int:
@@ -67,7 +66,7 @@ def _blocks(units: tuple[Unit, ...]) -> list[tuple[Unit, ...]]:
 
 
 def _render(unit: Unit) -> str:
-    return _DELIMITERS.sub("", unit.text if unit.kind != "code" else unit.text[:600])
+    return defuse(unit.text if unit.kind != "code" else unit.text[:600])
 
 
 def parts_of(citation: Citation, units: tuple[Unit, ...], budget: int) -> list[Part]:
@@ -111,7 +110,7 @@ def number_units(parts: tuple[Part, ...] | list[Part]) -> tuple[str, list[Number
     lines: list[str] = []
     numbered: list[Numbered] = []
     for part in parts:
-        lines.append(f"## {_DELIMITERS.sub('', part.citation.lesson_title)} › {_DELIMITERS.sub('', part.citation.heading)}")
+        lines.append(f"## {defuse(part.citation.lesson_title)} › {defuse(part.citation.heading)}")
         inside: set[str] = set()
         for unit in part.units:
             number = str(len(numbered) + 1)
