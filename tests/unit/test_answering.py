@@ -177,6 +177,7 @@ def test_unsupported_is_a_general_check_of_numbers_links_and_names() -> None:
     assert unsupported("Geoffrey Hinton found that.", sources) == {"Hinton"}  # the first word of a sentence is no name
     assert unsupported("Ask GPT-4 instead.", sources) >= {"GPT-4"}
     assert unsupported("Buy at evil.com today.", sources) == {"evil.com"}
+    assert unsupported("Yes, it falls behind. No, Hinton did not.", sources) == {"Hinton"}  # "Yes," and "No," open sentences
 
 
 def test_the_open_lessons_page_is_the_prompt_and_its_prefix_is_what_was_read_ahead() -> None:

@@ -60,7 +60,8 @@ def names_in(text: str) -> set[str]:
     found = set(_TERM.findall(text))
     for sentence in _SENTENCE.split(text):
         words = _CAPITALISED.findall(sentence)
-        first = sentence.lstrip(" “\"'(*-•").split(" ", 1)[0]
+        opening = _CAPITALISED.match(sentence.lstrip(" “\"'(*-•"))  # "Yes," opens a sentence: it is no name
+        first = opening.group() if opening else ""
         found |= {word for word in words if word != first and word != "I"}
     return found
 
