@@ -37,6 +37,8 @@ class Unit:
     ``id`` is stable: it comes from the section and the unit's own words, so editing other text keeps it.
     ``text`` is plain text as a reader sees it (links read as their words, no Markdown markup). A list's
     lead-in (the sentence before the list) names its items in ``items``, so citing it brings the list.
+    ``block`` numbers the Markdown blocks of the section: the sentences of one paragraph share it; every
+    list item, table row and code block has its own.
     """
 
     id: str
@@ -44,6 +46,7 @@ class Unit:
     kind: str = "sentence"  # "sentence", "item", "row", "code"
     line: int = 0  # where it starts in the lesson file
     items: tuple[str, ...] = ()
+    block: int = 0
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,9 @@ def track_to_dict(track: Track, folder: str) -> dict[str, Any]:
 
 
 def _section(data: dict[str, Any]) -> Section:
-    """A section as stored; copies written before units existed get their units split anew."""
+    """A section as stored; copies written before units (or their blocks) existed get their units split anew."""
     units = data.get("units")
-    if units is None:
+    if units is None or any("block" not in unit for unit in units):
         return Section(data["id"], data["heading"], data["text"], data["line"], section_units(data["id"], data["text"]))
     stored = tuple(Unit(**{**unit, "items": tuple(unit["items"])}) for unit in units)
     return Section(data["id"], data["heading"], data["text"], data["line"], stored)

@@ -67,14 +67,16 @@ class _Builder:
     first_line: int
     units: list[Unit] = field(default_factory=list)
     copies: Counter = field(default_factory=Counter)
+    blocks: int = 0
 
-    def add(self, text: str, kind: str, line: int) -> int | None:
+    def add(self, text: str, kind: str, line: int, same_block: bool = False) -> int | None:
         text = " ".join(text.split())
         if not _WORD.search(text):
             return None
         key = (kind, " ".join(_WORD.findall(text.lower())))
         self.copies[key] += 1
-        self.units.append(Unit(unit_id(self.section_id, kind, text, self.copies[key]), text, kind, line))
+        self.blocks += 0 if same_block else 1
+        self.units.append(Unit(unit_id(self.section_id, kind, text, self.copies[key]), text, kind, line, block=self.blocks))
         return len(self.units) - 1
 
     def line_of(self, sentence: str, start: int, end: int, after: int) -> int:
@@ -91,7 +93,7 @@ class _Builder:
         last, at = None, start
         for sentence in sentences(text):
             at = self.line_of(sentence, start, end, at) if block else at
-            index = self.add(sentence, "sentence", self.first_line + at)
+            index = self.add(sentence, "sentence", self.first_line + at, same_block=last is not None)
             last = last if index is None else index
         return last
 

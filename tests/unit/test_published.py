@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.core.lessons import Track
 from bot.knowledge.published import PublishedTracks, track_from_dict, track_to_dict
 from bot.knowledge.reader import read_knowledge, read_track
 from tests.helpers import write_lesson, write_track
@@ -50,3 +51,17 @@ def test_a_copy_written_before_units_existed_gets_its_units_split_anew() -> None
             del section["units"]
     old = track_from_dict(data)
     assert [u.text for u in old.lessons[0].sections[0].units] == [u.text for u in track.lessons[0].sections[0].units]
+
+
+def test_a_copy_written_before_units_had_blocks_gets_its_units_split_anew() -> None:
+    track = read_track(REPO / "knowledge" / "ai-foundations").track
+    assert track is not None
+    data = track_to_dict(track, "ai-foundations")
+    for lesson in data["track"]["lessons"]:
+        for section in lesson["sections"]:
+            for unit in section["units"]:
+                del unit["block"]
+    def blocks(t: Track) -> list:
+        return [(u.text, u.block) for lesson in t.lessons for section in lesson.sections for u in section.units]
+
+    assert blocks(track_from_dict(data)) == blocks(track)  # not every unit in block 0, one long paragraph

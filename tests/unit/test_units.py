@@ -44,6 +44,9 @@ def test_units_read_as_a_reader_sees_the_markdown() -> None:
         ("code", "x = 1"),
     ]  # the image has no words of its own: it is no unit
     assert [u.line for u in units][:4] == [10, 10, 12, 14]  # lines in the lesson file
+    blocks = [u.block for u in units]
+    assert blocks[0] == blocks[1]  # two sentences of one paragraph
+    assert len(set(blocks[1:])) == len(blocks[1:])  # each other paragraph, item, row and code block its own
 
 
 def test_a_lead_in_names_its_items_and_a_nested_list_belongs_to_its_item() -> None:
