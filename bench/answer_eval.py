@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import resource
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -55,6 +56,20 @@ class Outcome:
     selected: bool | None  # answerable, cited: the cited units contain the answer
     judged: float | None  # the judge's P(yes), when the question got that far
     cold: bool
+    prompt: list = field(default_factory=list)  # the Numbered units the model read
+
+    def record(self, set_name: str, track: str) -> dict:
+        """This outcome as one JSON line of ``--dump``: enough to study a later stage without the earlier ones."""
+        return {
+            "set": set_name, "track": track, "item": self.item, "in_prompt": self.in_prompt,
+            "selected": self.selected, "judged": self.judged, "cold": self.cold, "refused": self.answer.refused,
+            "reason": self.answer.reason, "timings": self.answer.timings,
+            "cited": [q.unit for q in self.answer.quotes],
+            "prompt": [{"number": n.number, "id": n.unit.id, "text": n.unit.text, "kind": n.unit.kind,
+                        "line": n.unit.line, "block": n.unit.block, "items": list(n.unit.items),
+                        "section": n.citation.section, "heading": n.citation.heading,
+                        "lesson_title": n.citation.lesson_title} for n in self.prompt],
+        }  # fmt: skip
 
 
 def contains_all(text: str, groups: list[list[str]]) -> bool:
@@ -71,13 +86,13 @@ def states_answer(units: list, item: dict) -> bool:
 
 
 async def run_item(answerer, item: dict, track: str) -> tuple[Answer, list]:
-    """Ask one item's question; return the answer and the units of the prompt it was asked with."""
+    """Ask one item's question; return the answer and the numbered units of the prompt it was asked with."""
     seen: list = []
     original = answerer.prompt_for
 
     def spy(passages, lesson):  # noqa: ANN001, ANN202 - records what the model reads
         prompt = original(passages, lesson)
-        seen.extend(n.unit for n in prompt.numbered)
+        seen.extend(prompt.numbered)
         return prompt
 
     answerer.prompt_for = spy
@@ -107,14 +122,15 @@ async def evaluate(track, items: list[dict], answerer, model, prefetch: bool) ->
     seen_lessons: set[str | None] = set()
     for item in items:
         cold = item.get("lesson") not in seen_lessons
-        answer, prompt_units = await run_item(answerer, item, track.id)
+        answer, prompt = await run_item(answerer, item, track.id)
+        prompt_units = [n.unit for n in prompt]
         in_prompt = selected = None
         if item["kind"] == "answerable":
             in_prompt = bool(prompt_units) and any(states_answer([u], item) for u in prompt_units)
             if answer.quotes:
                 cited = [u for u in prompt_units if u.id in {q.unit for q in answer.quotes}]
                 selected = states_answer(cited, item)
-        outcomes.append(Outcome(item, answer, in_prompt, selected, answer.judged, cold))
+        outcomes.append(Outcome(item, answer, in_prompt, selected, answer.judged, cold, prompt))
         if cold:
             seen_lessons.add(item.get("lesson"))
             if prefetch:
@@ -235,6 +251,9 @@ async def main_async(args: argparse.Namespace) -> None:
         items = items[: args.limit] if args.limit else items
         outcomes = await evaluate(track, items, answerer, model, prefetch=not args.no_prefetch)
         report(f"{name} / {track.id}", outcomes, threshold, args.failures, args.sweep)
+        if args.dump:
+            with args.dump.open("a", encoding="utf-8") as out:
+                out.writelines(json.dumps(o.record(name, track.id)) + "\n" for o in outcomes)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS of the whole process (model, embedder, Chroma, every lesson page cached): {peak:.0f} MB")
     model.close()
@@ -249,6 +268,7 @@ def main() -> None:
     parser.add_argument("--src", type=Path, default=DEFAULT_SRC, help="held-out lesson files (see heldout_course.py)")
     parser.add_argument("--failures", action="store_true", help="list the items that failed, with their stage")
     parser.add_argument("--sweep", action="store_true", help="judge every cited answer; print P(yes) and a threshold sweep")
+    parser.add_argument("--dump", type=Path, help="append one JSON line per item (prompt units, citation, judge)")
     parser.add_argument("--no-prefetch", action="store_true", help="don't read a lesson ahead after its first question")
     asyncio.run(main_async(parser.parse_args()))
 
