@@ -26,7 +26,9 @@ The student learns from three things:
 - its soft probabilities,
 - and a few true labels.
 
-It never copies the teacher's weights. See [the paper](https://example.org/kd) for more."""
+It never copies the teacher's weights.
+
+See [the paper](https://example.org/kd) for more."""
 GAP = "The student keeps up on narrow tasks. It falls behind on rare, hard inputs, such as 40-digit numbers."
 
 

@@ -101,3 +101,19 @@ def test_pages_hold_whole_sections_in_order_within_the_budget() -> None:
     assert len(lesson_pages("t", lesson, 10_000)) == 1
     small = lesson_pages("t", lesson, 30)
     assert len(small) > 1 and [p.citation.section for page in small for p in page] == [f"s{n}" for n in range(6)]
+
+
+def test_a_cited_sentence_brings_the_next_sentence_of_its_paragraph_only() -> None:
+    citation = Citation("t", "l", "s", "S", "L")
+    text = "Students can fail quietly. They look fine on average tests. Nobody notices.\n\nA new paragraph."
+    _text, numbered = number_units(parts_of(citation, section_units("s", text), 10_000))
+    by_text = {n.unit.text: n for n in numbered}
+
+    def shown(*texts: str) -> list[str]:
+        return [n.unit.text for n in expand([by_text[t] for t in texts], numbered)]
+
+    assert shown("Students can fail quietly.") == ["Students can fail quietly.", "They look fine on average tests."]
+    assert shown("Nobody notices.") == ["Nobody notices."]  # the next paragraph is not brought
+    other = Citation("t", "l", "s2", "S2", "L")  # nor the first sentence of the next section
+    _text, two = number_units([*parts_of(citation, section_units("s", "Last one."), 100), *parts_of(other, section_units("s2", "First one."), 100)])
+    assert [n.unit.text for n in expand([two[0]], two)] == ["Last one."]

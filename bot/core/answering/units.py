@@ -134,14 +134,27 @@ def citation_schema(numbers: list[str], most: int) -> dict:
 
 
 def expand(chosen: list[Numbered], numbered: list[Numbered]) -> list[Numbered]:
-    """The chosen units in reading order, each lead-in followed by its list's items."""
+    """The chosen units in reading order, each with what it needs to be read alone.
+
+    A lead-in brings its list's items (and an item that leads a nested list brings that list); a sentence
+    brings the next sentence of its paragraph, where an answer most often runs on ("Students can also fail
+    quietly." is explained by the sentence after it). On the tuning sets this raised the citations that hold
+    the answer from 23 to 27 of 48 and let the judge tell them from uncovered questions better (AUC 0.86 to
+    0.90; bench/answer_eval.py).
+    """
     by_id = {n.unit.id: n for n in numbered}
+    position = {n.unit.id: index for index, n in enumerate(numbered)}
     wanted: dict[str, Numbered] = {}
     waiting = list(chosen)
-    while waiting:  # a lead-in brings its items, and an item that leads a nested list brings that list
+    while waiting:
         item = waiting.pop()
         if item.unit.id not in wanted:
             wanted[item.unit.id] = item
             waiting.extend(by_id[item_id] for item_id in item.unit.items if item_id in by_id)
-    order = {n.unit.id: position for position, n in enumerate(numbered)}
-    return sorted(wanted.values(), key=lambda n: order[n.unit.id])
+    for item in list(wanted.values()):
+        following = position[item.unit.id] + 1
+        if item.unit.kind == "sentence" and following < len(numbered):
+            after = numbered[following]
+            if after.citation == item.citation and after.unit.kind == "sentence" and after.unit.block == item.unit.block:
+                wanted.setdefault(after.unit.id, after)
+    return sorted(wanted.values(), key=lambda n: position[n.unit.id])
