@@ -43,7 +43,7 @@ from bot.core.answering import Answer, AnswerDelta  # noqa: E402
 from bot.core.answering.checks import unsupported  # noqa: E402
 from bot.knowledge.index import LessonIndex  # noqa: E402
 
-THRESHOLDS = [0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7]
+THRESHOLDS = [0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7]
 
 
 @dataclass

@@ -85,7 +85,7 @@ class AnsweringSettings(BaseModel):
         0.15, ge=-1, le=1, description="A refusal names the closest section only when it is at least this similar."
     )
     judge_threshold: float = Field(
-        0.35, ge=0, le=1, description="The judge's P(yes) that the cited units state the answer, needed to show them."
+        0.45, ge=0, le=1, description="The judge's P(yes) that the cited units state the answer, needed to show them."
     )
     lesson_bonus: float = Field(0.05, ge=0, le=1, description="Preference for the learner's current lesson.")
     max_question_chars: int = Field(500, ge=20, description="Longer questions are cut to this many characters.")

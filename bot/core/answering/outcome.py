@@ -55,7 +55,7 @@ class AnswerSettings:
 
     min_similarity: float = 0.25  # threshold: below this, no lesson text is close enough to ask the model
     point_similarity: float = 0.15  # threshold: a refusal names the closest section only above this
-    judge_threshold: float = 0.35  # threshold: the judge's P(yes) the cited units need to be shown
+    judge_threshold: float = 0.45  # threshold: the judge's P(yes) the cited units need to be shown
     lesson_bonus: float = 0.05  # how much the learner's open lesson is preferred in retrieval
     max_question_chars: int = 500
     page_tokens: int = 1000  # a read-ahead prompt: the whole lesson, or consecutive sections, up to this
