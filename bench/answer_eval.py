@@ -186,6 +186,11 @@ def report(name: str, outcomes: list[Outcome], threshold: float, show: bool, swe
     print(f"  first cited words, warm lesson: {summary(warm)}")
     print(f"  first cited words, cold lesson: {summary(cold)}")
     print(f"  total time, warm lesson:        {summary(totals)}")
+    warm_stages = [o.answer.stages for o in timed if not o.cold]
+    if warm_stages:
+        parts = [f"{name} {percentile([s[name] for s in warm_stages if name in s], 50):.2f} s"
+                 for name in ("retrieve", "cite", "judge", "explain") if any(name in s for s in warm_stages)]  # fmt: skip
+        print(f"  where a warm answer's time goes (p50 of each stage): {', '.join(parts)}")
     if sweep:
         good = sorted(round(o.judged, 2) for o in answerable if o.judged is not None and o.selected)
         wrong = sorted(round(o.judged, 2) for o in answerable if o.judged is not None and not o.selected)

@@ -85,6 +85,7 @@ def test_the_cited_units_are_shown_first_word_for_word_then_the_explanation() ->
     assert [q.text for q in answer.quotes] == ["It never copies the teacher's weights."]
     assert answer.as_dict()["quotes"] == [{"unit": answer.quotes[0].unit, "text": "It never copies the teacher's weights."}]
     assert log.records[-1].sections == ("ai/distillation#teacher-and-student",) and not log.records[-1].refused
+    assert list(answer.stages) == ["retrieve", "cite", "judge", "explain"]  # where its time went, in order
 
 
 def test_the_grammar_admits_only_unit_numbers_that_are_in_the_prompt() -> None:

@@ -220,15 +220,22 @@ class Answerer:
         """Answer ``question``; yields what is shown as soon as it is known to be right, then the final Answer."""
         started = self.clock()
         cleaned, truncated = clean_question(question, self.settings.max_question_chars)
+        stages: dict[str, float] = {}
+        mark = [started]
+
+        def stage(name: str) -> None:  # where a question's time goes (bench/answer_eval.py prints it)
+            now = self.clock()
+            stages[name], mark[0] = now - mark[0], now
 
         def refuse(reason: str, closest: Citation | None, why: str | None = None, judged: float | None = None) -> Answer:
-            answer = Answer(self.refusal_text(closest, why), True, reason, closest=closest, judged=judged)
+            answer = Answer(self.refusal_text(closest, why), True, reason, closest=closest, judged=judged, stages=stages)
             return self._finish(answer, cleaned, track, lesson, learner, started, None, truncated)
 
         if not cleaned:
             yield refuse("empty question", None, "Ask me something about the lesson, in a sentence or two.")
             return
         passages = await asyncio.to_thread(self.retrieve, cleaned, track, lesson)  # keeps other learners' turns moving
+        stage("retrieve")
         best = passages[0] if passages else None
         closest = passage_citation(best) if best and best.similarity >= self.settings.point_similarity else None
         if best is None or best.similarity < self.settings.min_similarity:
@@ -245,12 +252,14 @@ class Answerer:
         prompt = self.prompt_for(passages, lesson)
         messages = self.messages(prompt.text, cleaned)
         chosen, reply = await self._cite(messages, prompt.numbered)
+        stage("cite")
         if not chosen:
             yield refuse("no unit of the lesson text states the answer", closest)
             return
         cited = expand(chosen, prompt.numbered)
         odds = await self.model.next_word_probabilities(self.judge_messages(cleaned, cited), ("yes", "no"))
         judged = odds.get("yes", 0.0)
+        stage("judge")
         if judged < self.settings.judge_threshold:
             yield refuse(f"the judge found the cited text does not state the answer (P(yes) {judged:.2f})", cited[0].citation, judged=judged)
             return
@@ -262,11 +271,12 @@ class Answerer:
         if explanation:
             yield AnswerDelta("\n\n" + explanation)
             shown += "\n\n" + explanation
+        stage("explain")
         citations = list(dict.fromkeys(item.citation for item in cited))
         quotes = [Quote(item.unit.id, item.unit.text, item.citation) for item in cited]
         reason = f"answered; explanation withheld: {withheld}" if withheld else "answered"
         answer = Answer(shown, False, reason, citations, closest=citations[0], quotes=quotes,
-                        explanation=explanation, judged=judged)  # fmt: skip
+                        explanation=explanation, judged=judged, stages=stages)  # fmt: skip
         yield self._finish(answer, cleaned, track, lesson, learner, started, first, truncated)
 
     async def _cite(self, messages: list[ChatMessage], numbered: list[Numbered]) -> tuple[list[Numbered], str]:

@@ -37,6 +37,7 @@ class Answer:
     quotes: list[Quote] = field(default_factory=list)
     explanation: str = ""  # shown only when it passed the check; "" otherwise
     judged: float | None = None  # the judge's P(yes) for the cited units, when it was asked
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage reached (retrieve, cite, judge)
 
     def as_dict(self) -> dict:
         """The JSON shape ``tutorbot ask --json`` prints."""
