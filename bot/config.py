@@ -45,7 +45,12 @@ class ModelSettings(BaseModel):
     queue_size: int = Field(8, ge=1, description="Model calls that may wait; more get 'busy, try again shortly'.")
     max_seconds: float = Field(60.0, gt=0, description="Longest time one model call may run.")
     cache_mb: int = Field(
-        2048, ge=0, description="RAM for lesson prompts read ahead (reused across questions and lessons); 0 turns it off."
+        512,
+        ge=0,
+        description=(
+            "RAM for lesson prompts read ahead (reused across questions and lessons); 0 turns it off. "
+            "A lesson costs about 65 MB (bench/lesson_memory.py), so 512 holds the last seven or eight lessons."
+        ),
     )
 
 
