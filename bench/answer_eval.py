@@ -35,13 +35,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import EVAL_DIR, corpora, new_workdir, percentile, scratch_settings  # noqa: E402
+from bench.common import EVAL_DIR, answering_stack, corpora, new_workdir, percentile, scratch_settings  # noqa: E402
 from bench.heldout_course import ANSWERS, DEFAULT_SRC, MissingCourse, build_all  # noqa: E402
-from bot.app import build_answerer, build_chat_model, lesson_lookup, track_words  # noqa: E402
 from bot.cli import ensure_models  # noqa: E402
 from bot.core.answering import Answer, AnswerDelta  # noqa: E402
 from bot.core.answering.checks import unsupported  # noqa: E402
-from bot.knowledge.index import LessonIndex  # noqa: E402
 
 THRESHOLDS = [0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7]
 
@@ -237,14 +235,7 @@ async def main_async(args: argparse.Namespace) -> None:
     ensure_models(settings)
     chosen = item_sets(args.sets.split(","), workdir, args.src)
     chosen = [entry for entry in chosen if not args.only or entry[1].id == args.only]
-    index = LessonIndex.from_settings(settings)
-    for _name, track, _items in chosen:
-        index.ingest(track)
-    model = build_chat_model(settings)
-    answerer = build_answerer(settings, model=model, index=index)
-    by_id = {track.id: track for _name, track, _items in chosen}
-    answerer.lessons = lesson_lookup(by_id)
-    answerer.track_words = track_words(by_id)
+    model, answerer = answering_stack(settings, [track for _name, track, _items in chosen])
     threshold = answerer.settings.judge_threshold
     if args.sweep:  # ask the judge on everything; decisions are then computed per threshold
         answerer.settings = replace(answerer.settings, judge_threshold=0.0)

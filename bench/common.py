@@ -66,6 +66,22 @@ def scratch_settings(workdir: Path) -> Settings:
     return Settings(data_dir=workdir / "data", knowledge_dir=workdir, model={"models_dir": models_dir})
 
 
+def answering_stack(settings: Settings, tracks: list[Track]):  # noqa: ANN201 - (chat model, Answerer)
+    """The real chat model and answerer over ``tracks``, indexed into ``settings``' data dir, as the tutor wires them."""
+    from bot.app import build_answerer, build_chat_model, lesson_lookup, track_words  # noqa: PLC0415
+    from bot.knowledge.index import LessonIndex  # noqa: PLC0415
+
+    index = LessonIndex.from_settings(settings)
+    for track in tracks:
+        index.ingest(track)
+    model = build_chat_model(settings)
+    answerer = build_answerer(settings, model=model, index=index)
+    by_id = {track.id: track for track in tracks}
+    answerer.lessons = lesson_lookup(by_id)
+    answerer.track_words = track_words(by_id)
+    return model, answerer
+
+
 def new_workdir() -> Path:
     """A temporary folder that lives until the process ends."""
     return Path(tempfile.mkdtemp(prefix="tutorbot-bench-"))

@@ -18,10 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import corpora, new_workdir, scratch_settings  # noqa: E402
-from bot.app import build_answerer, build_chat_model, lesson_lookup, track_words  # noqa: E402
+from bench.common import answering_stack, corpora, new_workdir, scratch_settings  # noqa: E402
 from bot.cli import ensure_models  # noqa: E402
-from bot.knowledge.index import LessonIndex  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -42,14 +40,7 @@ async def main_async(lessons: int) -> None:
     settings = scratch_settings(workdir)
     ensure_models(settings)
     tracks = corpora(workdir)
-    index = LessonIndex.from_settings(settings)
-    for track in tracks:
-        index.ingest(track)
-    model = build_chat_model(settings)
-    answerer = build_answerer(settings, model=model, index=index)
-    by_id = {track.id: track for track in tracks}
-    answerer.lessons = lesson_lookup(by_id)
-    answerer.track_words = track_words(by_id)
+    model, answerer = answering_stack(settings, tracks)
     print(f"model cache budget {settings.model.cache_mb} MB; RSS before the model loads: {rss_mb():.0f} MB")
     async for _event in answerer.ask("what is a tutor?", tracks[0].id):
         pass

@@ -61,6 +61,7 @@ def test_a_copy_written_before_units_had_blocks_gets_its_units_split_anew() -> N
         for section in lesson["sections"]:
             for unit in section["units"]:
                 del unit["block"]
+
     def blocks(t: Track) -> list:
         return [(u.text, u.block) for lesson in t.lessons for section in lesson.sections for u in section.units]
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from bot.core.answering.units import expand, lesson_pages, number_units, parts_of
+from bot.core.answering.units import Part, expand, fallback_units, lesson_pages, number_units, parts_of
 from bot.core.lessons import Lesson, Section
 from bot.core.messages import Citation
+from bot.core.ports import Passage
 from bot.knowledge.units import section_units, sentences
 
 MARKDOWN = """Read the [guide](https://example.org/guide) first, e.g. the **short** part. Dr. Lee wrote 2.5 pages!
@@ -117,3 +118,10 @@ def test_a_cited_sentence_brings_the_next_sentence_of_its_paragraph_only() -> No
     other = Citation("t", "l", "s2", "S2", "L")  # nor the first sentence of the next section
     _text, two = number_units([*parts_of(citation, section_units("s", "Last one."), 100), *parts_of(other, section_units("s2", "First one."), 100)])
     assert [n.unit.text for n in expand([two[0]], two)] == ["Last one."]
+
+
+def test_a_section_without_units_quotes_one_paragraph_at_a_time() -> None:
+    citation = Citation("t", "l", "s", "S", "L")
+    passage = Passage("t", "l", "s", "S", "L", "First paragraph.\n\nSecond paragraph.", 0.5, 0.5)
+    _text, numbered = number_units([Part(citation, fallback_units(passage))])
+    assert [n.unit.text for n in expand([numbered[0]], numbered)] == ["First paragraph."]

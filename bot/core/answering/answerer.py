@@ -221,11 +221,9 @@ class Answerer:
         started = self.clock()
         cleaned, truncated = clean_question(question, self.settings.max_question_chars)
         stages: dict[str, float] = {}
-        mark = [started]
 
         def stage(name: str) -> None:  # where a question's time goes (bench/answer_eval.py prints it)
-            now = self.clock()
-            stages[name], mark[0] = now - mark[0], now
+            stages[name] = self.clock() - started - sum(stages.values())
 
         def refuse(reason: str, closest: Citation | None, why: str | None = None, judged: float | None = None) -> Answer:
             answer = Answer(self.refusal_text(closest, why), True, reason, closest=closest, judged=judged, stages=stages)

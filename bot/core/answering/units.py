@@ -47,9 +47,9 @@ def citation_of(track: str, lesson: Lesson, section: Section) -> Citation:
 
 
 def fallback_units(passage: Passage) -> tuple[Unit, ...]:
-    """Units for text that has none (a section built without them): each paragraph is one unit."""
+    """Units for text that has none (a section built without them): each paragraph is one unit and one block."""
     paragraphs = [" ".join(p.split()) for p in passage.text.split("\n\n") if p.strip()]
-    return tuple(Unit(f"{passage.section}~p{n}", text, "sentence") for n, text in enumerate(paragraphs, start=1))
+    return tuple(Unit(f"{passage.section}~p{n}", text, "sentence", block=n) for n, text in enumerate(paragraphs, start=1))
 
 
 def _blocks(units: tuple[Unit, ...]) -> list[tuple[Unit, ...]]:
