@@ -186,6 +186,7 @@ def run_ingest(settings: Settings, track_id: str | None = None, quiet: bool = Fa
             published.remove(gone)
             if not quiet:
                 out.print(f"removed track {gone} from the index ({removed} chunks): its folder is gone")
+    published.save_nearest(index.nearest_lessons())  # the related lessons of lessons whose authors listed none
     return all_ok
 
 

@@ -14,6 +14,12 @@ def slugify(text: str) -> str:
     return _NON_ALNUM.sub("-", text.lower()).strip("-")
 
 
+def split_lesson_ref(ref: str, track: str) -> tuple[str, str]:
+    """``(track id, lesson id)`` of a reference to a lesson: ``track-id/lesson-id``, or a bare id in ``track``."""
+    other, slash, lesson = ref.partition("/")
+    return (other, lesson) if slash else (track, ref)
+
+
 @dataclass(frozen=True)
 class Question:
     """One multiple-choice quiz question with exactly one correct option."""
@@ -73,6 +79,7 @@ class Lesson:
     practice: tuple[str, ...] = ()
     quiz: tuple[Question, ...] = ()
     path: Path | None = None
+    related: tuple[str, ...] = ()  # ``lesson-id`` in the same track or ``track-id/lesson-id``, as the author listed them
 
     def section(self, section_id: str) -> Section | None:
         """The section with this id, or None."""
@@ -92,6 +99,10 @@ class Track:
     def lesson(self, lesson_id: str) -> Lesson | None:
         """The lesson with this id, or None."""
         return next((lesson for lesson in self.lessons if lesson.id == lesson_id), None)
+
+    def related_refs(self, lesson: Lesson) -> list[tuple[str, str]]:
+        """``(track id, lesson id)`` of each lesson ``lesson`` lists as related (a bare id is in this track)."""
+        return [split_lesson_ref(ref, self.id) for ref in lesson.related]
 
     def after(self, lesson: Lesson) -> Lesson | None:
         """The lesson that follows ``lesson`` in this track, or None after the last one."""

@@ -135,6 +135,26 @@ class LessonIndex:
             track.id, len(chunks), probes, len(new_ids), len(moved_ids), len(stale_ids), time.perf_counter() - started
         )
 
+    def nearest_lessons(self, per_lesson: int = 3) -> dict[str, list[str]]:
+        """For each indexed lesson (``track/lesson``), the ``per_lesson`` lessons whose text is most alike, nearest first.
+
+        A lesson is the mean of its text chunks' embeddings; likeness is the cosine of two such means. Run at
+        ingest (it reads every vector), never per turn.
+        """
+        stored = self.collection.get(where={"kind": "text"}, include=["embeddings", "metadatas"])
+        vectors: dict[str, list[Any]] = {}
+        for vector, meta in zip(stored["embeddings"], stored["metadatas"] or [], strict=True):
+            vectors.setdefault(f"{meta['track']}/{meta['lesson']}", []).append(vector)
+        if len(vectors) < 2:
+            return {}
+        names = sorted(vectors)
+        means = np.array([np.mean(vectors[name], axis=0) for name in names], dtype=np.float32)
+        means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-9)
+        likeness = means @ means.T
+        np.fill_diagonal(likeness, -np.inf)
+        order = np.argsort(-likeness, axis=1)[:, :per_lesson]
+        return {name: [names[j] for j in row] for name, row in zip(names, order, strict=True)}
+
     def remove_track(self, track_id: str) -> int:
         """Delete every chunk of a track; return how many there were."""
         stored = self.collection.get(where={"track": track_id}, include=[])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from bot.knowledge.units import section_units
 
 log = logging.getLogger(__name__)
 FORMAT = 1
+NEAREST_FILE = "_nearest-lessons.json"  # not a track copy: track ids never start with "_"
 
 
 def track_to_dict(track: Track, folder: str) -> dict[str, Any]:
@@ -54,6 +55,7 @@ def track_from_dict(data: dict[str, Any]) -> Track:
             practice=tuple(lesson["practice"]),
             quiz=tuple(Question(**{**q, "options": tuple(q["options"])}) for q in lesson["quiz"]),
             path=Path(lesson["path"]) if lesson["path"] else None,
+            related=tuple(lesson.get("related", ())),
         )
         for lesson in raw["lessons"]
     )
@@ -81,10 +83,28 @@ class PublishedTracks:
         """Forget a track that is no longer published."""
         self._file(track_id).unlink(missing_ok=True)
 
+    def save_nearest(self, nearest: dict[str, list[str]]) -> None:
+        """Keep the lessons most alike each lesson (``track/lesson`` -> the same), computed at ingest."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        target = self.folder / NEAREST_FILE
+        temporary = target.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(nearest, ensure_ascii=False), encoding="utf-8")
+        os.replace(temporary, target)
+
+    def nearest(self) -> dict[str, list[str]]:
+        """What ``save_nearest`` kept (empty before the first ingest, or when the file is unreadable)."""
+        try:
+            data = json.loads((self.folder / NEAREST_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {str(k): [str(ref) for ref in v] for k, v in data.items() if isinstance(v, list)}
+
     def load(self) -> dict[str, tuple[str, Track]]:
         """Every published track by id, with the folder name it came from."""
         found: dict[str, tuple[str, Track]] = {}
-        for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
+        for path in sorted(self.folder.glob("[!_]*.json")) if self.folder.is_dir() else []:
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
                 track = track_from_dict(data)
@@ -95,7 +115,13 @@ class PublishedTracks:
         return found
 
     def serve(self, results: list[TrackResult]) -> dict[str, Track]:
-        """The tracks to serve: each valid track as read, and for a broken one its last published version."""
+        """The tracks to serve: each valid track as read, and for a broken one its last published version.
+
+        A lesson whose author listed no ``related:`` lessons gets the lessons most alike it (see ``save_nearest``).
+        """
+        return with_nearest(self._served(results), self.nearest())
+
+    def _served(self, results: list[TrackResult]) -> dict[str, Track]:
         published = self.load()
         by_folder = {folder: track for folder, track in published.values()}
         served: dict[str, Track] = {}
@@ -111,3 +137,16 @@ class PublishedTracks:
                             result.folder)  # fmt: skip
                 served[fallback.id] = fallback
         return served
+
+
+def with_nearest(tracks: dict[str, Track], nearest: dict[str, list[str]]) -> dict[str, Track]:
+    """``tracks`` in which each lesson without a ``related:`` list lists its nearest lessons that are served."""
+    served = {f"{t.id}/{lesson.id}" for t in tracks.values() for lesson in t.lessons}
+
+    def filled(track: Track, lesson: Lesson) -> Lesson:
+        if lesson.related:
+            return lesson
+        found = tuple(ref for ref in nearest.get(f"{track.id}/{lesson.id}", ()) if ref in served)
+        return replace(lesson, related=found) if found else lesson
+
+    return {tid: replace(t, lessons=tuple(filled(t, lesson) for lesson in t.lessons)) for tid, t in tracks.items()}

@@ -113,8 +113,8 @@ def _describe(loc: tuple[Any, ...]) -> str:
         elif part == "options" and isinstance(nxt, int):
             words.append(f"option {nxt + 1}")
             i += 2
-        elif part == "practice" and isinstance(nxt, int):
-            words.append(f"practice step {nxt + 1}")
+        elif part in ("practice", "related") and isinstance(nxt, int):
+            words.append(f"{'practice step' if part == 'practice' else 'related lesson'} {nxt + 1}")
             i += 2
         else:
             words.append(f"'{part}'")
@@ -341,6 +341,7 @@ def read_lesson(path: Path, problems: list[Problem]) -> Lesson | None:
             practice=tuple(spec.practice),
             quiz=tuple(_build_question(question) for question in spec.quiz),
             path=path,
+            related=tuple(spec.related),
         )
     assert title is not None
     return Lesson(
@@ -351,6 +352,35 @@ def read_lesson(path: Path, problems: list[Problem]) -> Lesson | None:
         sections=tuple(sections),
         path=path,
     )
+
+
+def front_matter_line(path: Path, *loc: Any) -> int:
+    """The line of a lesson file's front-matter entry at ``loc`` (e.g. ``"related", 2``); 1 when it cannot be found."""
+    try:
+        yaml_text, _body, _line = _split_front_matter(path.read_text(encoding="utf-8"), path, [])
+        node = _node_at(yaml.compose(yaml_text, Loader=yaml.SafeLoader), loc) if yaml_text is not None else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return 1
+    return 2 + node.start_mark.line if node is not None else 1
+
+
+def related_problems(results: list[TrackResult], known: dict[str, Track]) -> None:
+    """Add a problem to ``results`` for each ``related:`` lesson that no track in ``known`` (by id) has."""
+    for result in results:
+        track = result.track
+        for lesson in track.lessons if track is not None else ():
+            for number, (track_id, lesson_id) in enumerate(track.related_refs(lesson)):
+                found = known.get(track_id)
+                if found is not None and found.lesson(lesson_id) is not None:
+                    continue
+                candidates = [f"{t.id}/{other.id}" if t.id != track.id else other.id
+                              for t in known.values() for other in t.lessons if other.id != lesson.id]  # fmt: skip
+                close = difflib.get_close_matches(lesson.related[number], candidates, n=1)
+                hint = f"did you mean '{close[0]}'?" if close else "use a lesson id, or track-id/lesson-id for another track"
+                where = f"track '{track_id}' has no lesson '{lesson_id}'" if found else f"there is no track '{track_id}'"
+                assert lesson.path is not None
+                result.problems.append(Problem(lesson.path, front_matter_line(lesson.path, "related", number),
+                                               f"related lesson '{lesson.related[number]}': {where}; {hint}"))  # fmt: skip
 
 
 def lesson_id_line(path: Path) -> int:
@@ -485,7 +515,21 @@ def read_knowledge(root: Path) -> list[TrackResult]:
             )
         else:
             owner[result.track.id] = result.folder
+    related_problems(results, {r.track.id: r.track for r in results if r.track and owner[r.track.id] == r.folder})
     return results
+
+
+def _neighbours(folder: Path, own: TrackResult) -> dict[str, Track]:
+    """The tracks a track folder's ``related:`` lists may name: itself and the track folders beside it."""
+    known = {r.track.id: r.track for r in map(read_track, track_folders(folder.parent)) if r.track is not None}
+    if own.track is not None:
+        known[own.track.id] = own.track
+    return known
+
+
+def _alone(track: Track, lesson: Lesson) -> Track:
+    """``track`` holding only ``lesson`` (as read from its own file), to check that one lesson's related list."""
+    return Track(track.id, track.title, track.description, (lesson,), track.path)
 
 
 def validate_path(path: Path) -> list[Problem]:
@@ -494,10 +538,16 @@ def validate_path(path: Path) -> list[Problem]:
         return [Problem(path, 1, "no such file or folder; check the path")]
     if path.is_file():
         problems: list[Problem] = []
-        read_lesson(path, problems)
+        lesson = read_lesson(path, problems)
+        own = read_track(path.parent) if lesson and lesson.related and (path.parent / TRACK_FILE).exists() else None
+        if lesson is not None and own is not None and own.track is not None:
+            # its related lessons are checked against its own track and the tracks beside it
+            related_problems([TrackResult(path.parent, _alone(own.track, lesson), problems)], _neighbours(path.parent, own))
         return problems
     if (path / TRACK_FILE).exists() or (lesson_files(path) and not track_folders(path)):
-        return read_track(path).problems
+        result = read_track(path)
+        related_problems([result], _neighbours(path, result))
+        return result.problems
     results = read_knowledge(path)
     if not results:
         return [Problem(path, 1, "no tracks here; a track is a folder with a track.toml and lesson .md files")]

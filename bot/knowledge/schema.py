@@ -11,6 +11,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 ID_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+RELATED_PATTERN = r"^([a-z0-9]+(-[a-z0-9]+)*/)?[a-z0-9]+(-[a-z0-9]+)*$"  # lesson-id, or track-id/lesson-id
+MAX_RELATED = 5
 MAX_QUESTION_CHARS = 300
 MAX_OPTIONS = 10
 MAX_OPTION_CHARS = 100
@@ -58,6 +60,7 @@ class FrontMatter(_Strict):
     key_terms: dict[str, Annotated[str, Field(min_length=1, max_length=MAX_TERM_CHARS)]] = Field(default_factory=dict)
     practice: list[str] = Field(default_factory=list)
     quiz: list[QuestionSpec] = Field(default_factory=list)
+    related: list[Annotated[str, Field(pattern=RELATED_PATTERN)]] = Field(default_factory=list, max_length=MAX_RELATED)
 
 
 # What to do about a problem with a field, keyed by the field's name (the last string in its path).
@@ -81,5 +84,7 @@ FIX_HINTS: dict[str, str] = {
     "key_terms": f"write key terms as 'Term: one-sentence definition' lines, each at most {MAX_TERM_CHARS} characters",
     "practice": "write practice steps as a list of strings",
     "quiz": "write the quiz as a list of questions",
+    "related": (f"list at most {MAX_RELATED} lessons by id (lowercase letters, digits, hyphens), and another track's "
+                "as track-id/lesson-id, e.g. related: [attention, other-track/some-lesson]"),
     "order": "list lesson ids as strings, e.g. order = [\"intro\", \"basics\"]",
 }

@@ -171,3 +171,28 @@ def test_models_pull_is_idempotent_and_lists_what_is_installed(settings: Setting
     listing = runner.invoke(app, ["models", "list"])
     assert listing.exit_code == 0
     assert "all-MiniLM-L6-v2 int8 ONNX" in listing.output and "yes" in listing.output
+
+
+def test_lessons_without_a_related_list_get_the_nearest_lessons_computed_at_ingest(settings: Settings, knowledge: Path) -> None:
+    other = settings.knowledge_dir / "kitchen"
+    (other / "track.toml").parent.mkdir()
+    (other / "track.toml").write_text('id = "kitchen"\ntitle = "Kitchen"\ndescription = "Cooking."\n')
+    bodies = {
+        "pasta": "# Pasta\n\n## Boiling\n\nBoil salted water, add the pasta and stir. Drain it when it is al dente.\n",
+        "bread": "# Bread\n\n## Dough\n\nMix flour, water, salt and yeast, knead the dough and let it rise before baking.\n",
+        "prices": ("# Paying per token\n\n## Bills\n\nA language model provider bills per token, so a tokenizer that splits "
+                   "your text into more tokens makes every request cost more and fills the context window sooner.\n"),
+    }
+    for name, body in bodies.items():
+        title = body.splitlines()[0].removeprefix("# ")
+        front = front_matter(name, title=title, premise=f"{title}.", related=None, quiz=[], key_terms={}, practice=[])
+        write_lesson(other, f"{name}.md", front, body)
+    assert run_ingest(settings, quiet=True)
+    served = load_tracks(settings)
+    kitchen = served["kitchen"]
+    related = {lesson.id: lesson.related for lesson in kitchen.lessons}
+    assert related["prices"][0] == "ai-foundations/tokenization-economics"
+    assert related["pasta"][0] == "kitchen/bread" and related["bread"][0] == "kitchen/pasta"
+    assert all(len(refs) == 3 and f"kitchen/{lesson}" not in refs for lesson, refs in related.items())
+    authored = served["ai-foundations"].lesson("attention")
+    assert authored is not None and authored.related == ("tokenization-economics", "distillation")  # kept as written

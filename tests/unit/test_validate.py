@@ -174,3 +174,39 @@ def test_validate_command_exits_0_on_the_bundled_track() -> None:
     result = CliRunner().invoke(app, ["validate", str(folder)])
     assert result.exit_code == 0, result.output
     assert "no problems" in result.output
+
+
+# ---------------------------------------------------------------- related lessons
+
+
+def test_related_lessons_in_the_same_track_and_another_are_valid(tmp_path: Path) -> None:
+    write_track(tmp_path / "other", track_id="other", lessons=1)
+    folder = write_track(tmp_path / "demo", lessons=2)
+    write_lesson(folder, "01-lesson.md", front_matter("lesson-1", related=["lesson-2", "other/lesson-1"]))
+    assert problems_of(tmp_path) == []
+    assert problems_of(folder) == []
+    assert problems_of(folder / "01-lesson.md") == []
+
+
+def test_a_missing_related_lesson_is_a_file_line_error_with_the_closest_id(tmp_path: Path) -> None:
+    folder = write_track(tmp_path / "demo", lessons=2)
+    path = write_lesson(folder, "01-lesson.md", front_matter("lesson-1", related=["lesson-2", "lesson-3"]))
+    expected = (f"{path}:{line_of(path, '- lesson-3')}: related lesson 'lesson-3': track 'demo' has no lesson "
+                "'lesson-3'; did you mean 'lesson-2'?")  # fmt: skip
+    assert problems_of(tmp_path) == [expected]
+    assert problems_of(folder) == [expected]
+    assert problems_of(path) == [expected]
+
+
+def test_a_related_lesson_in_a_track_that_does_not_exist_names_the_track(tmp_path: Path) -> None:
+    folder = write_track(tmp_path / "demo", lessons=1)
+    path = write_lesson(folder, "01-lesson.md", front_matter("lesson-1", related=["nowhere/lesson-1"]))
+    [problem] = problems_of(tmp_path)
+    assert problem.startswith(f"{path}:{line_of(path, '- nowhere/lesson-1')}: related lesson 'nowhere/lesson-1': "
+                              "there is no track 'nowhere'")  # fmt: skip
+
+
+def test_a_related_entry_that_is_not_an_id_explains_the_format(tmp_path: Path) -> None:
+    path = write_lesson(tmp_path, "a.md", front_matter(related=["Not An Id"]))
+    [problem] = problems_of(path)
+    assert f"{path}:{line_of(path, '- Not An Id')}:" in problem and "track-id/lesson-id" in problem
