@@ -344,7 +344,7 @@ class Engine:
         moved = _moved(position, track=track.id, lesson=lesson.id, step="premise", section=0, question=0)
         if self.answerer is not None:
             self.answerer.prefetch(track, lesson)  # while the learner reads, the model reads the lesson too
-        return Outcome([self._view(incoming.learner, moved)], moved)
+        return Outcome([self._view(incoming, moved)], moved)
 
     # ------------------------------------------------------------ reading
 
@@ -353,14 +353,32 @@ class Engine:
         assert lesson is not None  # _checked_position made sure of it
         return lesson
 
-    def _view(self, learner: str, position: Position) -> Reply:
+    def _view(self, incoming: Incoming, position: Position) -> Reply:
         """The message that shows a position: the premise, a section, the key terms, a quiz question, the result."""
         track, lesson = self.tracks[position.track or ""], self._lesson(position)
         if position.step == "quiz":
             return views.question(lesson, position)
         if position.step == "result":
-            return views.result(track, lesson, position, self._score(learner, track, lesson, position))
-        return views.reading(track, lesson, position)
+            score = self._score(incoming.learner, track, lesson, position)
+            return self._summary(incoming, track, lesson, position, score)
+        related = self._related(incoming, track, lesson) if position.step == "wrapup" else []
+        return views.reading(track, lesson, position, related)
+
+    def _related(self, incoming: Incoming, track: Track, lesson: Lesson) -> list[tuple[Track, Lesson]]:
+        """The lessons ``lesson`` lists as related that are offered here, in the author's order."""
+        offered = {t.id: t for t in self.offered(incoming)}
+        found = [(offered[t], offered[t].lesson(les)) for t, les in track.related_refs(lesson) if t in offered]
+        return [(t, les) for t, les in found if les is not None]
+
+    def _summary(self, incoming: Incoming, track: Track, lesson: Lesson, position: Position, score: int,
+                 new_card: ReviewCard | None = None) -> Reply:  # fmt: skip
+        """The end of a lesson: the score, its questions waiting for review and when, related lessons, what is next."""
+        cards = {c.key: c for c in self.store.cards(incoming.learner) if c.track == track.id and c.lesson == lesson.id}
+        if new_card is not None:
+            cards[new_card.key] = new_card
+        soonest = min((c.due for c in cards.values()), default=None)
+        review = views.ReviewPlan(len(cards), None if soonest is None else soonest - self.clock())
+        return views.result(track, lesson, position, score, review, self._related(incoming, track, lesson))
 
     def _needs_lesson(self, incoming: Incoming, position: Position) -> Outcome | None:
         if position.step == "home":
@@ -370,7 +388,7 @@ class Engine:
 
     def _resume(self, incoming: Incoming, position: Position) -> Outcome:
         blocked = self._needs_lesson(incoming, position)
-        return blocked or Outcome([self._view(incoming.learner, position)])
+        return blocked or Outcome([self._view(incoming, position)])
 
     def _next(self, incoming: Incoming, position: Position) -> Outcome:
         blocked = self._needs_lesson(incoming, position)
@@ -385,11 +403,11 @@ class Engine:
         elif step == "wrapup":
             return self._start_quiz(incoming, position) if lesson.quiz else self._finish_without_quiz(incoming, position)
         elif step == "quiz":
-            return _note("You're in the quiz: pick an answer first.", self._view(incoming.learner, position))
+            return _note("You're in the quiz: pick an answer first.", self._view(incoming, position))
         elif step == "result":
             return self._keep_going(incoming, position)
         moved = _moved(position, step=step, section=section)
-        return Outcome([self._view(incoming.learner, moved)], moved)
+        return Outcome([self._view(incoming, moved)], moved)
 
     def _back(self, incoming: Incoming, position: Position) -> Outcome:
         blocked = self._needs_lesson(incoming, position)
@@ -402,11 +420,11 @@ class Engine:
         elif step in {"wrapup", "result"}:
             step, section = ("section", len(lesson.sections) - 1) if lesson.sections else ("premise", 0)
         elif step == "quiz":
-            return _note("You're in the quiz: pick an answer first.", self._view(incoming.learner, position))
+            return _note("You're in the quiz: pick an answer first.", self._view(incoming, position))
         else:
-            return _note("This is the start of the lesson.", self._view(incoming.learner, position))
+            return _note("This is the start of the lesson.", self._view(incoming, position))
         moved = _moved(position, step=step, section=section)
-        return Outcome([self._view(incoming.learner, moved)], moved)
+        return Outcome([self._view(incoming, moved)], moved)
 
     # ------------------------------------------------------------ the quiz
 
@@ -423,11 +441,11 @@ class Engine:
             return blocked
         lesson = self._lesson(position)
         if not lesson.quiz:
-            return _note("This lesson has no quiz.", self._view(incoming.learner, position))
+            return _note("This lesson has no quiz.", self._view(incoming, position))
         if position.step == "quiz":
-            return Outcome([self._view(incoming.learner, position)])
+            return Outcome([self._view(incoming, position)])
         moved = _moved(position, step="quiz", question=0, quiz_run=position.quiz_run + 1)
-        return Outcome([self._view(incoming.learner, moved)], moved)
+        return Outcome([self._view(incoming, moved)], moved)
 
     def _answer_quiz(self, incoming: Incoming, position: Position, chosen: int) -> Outcome:
         blocked = self._needs_lesson(incoming, position)
@@ -437,7 +455,7 @@ class Engine:
         question = lesson.quiz[position.question]
         if not 0 <= chosen < len(question.options):
             letters = f"{option_label(0)}–{option_label(len(question.options) - 1)}"
-            return _note(f"Pick one of {letters}.", self._view(incoming.learner, position))
+            return _note(f"Pick one of {letters}.", self._view(incoming, position))
         now = self.clock()
         correct = chosen == question.correct_index
         attempt = QuizAttempt(position.track or "", lesson.id, position.quiz_run, position.question, chosen, correct, now)
@@ -448,19 +466,19 @@ class Engine:
         feedback = Reply(views.feedback(lesson, question, chosen), personal=True)
         if position.question + 1 < len(lesson.quiz):
             moved = _moved(position, question=position.question + 1)
-            return Outcome([feedback, self._view(incoming.learner, moved)], moved, attempt, card=card)
+            return Outcome([feedback, self._view(incoming, moved)], moved, attempt, card=card)
         earlier = self.store.attempts(incoming.learner, attempt.track, lesson.id, position.quiz_run)
         right = sum(a.correct for a in earlier if a.question != attempt.question) + correct
         result = LessonResult(attempt.track, lesson.id, right, len(lesson.quiz), now)
         moved = _moved(position, step="result")
-        return Outcome([feedback, views.result(self.tracks[attempt.track], lesson, moved, right)], moved,
-                       attempt, result, card)  # fmt: skip
+        summary = self._summary(incoming, self.tracks[attempt.track], lesson, moved, right, card)
+        return Outcome([feedback, summary], moved, attempt, result, card)
 
     def _finish_without_quiz(self, incoming: Incoming, position: Position) -> Outcome:
         lesson = self._lesson(position)
         moved = _moved(position, step="result")
         result = LessonResult(position.track or "", lesson.id, 0, 0, self.clock())
-        return Outcome([self._view(incoming.learner, moved)], moved, result=result)
+        return Outcome([self._view(incoming, moved)], moved, result=result)
 
     def _keep_going(self, incoming: Incoming, position: Position) -> Outcome:
         blocked = self._needs_lesson(incoming, position)

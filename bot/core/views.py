@@ -8,6 +8,7 @@ its version.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from bot.core.answering import Answer
 from bot.core.commands import short_hash
@@ -29,8 +30,15 @@ def _options(question: Question) -> str:
 # ---------------------------------------------------------------- reading a lesson
 
 
-def reading(track: Track, lesson: Lesson, position: Position) -> Reply:
-    """The premise, a section, or the wrap-up (key terms and practice) of a lesson, as ``position`` says."""
+def _related_part(related: list[tuple[Track, Lesson]], home: Track) -> tuple[str, list[Button]]:
+    """The related lessons as lines of text and as buttons that open them."""
+    lines = [f"• {lesson.title}" + (f" ({track.title})" if track.id != home.id else "") for track, lesson in related]
+    buttons = [Button(f"↪ {lesson.title}"[:60], _lesson_action(track, lesson)) for track, lesson in related]
+    return "**Related lessons**\n" + "\n".join(lines), buttons
+
+
+def reading(track: Track, lesson: Lesson, position: Position, related: list[tuple[Track, Lesson]] | None = None) -> Reply:
+    """The premise, a section, or the wrap-up (key terms, practice, ``related`` lessons) of a lesson, as ``position`` says."""
     v = position.version
     back, forward = Button("◂ Back", f"b:{v}"), Button("Next ▸", f"n:{v}")
     if position.step == "premise":
@@ -48,7 +56,11 @@ def reading(track: Track, lesson: Lesson, position: Position) -> Reply:
         parts.append("**Practice**\n" + "\n".join(f"{n}. {step}" for n, step in enumerate(lesson.practice, 1)))
     done = Button(f"Take the quiz ({len(lesson.quiz)} questions) ▸", f"q:{v}") if lesson.quiz else Button(
         "Finish the lesson ✓", f"n:{v}")  # fmt: skip
-    return Reply("\n\n".join(parts), buttons=rows([back, done]))
+    more: list[Button] = []
+    if related:
+        text, more = _related_part(related, track)
+        parts.append(text)
+    return Reply("\n\n".join(parts), buttons=rows([back, done]) + rows(more, 1))
 
 
 def where_you_are(track: Track, lesson: Lesson, position: Position) -> str:
@@ -91,30 +103,48 @@ def feedback(lesson: Lesson, question: Question, chosen: int) -> str:
     return text
 
 
-def result(track: Track, lesson: Lesson, position: Position, right: int) -> Reply:
-    """A finished lesson: the quiz score (``right`` answers; ignored without a quiz) and what comes next."""
+@dataclass(frozen=True)
+class ReviewPlan:
+    """A lesson's quiz questions waiting for review: how many, and in how many seconds the first is due."""
+
+    cards: int = 0
+    first_in: float | None = None
+
+
+def result(track: Track, lesson: Lesson, position: Position, right: int, review: ReviewPlan = ReviewPlan(),
+           related: list[tuple[Track, Lesson]] | None = None) -> Reply:  # fmt: skip
+    """The end of a lesson: the quiz score (``right`` answers; ignored without a quiz), its questions waiting for
+    ``review`` and when, the ``related`` lessons, and the next lesson of the track."""
     v = position.version
     if lesson.quiz:
-        missed = len(lesson.quiz) - right
         text = f"**Quiz done: {right}/{len(lesson.quiz)}** · {lesson.title}"
-        if missed:
-            text += f"\nThe {missed} you missed will come back for review later ('review')."
-        else:
+        if right == len(lesson.quiz):
             text += "\nEvery answer right. 🎉"
     else:
         text = f"**Lesson finished:** {lesson.title} ✓"
+    parts = [text]
+    if review.cards and review.first_in is not None:
+        questions = f"{review.cards} question{'s' if review.cards != 1 else ''} of this lesson"
+        when = "now" if review.first_in <= 0 else f"in {_duration(review.first_in)}"
+        parts.append(f"**To review:** {questions}; the first comes back {when} ('review').")
+    more: list[Button] = []
+    if related:
+        related_text, more = _related_part(related, track)
+        parts.append(related_text)
     following = track.after(lesson)
     buttons = []
     if following:
-        text += f"\n\nNext up: “{following.title}”."
+        parts.append(f"**Next up:** “{following.title}”.")
         buttons.append(Button("Keep going ▸", f"k:{v}"))
     else:
-        text += f"\n\nThat was the last lesson of “{track.title}”."
+        parts.append(f"That was the last lesson of “{track.title}”.")
         buttons.append(Button("Tracks", "home"))
     if lesson.quiz:
         buttons.append(Button("Retake the quiz", f"q:{v}"))
+    if review.cards and review.first_in is not None and review.first_in <= 0:
+        buttons.append(Button("Review now", "review"))
     buttons.append(Button("Progress", "progress"))
-    return Reply(text, buttons=rows(buttons))
+    return Reply("\n\n".join(parts), buttons=rows(buttons) + rows(more, 1))
 
 
 def review_card(card: ReviewCard, lesson: Lesson, question: Question, due: int) -> Reply:

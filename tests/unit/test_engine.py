@@ -111,7 +111,8 @@ def test_a_whole_lesson_and_quiz_then_keep_going(engine: Engine, store: SqlitePr
         if question.explanation:
             assert question.explanation in feedback
     total = len(DISTILLATION.quiz)
-    assert f"Quiz done: {total - 2}/{total}" in ada.text and "2 you missed" in ada.text
+    assert f"Quiz done: {total - 2}/{total}" in ada.text and "To review:** 2 questions of this lesson" in ada.text
+    assert "Related lessons**\n• RLHF vs DPO\n• Tokenization economics" in ada.text  # as the lesson lists them
     results = store.results("test:ada")
     assert [(r.lesson, r.score, r.total) for r in results] == [("distillation", total - 2, total)]
     assert len(store.attempts("test:ada", "ai-foundations", "distillation", 1)) == total
