@@ -14,7 +14,7 @@ MAX_MESSAGE_CHARS = 4000  # longer messages are cut before anything reads them (
 DROPPED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}  # control, format (zero-width, bidi), surrogates, unassigned
 WORD_COMMANDS = {"start", "menu", "home", "tracks", "next", "back", "quiz", "progress", "help", "reset",
                  "review", "resume", "continue", "lessons"}  # fmt: skip
-ARG_COMMANDS = {"track", "lesson", "enable", "disable", "ask"}
+ARG_COMMANDS = {"track", "lesson", "enable", "disable", "ask", "term"}
 YES = {"yes", "y", "yes, erase"}
 NO = {"no", "n", "cancel"}
 
@@ -48,8 +48,8 @@ def parse_command(text: str) -> tuple[str, str] | None:
     word = word.casefold()
     if word in WORD_COMMANDS and not rest.strip():
         return word, ""
-    if word == "ask":
-        return word, rest.strip()  # a question of any length; alone, a hint
+    if word in {"ask", "term"}:
+        return word, rest.strip()  # a question or a term of any length; alone, a hint
     if word in ARG_COMMANDS and rest.strip() and len(rest.split()) <= 3:
         return word, rest.strip()
     if word in {"lesson", "track"} and not rest.strip():

@@ -29,6 +29,7 @@ from bot.core.lessons import Lesson, Track
 from bot.core.messages import Button, Incoming, Reply, rows
 from bot.core.ports import LessonResult, ModelBusy, ModelFailed, Position, ProgressStore, QuizAttempt, ReviewCard
 from bot.core.quiz import ReviewScheduler, option_label, typed_option
+from bot.core.terms import KeyTerms, TermMatch, asked_term
 
 # The text helpers live in bot.core.commands; they stay importable from here.
 __all__ = ["MAX_MESSAGE_CHARS", "NO", "YES", "Engine", "Outcome", "clean_text", "parse_command", "short_hash"]
@@ -99,6 +100,7 @@ class Engine:
         self._track_ids = {short_hash(t.id): t for t in self.tracks.values()}
         self._lesson_ids = {(short_hash(t.id), short_hash(lesson.id)): (t, lesson)
                             for t in self.tracks.values() for lesson in t.lessons}  # fmt: skip
+        self._key_terms = KeyTerms(self.tracks.values())
 
     # ------------------------------------------------------------ the turn
 
@@ -148,7 +150,9 @@ class Engine:
             return command[0] == "ask" and bool(command[1])
         if position.pending == "reset" and text.casefold() in YES | NO:
             return False
-        return not (position.step == "quiz" and typed_option(self._lesson(position).quiz[position.question], text) is not None)
+        if position.step == "quiz" and typed_option(self._lesson(position).quiz[position.question], text) is not None:
+            return False
+        return self._term_asked(incoming, position, text) is None
 
     async def replies(self, incoming: Incoming) -> list[Reply]:
         """Handle one turn and return every reply (for callers that do not stream)."""
@@ -197,10 +201,13 @@ class Engine:
                 chosen = typed_option(self._lesson(position).quiz[position.question], text)
                 if chosen is not None:
                     return self._answer_quiz(incoming, position, chosen)
-            return None
+            found = self._term_asked(incoming, position, text)
+            return Outcome([views.key_term(found, position.step != "home")]) if found else None
         name, argument = command
         if name == "ask":
             return None if argument else _note("Type your question after 'ask'.")
+        if name == "term":
+            return self._define(incoming, position, argument)
         screens = self._screens()
         if name in screens:
             return screens[name](incoming, position)
@@ -212,6 +219,36 @@ class Engine:
             return self._set_track(incoming, argument, name == "enable")
         return Outcome([Reply(f"I don't know the command /{argument[:40]}. Type 'help' to see what I understand.",
                               buttons=rows([Button("Help", "help")]), personal=True)])  # fmt: skip
+
+    # ------------------------------------------------------------ key terms
+
+    def _term_asked(self, incoming: Incoming, position: Position, text: str) -> TermMatch | None:
+        """The key term typed text asks about ("what is soft targets?", or just the term), if a lesson defines it."""
+        phrase = asked_term(text) or text
+        offered = [t.id for t in self.offered(incoming)]
+        return self._key_terms.find(phrase, offered, position.track, position.lesson)
+
+    def _define(self, incoming: Incoming, position: Position, phrase: str) -> Outcome:
+        """``term PHRASE``: the key term's meaning, or what to do when no lesson here defines it."""
+        if not phrase:
+            return _note("Type the term after 'term', e.g. 'term soft targets'.")
+        found = self._key_terms.find(asked_term(phrase) or phrase, [t.id for t in self.offered(incoming)],
+                                     position.track, position.lesson)  # fmt: skip
+        if found is not None:
+            return Outcome([views.key_term(found, position.step != "home")])
+        return Outcome([views.no_key_term(phrase)])
+
+    def _open_section(self, incoming: Incoming, position: Position, track: Track, lesson: Lesson, index: int) -> Outcome:
+        """Open a lesson at one of its sections (a key term's button)."""
+        if not 0 <= index < len(lesson.sections):
+            return self._start_lesson(incoming, position, track, lesson)
+        blocked = self._not_offered(incoming, track)
+        if blocked:
+            return blocked
+        moved = _moved(position, track=track.id, lesson=lesson.id, step="section", section=index, question=0)
+        if self.answerer is not None:
+            self.answerer.prefetch(track, lesson)
+        return Outcome([self._view(incoming, moved)], moved)
 
     def _screens(self) -> dict[str, Callable[[Incoming, Position], Outcome]]:
         """What each command word opens, all called with ``(incoming, position)`` (``w`` is the Resume button)."""
@@ -233,6 +270,9 @@ class Engine:
         if verb == "l" and len(args) == 2 and (args[0], args[1]) in self._lesson_ids:
             track, lesson = self._lesson_ids[(args[0], args[1])]
             return self._start_lesson(incoming, position, track, lesson)
+        if verb == "s" and len(args) == 3 and (args[0], args[1]) in self._lesson_ids and args[2].isdigit():
+            track, lesson = self._lesson_ids[(args[0], args[1])]
+            return self._open_section(incoming, position, track, lesson, int(args[2]))
         if verb in {"me", "md"} and len(args) == 1 and args[0] in self._track_ids:
             return self._set_track(incoming, self._track_ids[args[0]], verb == "me")
         if verb == "v" and len(args) == 2 and args[1].isdigit():

@@ -17,6 +17,7 @@ from bot.core.messages import Button, QuizCard, Reply, rows
 from bot.core.ports import Position, ReviewCard
 from bot.core.progress import BestScores
 from bot.core.quiz import option_label
+from bot.core.terms import TermMatch
 
 
 def _lesson_action(track: Track, lesson: Lesson) -> str:
@@ -292,6 +293,30 @@ def answer(final: Answer, read_only: int | None, in_lesson: bool) -> Reply:
         text += f"\n\n(Your message was long, so I read only its first {read_only} characters.)"
     buttons = rows([Button("Back to the lesson ▸", "w")]) if in_lesson else ()
     return Reply(text, buttons=buttons, citations=tuple(final.citations))
+
+
+def key_term(found: TermMatch, in_lesson: bool) -> Reply:
+    """A key term's meaning as its lesson defines it, where the lesson explains it, and a button to go there."""
+    lesson, track = found.lesson, found.track
+    where = f"“{lesson.title}” › {found.section.heading}" if found.section else f"“{lesson.title}” › Key terms"
+    text = f"**{found.term}**: {found.meaning}\n\nFrom {where} ({track.title})."
+    if found.also_in:
+        text += " Also a key term of " + ", ".join(f"“{other.title}”" for other in found.also_in) + "."
+    if found.section is not None:
+        index = lesson.sections.index(found.section)
+        go = Button(f"Read “{found.section.heading}” ▸"[:60], f"s:{short_hash(track.id)}:{short_hash(lesson.id)}:{index}")
+    else:
+        go = Button(f"Open “{lesson.title}” ▸"[:60], _lesson_action(track, lesson))
+    buttons = [go] + ([Button("Back to the lesson", "w")] if in_lesson else [])
+    return Reply(text, buttons=rows(buttons, 1), personal=True)
+
+
+def no_key_term(phrase: str) -> Reply:
+    """``term PHRASE`` when no lesson offered here lists it as a key term."""
+    shown = phrase[:60]
+    text = (f"No lesson here lists “{shown}” as a key term. To have it explained from the lesson text, ask it as a "
+            f"question: 'ask what is {shown}?'")  # fmt: skip
+    return Reply(text, personal=True)
 
 
 def _duration(seconds: float) -> str:

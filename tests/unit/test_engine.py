@@ -177,7 +177,7 @@ def test_a_question_in_the_quiz_is_answered_and_a_typed_letter_answers(engine: E
     ada.say("quiz")
     first = DISTILLATION.quiz[0]
     model.enqueue_answer(["1"], explanation="From the teacher's outputs.")
-    ada.say("what is a teacher model?")
+    ada.say("why does the student copy the teacher?")
     assert "Source:" in ada.text and "Question 1 of" not in ada.text
     ada.say("resume")
     assert first.prompt in ada.text
