@@ -181,6 +181,32 @@ class TrackChange:
     at: float
 
 
+DEFAULT_REMIND_AT = 19 * 60  # minutes after local midnight: 19:00
+
+
+@dataclass(frozen=True)
+class LearnerSettings:
+    """A learner's own settings: timezone, reminders and whether they appear on leaderboards."""
+
+    timezone: str | None = None  # IANA name, e.g. "Europe/Berlin"; None until the learner gives one
+    remind: bool = False
+    remind_at: int = DEFAULT_REMIND_AT  # minutes after local midnight
+    reminded_on: str | None = None  # the local day (YYYY-MM-DD) the last reminder was sent
+    stopped: str | None = None  # why reminders stopped by themselves (the platform refused to deliver one)
+    leaderboard: bool = False
+    display_name: str = ""
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    """One opted-in learner of a community: lessons finished since a given time, and their active days."""
+
+    learner: str
+    display_name: str
+    lessons: int
+    days: tuple[str, ...]  # active UTC days, newest first (for the streak)
+
+
 class ProgressStore(Protocol):
     """Learner positions, quiz attempts, results, review cards and community track settings.
 
@@ -226,4 +252,43 @@ class ProgressStore(Protocol):
 
     def track_changes(self, community: str) -> list[TrackChange]:
         """Every change of a community's tracks, oldest first."""
+        ...
+
+    def learner_settings(self, learner: str) -> LearnerSettings:
+        """The learner's settings (defaults for a learner who never changed one)."""
+        ...
+
+    def save_learner_settings(self, learner: str, settings: LearnerSettings) -> None:
+        """Store the learner's settings."""
+        ...
+
+    def reminding(self) -> list[tuple[str, LearnerSettings]]:
+        """Every learner with reminders on, with their settings."""
+        ...
+
+    def claim_reminder(self, learner: str, day: str) -> bool:
+        """Mark ``day`` (the learner's local day) as reminded; False when it already was or reminders are off.
+
+        Atomic, so a reminder is sent once even when two schedulers (or a restart) race for it.
+        """
+        ...
+
+    def release_reminder(self, learner: str, day: str, previous: str | None) -> None:
+        """Undo ``claim_reminder`` for ``day`` (the message could not be sent now; it may be tried again)."""
+        ...
+
+    def note_member(self, community: str, learner: str, at: float) -> None:
+        """Remember that the learner takes turns in the community (for its leaderboard)."""
+        ...
+
+    def leaderboard_rows(self, community: str, since: float) -> list[LeaderboardRow]:
+        """The community's members who opted in to leaderboards, with lessons finished since ``since``."""
+        ...
+
+    def leaderboard_enabled(self, community: str) -> bool:
+        """Whether the community shows a leaderboard (on unless its moderators turned it off)."""
+        ...
+
+    def set_leaderboard_enabled(self, community: str, enabled: bool, by: str, at: float) -> None:
+        """Turn the community's leaderboard on or off, recording who did it and when."""
         ...

@@ -105,6 +105,35 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX community_track_changes_by_community ON community_track_changes (community, changed_at);
     """,
+    # 3: what brings learners back: their settings (timezone, reminders, leaderboard opt-in), who belongs to
+    # which community, and each community's leaderboard switch.
+    """
+    CREATE TABLE learner_settings (
+        learner TEXT PRIMARY KEY,
+        timezone TEXT,                   -- IANA name; NULL until the learner gives one
+        remind INTEGER NOT NULL DEFAULT 0 CHECK (remind IN (0, 1)),
+        remind_at INTEGER NOT NULL,      -- minutes after the learner's local midnight
+        reminded_on TEXT,                -- the learner's local day (YYYY-MM-DD) of the last reminder
+        stopped TEXT,                    -- why reminders stopped by themselves (the platform refused a message)
+        leaderboard INTEGER NOT NULL DEFAULT 0 CHECK (leaderboard IN (0, 1)),
+        display_name TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX learner_settings_reminding ON learner_settings (remind);
+
+    CREATE TABLE community_members (
+        community TEXT NOT NULL,
+        learner TEXT NOT NULL,
+        last_seen REAL NOT NULL,
+        PRIMARY KEY (community, learner)
+    );
+
+    CREATE TABLE community_settings (
+        community TEXT PRIMARY KEY,
+        leaderboard INTEGER NOT NULL CHECK (leaderboard IN (0, 1)),
+        changed_by TEXT NOT NULL,
+        changed_at REAL NOT NULL
+    );
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bot.core.ports import LessonResult, Position, QuizAttempt, ReviewCard, TrackChange
+from bot.core.ports import (LeaderboardRow, LearnerSettings, LessonResult, Position, QuizAttempt, ReviewCard,
+                            TrackChange)  # fmt: skip
 from bot.store.database import Database
 
 _POSITION_FIELDS = frozenset(field.name for field in dataclasses.fields(Position))
@@ -26,6 +27,14 @@ def position_from_json(text: str) -> Position:
     """A position from JSON: unknown keys (from a newer release) are ignored, missing ones take their defaults."""
     data: dict[str, Any] = json.loads(text)
     return Position(**{key: value for key, value in data.items() if key in _POSITION_FIELDS})
+
+
+_SETTINGS_COLUMNS = "timezone, remind, remind_at, reminded_on, stopped, leaderboard, display_name"
+
+
+def _settings(row: tuple) -> LearnerSettings:
+    timezone, remind, remind_at, reminded_on, stopped, leaderboard, display_name = row
+    return LearnerSettings(timezone, bool(remind), remind_at, reminded_on, stopped, bool(leaderboard), display_name)
 
 
 def utc_day(at: float) -> str:
@@ -149,6 +158,82 @@ class SqliteProgressStore:
             (community,),
         )
         return [TrackChange(c, t, bool(enabled), by, at) for c, t, enabled, by, at in rows]
+
+    # ------------------------------------------------------------ settings, reminders, leaderboards
+
+    def learner_settings(self, learner: str) -> LearnerSettings:
+        """The learner's settings (defaults for a learner who never changed one)."""
+        row = self._db.fetch_one(f"SELECT {_SETTINGS_COLUMNS} FROM learner_settings WHERE learner = ?", (learner,))
+        return LearnerSettings() if row is None else _settings(row)
+
+    def save_learner_settings(self, learner: str, settings: LearnerSettings) -> None:
+        """Store the learner's settings."""
+        with self._db.transaction() as connection:
+            connection.execute(
+                f"INSERT OR REPLACE INTO learner_settings (learner, {_SETTINGS_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (learner, settings.timezone, int(settings.remind), settings.remind_at, settings.reminded_on,
+                 settings.stopped, int(settings.leaderboard), settings.display_name),
+            )  # fmt: skip
+
+    def reminding(self) -> list[tuple[str, LearnerSettings]]:
+        """Every learner with reminders on, with their settings."""
+        rows = self._db.fetch_all(f"SELECT learner, {_SETTINGS_COLUMNS} FROM learner_settings WHERE remind = 1")
+        return [(row[0], _settings(row[1:])) for row in rows]
+
+    def claim_reminder(self, learner: str, day: str) -> bool:
+        """Mark ``day`` as reminded; False when it already was or reminders are off (atomic)."""
+        with self._db.transaction() as connection:
+            cursor = connection.execute(
+                "UPDATE learner_settings SET reminded_on = ? WHERE learner = ? AND remind = 1"
+                " AND (reminded_on IS NULL OR reminded_on <> ?)",
+                (day, learner, day),
+            )
+            return cursor.rowcount == 1
+
+    def release_reminder(self, learner: str, day: str, previous: str | None) -> None:
+        """Undo ``claim_reminder`` for ``day`` (nothing was delivered)."""
+        with self._db.transaction() as connection:
+            connection.execute("UPDATE learner_settings SET reminded_on = ? WHERE learner = ? AND reminded_on = ?",
+                               (previous, learner, day))  # fmt: skip
+
+    def note_member(self, community: str, learner: str, at: float) -> None:
+        """Remember that the learner takes turns in the community."""
+        with self._db.transaction() as connection:
+            connection.execute(
+                "INSERT INTO community_members (community, learner, last_seen) VALUES (?, ?, ?)"
+                " ON CONFLICT (community, learner) DO UPDATE SET last_seen = excluded.last_seen",
+                (community, learner, at),
+            )
+
+    def leaderboard_rows(self, community: str, since: float) -> list[LeaderboardRow]:
+        """The community's opted-in members, with distinct lessons finished since ``since`` and their active days."""
+        rows = self._db.fetch_all(
+            "SELECT m.learner, s.display_name,"
+            " (SELECT COUNT(DISTINCT r.track || '/' || r.lesson) FROM lesson_results r"
+            "   WHERE r.learner = m.learner AND r.completed_at >= ?),"
+            " (SELECT group_concat(day, ',') FROM (SELECT day FROM activity a WHERE a.learner = m.learner"
+            "   ORDER BY day DESC LIMIT 400))"
+            " FROM community_members m JOIN learner_settings s ON s.learner = m.learner"
+            " WHERE m.community = ? AND s.leaderboard = 1",
+            (since, community),
+        )
+        return [LeaderboardRow(learner, name, lessons, tuple(days.split(",")) if days else ())
+                for learner, name, lessons, days in rows]  # fmt: skip
+
+    def leaderboard_enabled(self, community: str) -> bool:
+        """Whether the community shows a leaderboard (on unless its moderators turned it off)."""
+        row = self._db.fetch_one("SELECT leaderboard FROM community_settings WHERE community = ?", (community,))
+        return row is None or bool(row[0])
+
+    def set_leaderboard_enabled(self, community: str, enabled: bool, by: str, at: float) -> None:
+        """Turn the community's leaderboard on or off, recording who did it and when."""
+        with self._db.transaction() as connection:
+            connection.execute(
+                "INSERT INTO community_settings (community, leaderboard, changed_by, changed_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (community) DO UPDATE SET leaderboard = excluded.leaderboard,"
+                " changed_by = excluded.changed_by, changed_at = excluded.changed_at",
+                (community, int(enabled), by, at),
+            )
 
     def close(self) -> None:
         """Close the database if this store opened it."""

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 import bot.store.progress as progress_module
-from bot.core.ports import LessonResult, Position, QuestionRecord, QuizAttempt, ReviewCard, TrackChange
+from bot.core.ports import (LearnerSettings, LessonResult, Position, QuestionRecord, QuizAttempt, ReviewCard,
+                            TrackChange)  # fmt: skip
 from bot.store.database import LATEST_VERSION, Database, DatabaseTooNew
 from bot.store.progress import SqliteProgressStore
 from bot.store.question_log import SqliteQuestionLog
@@ -261,7 +262,7 @@ def test_the_question_log_and_the_progress_store_share_one_database(db_path: Pat
 
 def test_a_new_database_ends_at_the_latest_version(db_path: Path) -> None:
     SqliteProgressStore(db_path).close()
-    assert user_version(db_path) == LATEST_VERSION == 2
+    assert user_version(db_path) == LATEST_VERSION == 3
     assert query(db_path, "PRAGMA journal_mode") == [("wal",)]
 
 
@@ -393,3 +394,61 @@ def test_commits_never_checkpoint_and_the_checkpointer_thread_does(tmp_path: Pat
     assert (tmp_path / "busy.sqlite3").stat().st_size > before  # the checkpointer copied the log into the file
     busy.close()
     assert SqliteProgressStore(tmp_path / "busy.sqlite3").position("learner-299").lesson == "l299"
+
+
+# ---------------------------------------------------------------- settings, reminders, leaderboards (migration 3)
+
+
+def test_a_version_2_database_upgrades_and_keeps_its_progress(db_path: Path) -> None:
+    from bot.store.database import MIGRATIONS
+
+    old = SqliteProgressStore(Database(db_path, MIGRATIONS[:2]))
+    old.save("ada", Position(track="t", lesson="l", step="section"), at=MARCH_1)
+    old._db.close()
+    store = SqliteProgressStore(db_path)
+    assert user_version(db_path) == 3
+    assert store.position("ada").lesson == "l"
+    assert store.learner_settings("ada") == LearnerSettings()
+
+
+def test_learner_settings_round_trip_and_reminding_lists_those_with_reminders_on(store: SqliteProgressStore) -> None:
+    on = LearnerSettings(timezone="Europe/Berlin", remind=True, remind_at=7 * 60 + 30, leaderboard=True,
+                         display_name="Ada")  # fmt: skip
+    store.save_learner_settings("ada", on)
+    store.save_learner_settings("bob", LearnerSettings(timezone="Asia/Tokyo"))
+    assert store.learner_settings("ada") == on
+    assert store.reminding() == [("ada", on)]
+
+
+def test_a_reminder_day_is_claimed_once_and_can_be_released(store: SqliteProgressStore) -> None:
+    store.save_learner_settings("ada", LearnerSettings(timezone="UTC", remind=True))
+    assert store.claim_reminder("ada", "2024-03-01") is True
+    assert store.claim_reminder("ada", "2024-03-01") is False  # a second scheduler (or a restart) loses the race
+    store.release_reminder("ada", "2024-03-01", None)
+    assert store.claim_reminder("ada", "2024-03-01") is True
+    assert store.claim_reminder("ada", "2024-03-02") is True
+    store.save_learner_settings("bob", LearnerSettings(timezone="UTC", remind=False))
+    assert store.claim_reminder("bob", "2024-03-01") is False  # reminders off: nothing to claim
+
+
+def test_leaderboard_rows_count_distinct_lessons_since_a_time_for_opted_in_members_only(store: SqliteProgressStore) -> None:
+    for learner, opted in (("ada", True), ("bob", False), ("cy", True)):
+        store.note_member("g1", learner, MARCH_1)
+        store.save_learner_settings(learner, LearnerSettings(leaderboard=opted, display_name=learner.title()))
+    store.note_member("g2", "dee", MARCH_1)
+    store.save_learner_settings("dee", LearnerSettings(leaderboard=True, display_name="Dee"))
+    for at, lesson in ((MARCH_1 - DAY, "old"), (MARCH_1 + 1, "a"), (MARCH_1 + 2, "a"), (MARCH_1 + DAY, "b")):
+        store.save("ada", Position(), at=at, result=LessonResult("t", lesson, 1, 1, at))
+    rows = {row.learner: row for row in store.leaderboard_rows("g1", MARCH_1)}
+    assert set(rows) == {"ada", "cy"}
+    assert (rows["ada"].display_name, rows["ada"].lessons, rows["ada"].days) == ("Ada", 2, ("2024-03-02", "2024-03-01",
+                                                                                           "2024-02-29"))  # fmt: skip
+    assert (rows["cy"].lessons, rows["cy"].days) == (0, ())
+
+
+def test_the_leaderboard_switch_is_per_community_and_on_by_default(store: SqliteProgressStore) -> None:
+    assert store.leaderboard_enabled("g1") and store.leaderboard_enabled("g2")
+    store.set_leaderboard_enabled("g1", False, "mod", MARCH_1)
+    assert not store.leaderboard_enabled("g1") and store.leaderboard_enabled("g2")
+    store.set_leaderboard_enabled("g1", True, "mod", MARCH_1 + 1)
+    assert store.leaderboard_enabled("g1")
