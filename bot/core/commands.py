@@ -13,8 +13,8 @@ import unicodedata
 MAX_MESSAGE_CHARS = 4000  # longer messages are cut before anything reads them (answers read even less)
 DROPPED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}  # control, format (zero-width, bidi), surrogates, unassigned
 WORD_COMMANDS = {"start", "menu", "home", "tracks", "next", "back", "quiz", "progress", "help", "reset",
-                 "review", "resume", "continue", "lessons"}  # fmt: skip
-ARG_COMMANDS = {"track", "lesson", "enable", "disable", "ask", "term"}
+                 "review", "resume", "continue", "lessons", "remind", "stop", "tz", "quiet", "leaderboard"}  # fmt: skip
+ARG_COMMANDS = {"track", "lesson", "enable", "disable", "ask", "term", "remind", "tz", "quiet", "leaderboard"}
 YES = {"yes", "y", "yes, erase"}
 NO = {"no", "n", "cancel"}
 

@@ -193,6 +193,7 @@ class LearnerSettings:
     remind_at: int = DEFAULT_REMIND_AT  # minutes after local midnight
     reminded_on: str | None = None  # the local day (YYYY-MM-DD) the last reminder was sent
     stopped: str | None = None  # why reminders stopped by themselves (the platform refused to deliver one)
+    quiet: tuple[int, int] | None = None  # the learner's quiet hours (start, end in local minutes); None: the default
     leaderboard: bool = False
     display_name: str = ""
 

@@ -14,9 +14,10 @@ from bot.core.answering import Answer
 from bot.core.commands import short_hash
 from bot.core.lessons import Lesson, Question, Track
 from bot.core.messages import Button, QuizCard, Reply, rows
-from bot.core.ports import Position, ReviewCard
+from bot.core.ports import LearnerSettings, Position, ReviewCard
 from bot.core.progress import BestScores
 from bot.core.quiz import option_label
+from bot.core.reminders import clock_text
 from bot.core.terms import TermMatch
 
 
@@ -272,10 +273,14 @@ def help_screen(direct: bool) -> Reply:
         "• answer a quiz question with its button, or type its letter\n"
         "• progress: lessons done, scores, streak and reviews due; review: missed questions again\n"
         "• reset: erase your progress (asks first)\n"
+        "• term NAME, or 'what is NAME?': a key term's meaning at once\n"
+        "• remind on / remind at 19:00 / remind off (or stop), tz Europe/Berlin, quiet 22:00-08:00: reminders\n"
+        "• leaderboard: this week's top learners here; leaderboard on / off: appear on it or not\n"
         "• anything else you type is a question: I answer from the lesson text only and say which section"
     )
     if not direct:
-        text += "\n• moderators: enable TRACK / disable TRACK choose the tracks offered here"
+        text += ("\n• moderators: enable TRACK / disable TRACK choose the tracks offered here; "
+                 "leaderboard enable / disable")  # fmt: skip
     return Reply(text, buttons=rows([Button("Home", "home")]), personal=True)
 
 
@@ -317,6 +322,65 @@ def no_key_term(phrase: str) -> Reply:
     text = (f"No lesson here lists “{shown}” as a key term. To have it explained from the lesson text, ask it as a "
             f"question: 'ask what is {shown}?'")  # fmt: skip
     return Reply(text, personal=True)
+
+
+# ---------------------------------------------------------------- reminders and leaderboards
+
+
+def reminder(due: int, streak: int, in_lesson: bool) -> Reply:
+    """A reminder: ``due`` reviews waiting and/or a ``streak`` of days that ends unless the learner studies today."""
+    parts = []
+    if due:
+        parts.append(f"⏰ **{due} question{'s are' if due != 1 else ' is'} due for review.** A minute or two keeps them fresh.")
+    if streak:
+        parts.append(f"🔥 **Your {streak}-day streak ends tonight** unless you study today.")
+    parts.append("Reply 'stop' to turn reminders off, or 'remind at 20:00' to move them.")
+    buttons = [Button(f"Start the review ({due}) ▸", "review")] if due else []
+    buttons += [Button("Resume lesson ▸", "w")] if in_lesson else [Button("Lessons", "home")]
+    return Reply("\n\n".join(parts), buttons=rows(buttons, 1), personal=True)
+
+
+def reminder_summary(settings: LearnerSettings, default_quiet: tuple[int, int]) -> str:
+    """When reminders come, as a sentence."""
+    quiet = settings.quiet or default_quiet
+    return (f"Reminders come at {clock_text(settings.remind_at)} your time when reviews are due or your streak is "
+            f"about to end, at most once a day and never in your quiet hours ({clock_text(quiet[0])}–"
+            f"{clock_text(quiet[1])}).")  # fmt: skip
+
+
+def reminder_status(settings: LearnerSettings, default_quiet: tuple[int, int]) -> Reply:
+    """Whether the learner's reminders are on, when, and how to change them."""
+    if settings.remind:
+        text = "**Reminders are on.** " + reminder_summary(settings, default_quiet)
+        text += f" Timezone: {settings.timezone or 'not set yet'}. They arrive as direct messages."
+        text += "\n\nChange them: 'remind at 20:00', 'tz Europe/Berlin', 'quiet 23:00-07:00', or 'remind off'."
+    else:
+        text = "**Reminders are off.**"
+        if settings.stopped:
+            text += f" They stopped by themselves: {settings.stopped}. Make sure I can send you direct messages."
+        text += ("\n\n'remind on' sends you a direct message when reviews are due or your streak is about to end, "
+                 "at most once a day; 'remind at 19:00' picks the time.")  # fmt: skip
+    return Reply(text, personal=True)
+
+
+def ask_timezone() -> Reply:
+    """The question a learner gets before their first reminder can be scheduled."""
+    return Reply("Which timezone are you in? Reply with its name or a big city near you, e.g. Europe/Berlin, "
+                 "America/New_York or Tokyo. (Reminders come at your local time, never in your quiet hours.)",
+                 personal=True)  # fmt: skip
+
+
+def leaderboard(rows_shown: list[tuple[str, int, int]], opted_in: bool, moderator: bool) -> Reply:
+    """The week's board: (display name, lessons finished this week, streak) of opted-in learners, best first."""
+    lines = [f"{n}. {name} · {lessons} lesson{'s' if lessons != 1 else ''} · 🔥 {streak} day{'s' if streak != 1 else ''}"
+             for n, (name, lessons, streak) in enumerate(rows_shown, start=1)]  # fmt: skip
+    text = "**This week's leaderboard** (lessons finished since Monday, then streak)\n"
+    text += "\n".join(lines) if lines else "Nobody is on it yet this week: finish a lesson to be the first."
+    text += "\n\nOnly learners who chose to appear are listed, by their display name: "
+    text += "'leaderboard off' takes you off." if opted_in else "'leaderboard on' puts you on it."
+    if moderator:
+        text += " Moderators: 'leaderboard disable' turns it off here."
+    return Reply(text)
 
 
 def _duration(seconds: float) -> str:

@@ -113,6 +113,8 @@ MIGRATIONS: list[str] = [
         timezone TEXT,                   -- IANA name; NULL until the learner gives one
         remind INTEGER NOT NULL DEFAULT 0 CHECK (remind IN (0, 1)),
         remind_at INTEGER NOT NULL,      -- minutes after the learner's local midnight
+        quiet_start INTEGER,             -- the learner's quiet hours, minutes after local midnight; NULL: the default
+        quiet_end INTEGER,
         reminded_on TEXT,                -- the learner's local day (YYYY-MM-DD) of the last reminder
         stopped TEXT,                    -- why reminders stopped by themselves (the platform refused a message)
         leaderboard INTEGER NOT NULL DEFAULT 0 CHECK (leaderboard IN (0, 1)),

@@ -29,12 +29,15 @@ def position_from_json(text: str) -> Position:
     return Position(**{key: value for key, value in data.items() if key in _POSITION_FIELDS})
 
 
-_SETTINGS_COLUMNS = "timezone, remind, remind_at, reminded_on, stopped, leaderboard, display_name"
+_SETTINGS_COLUMNS = ("timezone, remind, remind_at, reminded_on, stopped, quiet_start, quiet_end, leaderboard, "
+                     "display_name")  # fmt: skip
 
 
 def _settings(row: tuple) -> LearnerSettings:
-    timezone, remind, remind_at, reminded_on, stopped, leaderboard, display_name = row
-    return LearnerSettings(timezone, bool(remind), remind_at, reminded_on, stopped, bool(leaderboard), display_name)
+    timezone, remind, remind_at, reminded_on, stopped, quiet_start, quiet_end, leaderboard, display_name = row
+    quiet = None if quiet_start is None or quiet_end is None else (quiet_start, quiet_end)
+    return LearnerSettings(timezone, bool(remind), remind_at, reminded_on, stopped, quiet, bool(leaderboard),
+                           display_name)  # fmt: skip
 
 
 def utc_day(at: float) -> str:
@@ -170,9 +173,10 @@ class SqliteProgressStore:
         """Store the learner's settings."""
         with self._db.transaction() as connection:
             connection.execute(
-                f"INSERT OR REPLACE INTO learner_settings (learner, {_SETTINGS_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO learner_settings (learner, {_SETTINGS_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (learner, settings.timezone, int(settings.remind), settings.remind_at, settings.reminded_on,
-                 settings.stopped, int(settings.leaderboard), settings.display_name),
+                 settings.stopped, *(settings.quiet or (None, None)), int(settings.leaderboard), settings.display_name),
             )  # fmt: skip
 
     def reminding(self) -> list[tuple[str, LearnerSettings]]:

@@ -412,7 +412,7 @@ def test_a_version_2_database_upgrades_and_keeps_its_progress(db_path: Path) -> 
 
 
 def test_learner_settings_round_trip_and_reminding_lists_those_with_reminders_on(store: SqliteProgressStore) -> None:
-    on = LearnerSettings(timezone="Europe/Berlin", remind=True, remind_at=7 * 60 + 30, leaderboard=True,
+    on = LearnerSettings(timezone="Europe/Berlin", remind=True, remind_at=7 * 60 + 30, quiet=(23 * 60, 6 * 60), leaderboard=True,
                          display_name="Ada")  # fmt: skip
     store.save_learner_settings("ada", on)
     store.save_learner_settings("bob", LearnerSettings(timezone="Asia/Tokyo"))

@@ -1,0 +1,259 @@
+"""Reminders: opt-in commands, a fake clock across timezones and DST changes, quiet hours, once a day, restarts,
+and stopping when a platform refuses."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.core.engine import Engine
+from bot.core.messages import Reply
+from bot.core.ports import LearnerSettings, Position, ReviewCard
+from bot.core.reminders import (Delivery, ReminderScheduler, find_timezone, is_quiet, parse_clock, parse_quiet_hours,
+                                reminder_day)  # fmt: skip
+from bot.store.progress import SqliteProgressStore
+from tests.engine_driver import Learner
+from tests.unit.test_engine import TRACKS, Clock
+
+QUARTER = 15 * 60
+
+
+def at(when: str, zone: str) -> float:
+    """Seconds since the epoch of a local wall-clock time, e.g. ``at("2026-03-29 03:00", "Europe/Berlin")``."""
+    return datetime.fromisoformat(when).replace(tzinfo=ZoneInfo(zone)).timestamp()
+
+
+class Outbox:
+    """A platform's sender that records what it was asked to send and answers as told."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Reply, float]] = []
+        self.answer = Delivery.SENT
+        self.clock: Clock | None = None
+
+    async def __call__(self, user: str, reply: Reply) -> Delivery:
+        if self.answer is Delivery.SENT:
+            self.sent.append((user, reply, self.clock.now if self.clock else 0.0))
+        return self.answer
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(at("2026-01-14 12:00", "UTC"))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteProgressStore:
+    return SqliteProgressStore(tmp_path / "p.sqlite3")
+
+
+@pytest.fixture
+def engine(store: SqliteProgressStore, clock: Clock) -> Engine:
+    return Engine(TRACKS, store, clock=clock)
+
+
+def scheduler_for(engine: Engine, clock: Clock) -> tuple[ReminderScheduler, Outbox]:
+    outbox = Outbox()
+    outbox.clock = clock
+    scheduler = ReminderScheduler(engine, clock=clock)
+    scheduler.add_sender("test", outbox)
+    return scheduler, outbox
+
+
+def due_card(store: SqliteProgressStore, learner: str, due: float) -> None:
+    store.save(learner, Position(), at=due - 86400 * 3, card=ReviewCard("ai-foundations", "distillation", 0, "{}", due))
+
+
+def opt_in(store: SqliteProgressStore, learner: str, zone: str, remind_at: str = "19:00", **more: object) -> None:
+    minutes = parse_clock(remind_at)
+    assert minutes is not None
+    store.save_learner_settings(learner, LearnerSettings(timezone=zone, remind=True, remind_at=minutes, **more))  # type: ignore[arg-type]
+
+
+def run_ticks(scheduler: ReminderScheduler, clock: Clock, until: float, step: float = QUARTER) -> None:
+    async def ticks() -> None:
+        while clock.now <= until:
+            await scheduler.tick()
+            clock.now += step
+
+    asyncio.run(ticks())
+
+
+# ---------------------------------------------------------------- parsing
+
+
+@pytest.mark.parametrize(("text", "minutes"), [("19:00", 1140), ("7pm", 1140), ("7:30 am", 450), ("19h30", 1170),
+                                               ("0:05", 5), ("12am", 0), ("12 pm", 720), ("24:00", None),
+                                               ("13pm", None), ("soon", None)])  # fmt: skip
+def test_times_of_day(text: str, minutes: int | None) -> None:
+    assert parse_clock(text) == minutes
+
+
+@pytest.mark.parametrize(("text", "zone"), [("Europe/Berlin", "Europe/Berlin"), ("europe/berlin", "Europe/Berlin"),
+                                            ("Berlin", "Europe/Berlin"), ("new york", "America/New_York"),
+                                            ("UTC", "UTC"), ("Atlantis", None), ("", None)])  # fmt: skip
+def test_timezones_by_name_or_city(text: str, zone: str | None) -> None:
+    assert find_timezone(text) == zone
+
+
+def test_quiet_hours_may_wrap_midnight() -> None:
+    assert parse_quiet_hours("22:00-08:00") == (1320, 480) == parse_quiet_hours("22 to 8")
+    assert [is_quiet(m, (1320, 480)) for m in (1319, 1320, 0, 479, 480)] == [False, True, True, True, False]
+    assert [is_quiet(m, (60, 300)) for m in (59, 60, 299, 300)] == [False, True, True, False]
+    assert not any(is_quiet(m, (0, 0)) for m in range(0, 1440, 7))  # equal ends: no quiet hours
+
+
+# ---------------------------------------------------------------- the learner's commands
+
+
+def test_remind_on_asks_for_the_timezone_first_and_a_city_answers(engine: Engine, store: SqliteProgressStore) -> None:
+    ada = Learner(engine)
+    ada.say("remind on")
+    assert "Which timezone are you in?" in ada.text
+    ada.say("Berlin")
+    assert "Your timezone is Europe/Berlin" in ada.text and "Reminders come at 19:00 your time" in ada.text
+    settings = store.learner_settings("test:ada")
+    assert (settings.remind, settings.timezone, settings.remind_at) == (True, "Europe/Berlin", 19 * 60)
+    assert store.position("test:ada").pending is None
+    ada.say("Berlin")  # no longer awaited: an ordinary question (no model here)
+    assert "Your timezone" not in ada.text
+
+
+def test_remind_at_sets_the_time_but_not_in_quiet_hours(engine: Engine, store: SqliteProgressStore) -> None:
+    ada = Learner(engine)
+    ada.say("tz Asia/Tokyo")
+    ada.say("remind at 7:30pm")
+    assert "Reminders are on" in ada.text and "19:30" in ada.text
+    ada.say("remind at 23:00")
+    assert "is in your quiet hours (22:00–08:00)" in ada.text
+    ada.say("quiet 23:30-06:00")
+    ada.say("remind at 23:00")
+    assert store.learner_settings("test:ada").remind_at == 23 * 60
+    ada.say("stop")
+    assert "Reminders are off" in ada.text and store.learner_settings("test:ada").remind is False
+    ada.say("remind sometimes")
+    assert "Type 'remind on', 'remind off' or 'remind at 19:00'" in ada.text
+    ada.say("tz Atlantis")
+    assert "I don't know the timezone “Atlantis”" in ada.text
+
+
+# ---------------------------------------------------------------- when reminders go
+
+
+def test_each_learner_is_reminded_once_at_their_own_local_time(engine: Engine, store: SqliteProgressStore,
+                                                              clock: Clock) -> None:  # fmt: skip
+    for learner, zone in (("ber", "Europe/Berlin"), ("nyc", "America/New_York"), ("tok", "Asia/Tokyo")):
+        opt_in(store, f"test:{learner}", zone)
+        due_card(store, f"test:{learner}", at("2026-01-14 00:00", "UTC"))
+    scheduler, outbox = scheduler_for(engine, clock)
+    clock.now = at("2026-01-14 00:00", "UTC")
+    run_ticks(scheduler, clock, until=at("2026-01-15 12:00", "UTC"))
+    sent = {(user, datetime.fromtimestamp(when, ZoneInfo("UTC")).strftime("%d %H:%M")) for user, _r, when in outbox.sent}
+    # Tokyo's 19:00 is 10:00 UTC; Berlin's 18:00 UTC; New York's 00:00 UTC of the next day (so its 13 January
+    # reminder goes at the first check); each once per local day.
+    assert sent == {("nyc", "14 00:00"), ("tok", "14 10:00"), ("ber", "14 18:00"), ("nyc", "15 00:00"),
+                    ("tok", "15 10:00")}  # fmt: skip
+    assert len(outbox.sent) == len(sent)
+    reply = outbox.sent[0][1]
+    assert "1 question is due for review" in reply.text and reply.actions[0] == "review"
+
+
+def test_a_time_skipped_by_spring_forward_fires_at_the_first_check_after_it(engine: Engine, store: SqliteProgressStore,
+                                                                            clock: Clock) -> None:  # fmt: skip
+    opt_in(store, "test:ada", "Europe/Berlin", "02:30", quiet=(0, 0))  # 2026-03-29: clocks jump 02:00 -> 03:00
+    due_card(store, "test:ada", at("2026-03-28 00:00", "UTC"))
+    scheduler, outbox = scheduler_for(engine, clock)
+    clock.now = at("2026-03-29 00:00", "Europe/Berlin")
+    run_ticks(scheduler, clock, until=at("2026-03-29 23:00", "Europe/Berlin"))
+    assert [datetime.fromtimestamp(w, ZoneInfo("Europe/Berlin")).strftime("%H:%M") for _u, _r, w in outbox.sent] == ["03:00"]
+
+
+def test_a_time_repeated_by_fall_back_fires_once(engine: Engine, store: SqliteProgressStore, clock: Clock) -> None:
+    opt_in(store, "test:ada", "Europe/Berlin", "02:30", quiet=(0, 0))  # 2026-10-25: 02:00-03:00 happens twice
+    due_card(store, "test:ada", at("2026-10-24 00:00", "UTC"))
+    scheduler, outbox = scheduler_for(engine, clock)
+    clock.now = at("2026-10-25 00:00", "Europe/Berlin")
+    run_ticks(scheduler, clock, until=at("2026-10-25 23:00", "Europe/Berlin"))
+    assert [datetime.fromtimestamp(w, ZoneInfo("UTC")).strftime("%H:%M") for _u, _r, w in outbox.sent] == ["00:30"]
+
+
+def test_never_in_quiet_hours_even_when_the_bot_was_down_at_the_time(engine: Engine, store: SqliteProgressStore,
+                                                                     clock: Clock) -> None:  # fmt: skip
+    opt_in(store, "test:ada", "Europe/Berlin")
+    due_card(store, "test:ada", at("2026-01-10 00:00", "UTC"))
+    scheduler, outbox = scheduler_for(engine, clock)
+    clock.now = at("2026-01-14 22:05", "Europe/Berlin")  # started after 19:00, in quiet hours
+    run_ticks(scheduler, clock, until=at("2026-01-15 18:50", "Europe/Berlin"))
+    assert outbox.sent == []
+    run_ticks(scheduler, clock, until=at("2026-01-15 21:59", "Europe/Berlin"))
+    assert len(outbox.sent) == 1
+    assert reminder_day(store.learner_settings("test:ada"), at("2026-01-15 21:00", "Europe/Berlin")) is None
+
+
+def test_no_second_reminder_after_a_restart(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "p.sqlite3"
+    first = Engine(TRACKS, SqliteProgressStore(path), clock=clock)
+    opt_in(first.store, "test:ada", "UTC")  # type: ignore[arg-type]
+    due_card(first.store, "test:ada", at("2026-01-10 00:00", "UTC"))  # type: ignore[arg-type]
+    clock.now = at("2026-01-14 19:00", "UTC")
+    scheduler, outbox = scheduler_for(first, clock)
+    asyncio.run(scheduler.tick())
+    assert len(outbox.sent) == 1
+    again = Engine(TRACKS, SqliteProgressStore(path), clock=clock)  # a new process on the same database
+    scheduler, outbox = scheduler_for(again, clock)
+    run_ticks(scheduler, clock, until=at("2026-01-14 21:45", "UTC"))
+    assert outbox.sent == []
+
+
+def test_a_streak_that_ends_tonight_is_a_reason_and_nothing_to_say_is_no_message(engine: Engine,
+                                                                                 store: SqliteProgressStore,
+                                                                                 clock: Clock) -> None:  # fmt: skip
+    opt_in(store, "test:ada", "UTC")
+    scheduler, outbox = scheduler_for(engine, clock)
+    clock.now = at("2026-01-14 19:00", "UTC")
+    asyncio.run(scheduler.tick())
+    assert outbox.sent == [] and store.learner_settings("test:ada").reminded_on is None  # nothing claimed
+    for day in ("2026-01-11", "2026-01-12", "2026-01-13"):
+        store.save("test:ada", Position(), at=at(f"{day} 10:00", "UTC"))
+    clock.now += QUARTER
+    asyncio.run(scheduler.tick())
+    [(_user, reply, _when)] = outbox.sent
+    assert "Your 3-day streak ends tonight" in reply.text and "review" not in reply.actions
+
+
+def test_a_platform_that_refuses_stops_the_reminders_and_a_passing_failure_retries(engine: Engine,
+                                                                                  store: SqliteProgressStore,
+                                                                                  clock: Clock) -> None:  # fmt: skip
+    opt_in(store, "test:ada", "UTC")
+    due_card(store, "test:ada", at("2026-01-10 00:00", "UTC"))
+    scheduler, outbox = scheduler_for(engine, clock)
+    clock.now = at("2026-01-14 19:00", "UTC")
+    outbox.answer = Delivery.FAILED
+    asyncio.run(scheduler.tick())
+    assert store.learner_settings("test:ada").reminded_on is None  # released: the next check tries again
+    outbox.answer = Delivery.UNREACHABLE
+    asyncio.run(scheduler.tick())
+    settings = store.learner_settings("test:ada")
+    assert settings.remind is False and settings.stopped == "Test didn't let me message you"
+    ada = Learner(engine)
+    ada.say("remind")
+    assert "They stopped by themselves: Test didn't let me message you" in ada.text
+    outbox.answer = Delivery.SENT
+    clock.now += 86400
+    asyncio.run(scheduler.tick())
+    assert outbox.sent == []
+
+
+def test_a_learner_of_a_platform_without_a_sender_here_is_left_for_another_process(engine: Engine,
+                                                                                   store: SqliteProgressStore,
+                                                                                   clock: Clock) -> None:  # fmt: skip
+    opt_in(store, "discord:42", "UTC")
+    due_card(store, "discord:42", at("2026-01-10 00:00", "UTC"))
+    scheduler, _outbox = scheduler_for(engine, clock)
+    clock.now = at("2026-01-14 19:00", "UTC")
+    asyncio.run(scheduler.tick())
+    assert store.learner_settings("discord:42").reminded_on is None
