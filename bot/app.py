@@ -13,6 +13,7 @@ from bot.core.answering.checks import plain
 from bot.core.engine import Engine
 from bot.core.lessons import Lesson, Track
 from bot.core.ports import ChatModel
+from bot.core.reminders import ReminderScheduler, parse_quiet_hours
 from bot.core.prompts import PromptLibrary
 from bot.knowledge.published import PublishedTracks
 from bot.knowledge.reader import read_knowledge
@@ -111,7 +112,22 @@ def build_engine(settings: Settings, index: LessonIndex | None = None, model: Ch
     tracks = load_tracks(settings)
     database = Database(settings.database_path)
     answerer = build_answerer(settings, model, index, tracks, database) if answers else None
-    return Engine(tracks, SqliteProgressStore(database), answerer)
+    return Engine(tracks, SqliteProgressStore(database), answerer, default_quiet=default_quiet_hours(settings))
+
+
+def default_quiet_hours(settings: Settings) -> tuple[int, int]:
+    """The host's quiet hours for reminders, as (start, end) minutes after local midnight."""
+    quiet = parse_quiet_hours(settings.reminders.quiet_hours)
+    if quiet is None:
+        raise ValueError(f"TUTORBOT_REMINDERS__QUIET_HOURS: '{settings.reminders.quiet_hours}' is not like 22:00-08:00")
+    return quiet
+
+
+def build_reminders(settings: Settings, engine: Engine) -> ReminderScheduler | None:
+    """The reminder scheduler the adapters give their senders to (None when the host turned reminders off)."""
+    if not settings.reminders.enabled:
+        return None
+    return ReminderScheduler(engine, default_quiet_hours(settings), settings.reminders.check_seconds)
 
 
 def settle_memory() -> None:

@@ -370,16 +370,19 @@ def run(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        reminders = build_reminders(settings, engine)
         servers = []
         if "telegram" in chosen:
             from bot.adapters.telegram import serve as serve_telegram
 
-            servers.append(serve_telegram(engine, settings.telegram, stop))
+            servers.append(serve_telegram(engine, settings.telegram, stop, reminders=reminders))
         if "discord" in chosen:
             from bot.adapters.discord import serve as serve_discord
 
-            servers.append(serve_discord(engine, settings.discord, stop))
+            servers.append(serve_discord(engine, settings.discord, stop, reminders=reminders))
         tasks = [asyncio.create_task(server) for server in servers]
+        if reminders is not None:
+            tasks.append(asyncio.create_task(reminders.run(stop)))
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -387,6 +390,8 @@ def run(
             for task in tasks:
                 if not task.done():
                     task.cancel()
+
+    from bot.app import build_reminders
 
     with _running_engine(settings) as engine:
         out.print(f"serving {' and '.join(chosen)}; Ctrl-C stops", highlight=False)

@@ -149,6 +149,18 @@ class DiscordSettings(BaseModel):
     )
 
 
+class ReminderSettings(BaseModel):
+    """Reminders learners opt in to ('remind on'), sent as direct messages by 'tutorbot run'."""
+
+    enabled: bool = Field(True, description="Send reminders at all (learners still opt in one by one).")
+    quiet_hours: str = Field(
+        "22:00-08:00",
+        pattern=r"^\d{1,2}(:\d{2})?-\d{1,2}(:\d{2})?$",
+        description="Local hours with no reminders unless a learner sets their own ('quiet 23:00-07:00').",
+    )
+    check_seconds: float = Field(60.0, ge=5, description="How often the scheduler looks for reminders due.")
+
+
 class Settings(BaseSettings):
     """Everything configurable about tutorbot."""
 
@@ -170,6 +182,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings, description="Learner progress storage.")
     telegram: TelegramSettings = Field(default_factory=TelegramSettings, description="Telegram adapter.")
     discord: DiscordSettings = Field(default_factory=DiscordSettings, description="Discord adapter.")
+    reminders: ReminderSettings = Field(default_factory=ReminderSettings, description="Learners' reminders.")
 
     @property
     def models_dir(self) -> Path:

@@ -130,6 +130,7 @@ class FakeDiscord:
         self.commands: dict[str, list[dict]] = {}  # "global" or a guild id -> registered commands
         self.identified = asyncio.Event()
         self.identifications = 0
+        self.closed_dms: set[str] = set()  # users whose DMs are closed to the bot: posting there gets a 403
         self._ids = itertools.count(1_190_000_000_000_000_000)
         self._sequence = itertools.count(1)
         self._socket: web.WebSocketResponse | None = None
@@ -396,6 +397,8 @@ class FakeDiscord:
             ("GET", r"/webhooks/\d+/(?P<token>[^/]+)/messages/(?P<mid>@original|\d+)", self._get_webhook),
             ("DELETE", r"/webhooks/\d+/(?P<token>[^/]+)/messages/(?P<mid>@original|\d+)", self._delete_webhook),
             ("POST", r"/webhooks/\d+/(?P<token>[^/]+)", self._followup),
+            ("GET", r"/users/(?P<uid>\d+)", self._user),
+            ("POST", r"/users/@me/channels", self._open_dm),
             ("POST", r"/channels/(?P<channel>\d+)/messages", self._post_channel),
             ("PATCH", r"/channels/(?P<channel>\d+)/messages/(?P<mid>\d+)", self._edit_channel),
             ("POST", r"/channels/(?P<channel>\d+)/typing", self._no_content),
@@ -547,7 +550,17 @@ class FakeDiscord:
         message = self._new_message(body, interaction.payload["channel"]["id"], token=token, ephemeral=ephemeral)
         return self._json(self.message_payload(message))
 
+    async def _user(self, request: web.Request, body: Any, uid: str) -> web.Response:
+        return self._json(User(uid, f"learner{uid[-4:]}").payload())
+
+    async def _open_dm(self, request: web.Request, body: dict) -> web.Response:
+        user = User(str(body["recipient_id"]), "learner")
+        return self._json({"id": self.dm_channel_id(user), "type": 1, "recipients": [user.payload()],
+                           "last_message_id": None})  # fmt: skip
+
     async def _post_channel(self, request: web.Request, body: dict, channel: str) -> web.Response:
+        if any(self.dm_channel_id(User(uid, "")) == channel for uid in self.closed_dms):
+            return self._json({"message": "Cannot send messages to this user", "code": 50007}, 403)
         reference = (body.get("message_reference") or {}).get("message_id")
         message = self._new_message(body, channel, reference=str(reference) if reference else None)
         return self._json(self.message_payload(message))

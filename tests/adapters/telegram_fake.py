@@ -5,8 +5,8 @@ It speaks just enough of the Bot API for python-telegram-bot: ``getMe``, long-po
 is recorded (method, decoded parameters, time) so tests can assert on what the bot sent, and ``chats`` keeps
 what each chat shows now (edits replace a message's text). Tests put updates in with ``say`` / ``press`` /
 ``answer_poll``; when the bot has set a webhook, updates are posted to it (with the secret header) instead
-of waiting for ``getUpdates``. ``fail_next`` answers one call with an error (a 429 with ``retry_after``), and
-a token other than the fake's own gets 401, like the real server.
+of waiting for ``getUpdates``. ``fail_next`` answers one call with an error (a 429 with ``retry_after``), a
+``send…`` to a user in ``blocked`` gets 403, and a token other than the fake's own gets 401, like the real server.
 """
 
 from __future__ import annotations
@@ -122,6 +122,7 @@ class FakeBotApi:
         self.queries: list[str] = []  # ids of the callback queries sent to the bot
         self.webhook_replies: list[int] = []  # HTTP status of each update posted to the webhook
         self.allowed_updates: list[str] | None = None
+        self.blocked: set[int] = set()  # users who blocked the bot: sending to their private chat gets a 403
         self._known_chats: dict[int, Chat] = {}
         self._updates: list[dict] = []
         self._update_ids = itertools.count(1)
@@ -285,6 +286,9 @@ class FakeBotApi:
         if failures:
             status, body = failures.pop(0)
             return web.json_response(body, status=status)
+        if method.startswith("send") and int(params.get("chat_id") or 0) in self.blocked:
+            body = {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}
+            return web.json_response(body, status=403)
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
             body = {"ok": False, "error_code": 404, "description": "Not Found: method not found"}

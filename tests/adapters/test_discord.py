@@ -25,6 +25,7 @@ from bot.core.engine import Engine
 from bot.core.ports import Passage
 from bot.core.prompts import PromptLibrary
 from bot.core.quiz import option_label
+from bot.core.reminders import ReminderScheduler
 from bot.knowledge.reader import read_knowledge
 from bot.store.progress import SqliteProgressStore
 from tests.adapters.discord_fake import (BOT_ID, CHANNEL_ID, EPHEMERAL, GUILD_ID, MANAGE_GUILD, MEMBER_PERMISSIONS,
@@ -59,12 +60,13 @@ def build_engine(store: SqliteProgressStore, model: ScriptedModel | None = None,
 
 
 @contextlib.asynccontextmanager
-async def bot(fake: FakeDiscord, engine: Engine, **settings: object) -> AsyncIterator[asyncio.Task[None]]:
+async def bot(fake: FakeDiscord, engine: Engine, reminders: ReminderScheduler | None = None,
+              **settings: object) -> AsyncIterator[asyncio.Task[None]]:  # fmt: skip
     """``serve`` running against the fake until the block ends; then stopped, and its outcome checked."""
     stop = asyncio.Event()
     options: dict = {"token": SecretStr(TOKEN), "edit_seconds": 0.05, **settings}
     connections = fake.identifications  # wait for this client's connection, not a previous one's
-    task = asyncio.create_task(serve(engine, DiscordSettings(**options), stop))
+    task = asyncio.create_task(serve(engine, DiscordSettings(**options), stop, reminders=reminders))
     ready = asyncio.create_task(fake.wait_for(lambda: fake.identifications > connections))
     await asyncio.wait({task, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
     ready.cancel()

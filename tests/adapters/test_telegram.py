@@ -28,6 +28,7 @@ from bot.core.engine import Engine
 from bot.core.lessons import Track
 from bot.core.messages import Incoming, Reply
 from bot.core.ports import Passage
+from bot.core.reminders import ReminderScheduler
 from bot.core.prompts import PromptLibrary
 from bot.knowledge.reader import read_knowledge
 from bot.logs import SecretFilter
@@ -122,7 +123,8 @@ def build_engine(tmp_path: Path, model: ScriptedModel, tracks: dict[str, Track] 
 @asynccontextmanager
 async def running(tmp_path: Path, *, fake: FakeBotApi | None = None, model: ScriptedModel | None = None,
                   tracks: dict[str, Track] | None = None, engine_class: type[Engine] = Engine,
-                  limits: SendLimits = FAST, **settings: object) -> AsyncIterator[Running]:  # fmt: skip
+                  limits: SendLimits = FAST, reminders: ReminderScheduler | None = None,
+                  **settings: object) -> AsyncIterator[Running]:  # fmt: skip
     """Start the fake (unless given) and serve a bot against it; on exit, stop the bot and check it ended well."""
     async with _fake(fake) as api:
         model = model or ScriptedModel()
@@ -130,7 +132,9 @@ async def running(tmp_path: Path, *, fake: FakeBotApi | None = None, model: Scri
         config = TelegramSettings(token=TOKEN, base_url=api.base_url, edit_seconds=0.2, **settings)  # type: ignore[arg-type]
         stop = asyncio.Event()
         started = len(api.calls)
-        task = asyncio.create_task(serve(engine, config, stop, limits=limits))
+        if reminders is not None:
+            reminders.engine = engine
+        task = asyncio.create_task(serve(engine, config, stop, limits=limits, reminders=reminders))
         ready = "setWebhook" if config.webhook_url else "getUpdates"
         await api.until(lambda: task.done() or any(c.method == ready for c in api.calls[started:]), what="the bot to start")
         if task.done():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
@@ -47,7 +48,7 @@ def tokens(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch) -> object:
     """Stands in for the engine (building the real one needs the models; adapters' own tests cover serving)."""
-    shared = object()
+    shared = SimpleNamespace(store=SimpleNamespace(reminding=lambda: []))  # no learner wants a reminder
 
     @contextlib.contextmanager
     def running_engine(settings):  # noqa: ANN001, ANN202
@@ -69,12 +70,14 @@ def test_a_missing_token_is_named_before_anything_starts(monkeypatch: pytest.Mon
 def test_run_all_serves_both_platforms_with_one_engine_and_stops_cleanly(tokens, engine, monkeypatch) -> None:  # noqa: ANN001
     seen: dict[str, object] = {}
 
-    async def serve_telegram(shared, settings, stop):  # noqa: ANN001, ANN202
+    async def serve_telegram(shared, settings, stop, reminders):  # noqa: ANN001, ANN202
         seen["telegram"] = (shared, settings.token.get_secret_value())
+        seen["schedulers"] = [reminders]
         await stop.wait()  # runs until the other side stops the process
 
-    async def serve_discord(shared, settings, stop):  # noqa: ANN001, ANN202
+    async def serve_discord(shared, settings, stop, reminders):  # noqa: ANN001, ANN202
         seen["discord"] = (shared, settings.token.get_secret_value())
+        seen["schedulers"].append(reminders)  # type: ignore[attr-defined]
         await asyncio.sleep(0.05)
         stop.set()  # as SIGINT/SIGTERM would
 
@@ -82,12 +85,14 @@ def test_run_all_serves_both_platforms_with_one_engine_and_stops_cleanly(tokens,
     monkeypatch.setattr(bot.adapters.discord, "serve", serve_discord)
     result = runner.invoke(bot.cli.app, ["run", "all"])
     assert result.exit_code == 0, result.output
+    scheduler = seen.pop("schedulers")
     assert seen == {"telegram": (engine, "123:telegram-secret"), "discord": (engine, "discord-secret")}
+    assert isinstance(scheduler, list) and scheduler[0] is scheduler[1] and scheduler[0].engine is engine  # one for both
     assert "stopped; progress is saved" in result.output
 
 
 def test_an_adapter_that_cannot_start_says_what_to_fix(tokens, engine, monkeypatch) -> None:  # noqa: ANN001
-    async def refuse(shared, settings, stop):  # noqa: ANN001, ANN202
+    async def refuse(shared, settings, stop, reminders):  # noqa: ANN001, ANN202
         raise AdapterError("Discord rejected the bot token: check TUTORBOT_DISCORD__TOKEN")
 
     monkeypatch.setattr(bot.adapters.discord, "serve", refuse)

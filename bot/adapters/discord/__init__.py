@@ -32,6 +32,7 @@ from bot.adapters.discord.tutor import (APOLOGY, NAVIGATION_ACK_SECONDS, RESTART
                                         TutorClient, minimal_intents)  # fmt: skip
 from bot.config import DiscordSettings
 from bot.core.engine import Engine
+from bot.core.reminders import ReminderScheduler
 
 __all__ = [
     "APOLOGY", "CUSTOM_ID_TEMPLATE", "MAX_BUTTONS_PER_ROW", "MAX_CHOICES", "MAX_CUSTOM_ID_CHARS", "MAX_LABEL_CHARS",
@@ -49,8 +50,12 @@ TOKEN_HINT = "check TUTORBOT_DISCORD__TOKEN"
 # ---------------------------------------------------------------- serve
 
 
-async def serve(engine: Engine, settings: DiscordSettings, stop: asyncio.Event) -> None:
-    """Serve learners on Discord until ``stop`` is set, then finish the turns in flight and disconnect."""
+async def serve(engine: Engine, settings: DiscordSettings, stop: asyncio.Event, *,
+                reminders: ReminderScheduler | None = None) -> None:  # fmt: skip
+    """Serve learners on Discord until ``stop`` is set, then finish the turns in flight and disconnect.
+
+    ``reminders`` gets a sender for Discord learners once the bot is signed in.
+    """
     if settings.token is None:
         raise AdapterError("no Discord bot token: set TUTORBOT_DISCORD__TOKEN (in the environment or .env)")
     client = TutorClient(engine, settings)
@@ -59,6 +64,8 @@ async def serve(engine: Engine, settings: DiscordSettings, stop: asyncio.Event) 
     except BaseException as error:
         await client.close()
         raise _start_error(error) from None
+    if reminders is not None:
+        reminders.add_sender(PLATFORM, client.send_reminder)
     connection = asyncio.create_task(client.connect(reconnect=True), name="discord-connection")
     stopping = asyncio.create_task(stop.wait(), name="discord-stop")
     try:

@@ -79,6 +79,27 @@ def build_commands() -> list[app_commands.Command[Any, ..., Any] | app_commands.
     async def ask(interaction: discord.Interaction, question: app_commands.Range[str, 1, 1000]) -> None:
         await _tutor(interaction).on_question(interaction, question)
 
+    @app_commands.command(name="term", description="A key term's meaning, from the lessons")
+    @app_commands.describe(name="The term, e.g. soft targets")
+    async def term(interaction: discord.Interaction, name: app_commands.Range[str, 1, 100]) -> None:
+        await _tutor(interaction).on_command(interaction, command_text("term", name))
+
+    @app_commands.command(name="remind", description="Reminders by direct message when reviews are due")
+    @app_commands.describe(setting="on, off, or a time like 19:00; empty shows your reminders")
+    async def remind(interaction: discord.Interaction, setting: app_commands.Range[str, 1, 40] | None = None) -> None:
+        await _tutor(interaction).on_command(interaction, command_text("remind", setting))
+
+    @app_commands.command(name="tz", description="Your timezone, for reminders at your local time")
+    @app_commands.describe(zone="A zone like Europe/Berlin, or a big city near you")
+    async def tz(interaction: discord.Interaction, zone: app_commands.Range[str, 1, 60] | None = None) -> None:
+        await _tutor(interaction).on_command(interaction, command_text("tz", zone))
+
+    @app_commands.command(name="leaderboard", description="This week's top learners in this server")
+    @app_commands.describe(setting="on or off: appear on leaderboards or not; moderators: enable or disable it here")
+    async def leaderboard(interaction: discord.Interaction,
+                          setting: app_commands.Range[str, 1, 20] | None = None) -> None:  # fmt: skip
+        await _tutor(interaction).on_command(interaction, command_text("leaderboard", setting))
+
     servers_only = app_commands.AppCommandContext(guild=True, dm_channel=False, private_channel=False)
     tracks = app_commands.Group(name="tracks", description="Moderators: choose the tracks this server offers",
                                 guild_only=True, allowed_contexts=servers_only,
@@ -111,6 +132,10 @@ def build_commands() -> list[app_commands.Command[Any, ..., Any] | app_commands.
         simple("review", "Go over quiz questions you missed"),
         simple("help", "What the tutor understands"),
         simple("reset", "Erase your progress (asks first)"),
+        term,
+        remind,
+        tz,
+        leaderboard,
         tracks,
     ]
 

@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 
@@ -16,10 +17,12 @@ from bot.adapters.discord.commands import build_commands, sync_commands
 from bot.adapters.discord.components import NO_MENTIONS, TutorButton
 from bot.adapters.discord.limits import QuestionLimiter, too_many_questions
 from bot.adapters.discord.outbox import ChannelOutbox, InteractionOutbox, deliver
+from bot.adapters.discord.render import render
 from bot.adapters.discord.translate import interaction_incoming, message_incoming
 from bot.config import DiscordSettings
 from bot.core.engine import Engine
 from bot.core.messages import Incoming, Reply
+from bot.core.reminders import Delivery
 
 log = logging.getLogger(__package__)  # the whole adapter logs as "bot.adapters.discord"
 
@@ -91,6 +94,20 @@ class TutorClient(discord.Client):
                     await deliver(replies, outbox, owner, self.settings.edit_seconds)
         except Exception as error:  # noqa: BLE001 - one handler for every failure
             await self.report_failure(error, where="message", message=message)
+
+    async def send_reminder(self, user_id: str, reply: Reply) -> Delivery:
+        """Send a reminder as a DM; closed DMs or an unknown user are UNREACHABLE, anything passing FAILED."""
+        try:
+            user = self.get_user(int(user_id)) or await self.fetch_user(int(user_id))
+            channel = user.dm_channel or await user.create_dm()
+            for message in render(reply, user.id):
+                await channel.send(**message.kwargs())
+        except (discord.Forbidden, discord.NotFound):
+            return Delivery.UNREACHABLE  # DMs closed to the bot, the bot blocked, or the account is gone
+        except (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+            log.warning("could not send a reminder to Discord user %s: %s", user_id, type(error).__name__)
+            return Delivery.FAILED
+        return Delivery.SENT
 
     # ------------------------------------------------------------ one turn
 

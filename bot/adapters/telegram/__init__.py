@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import logging
 from collections.abc import Iterator
@@ -28,10 +29,11 @@ from telegram.request import HTTPXRequest
 
 from bot.adapters import AdapterError
 from bot.adapters.telegram.limits import ChatRateLimiter, SendLimits
-from bot.adapters.telegram.translate import ALLOWED_UPDATES
+from bot.adapters.telegram.translate import ALLOWED_UPDATES, PLATFORM
 from bot.adapters.telegram.tutor import TelegramTutor
 from bot.config import TelegramSettings
 from bot.core.engine import Engine
+from bot.core.reminders import ReminderScheduler
 from bot.logs import SecretFilter
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,9 @@ COMMANDS = (
     ("ask", "Ask about the lessons: /ask QUESTION"),
     ("progress", "Lessons done, quiz scores, streak"),
     ("review", "Quiz questions you missed, again"),
+    ("term", "A key term's meaning: /term NAME"),
+    ("remind", "Reminders: /remind on, /remind at 19:00, /remind off"),
+    ("leaderboard", "This week's top learners here; /leaderboard on to appear"),
     ("help", "What I understand"),
 )
 TOKEN_REJECTED = "Telegram rejected the bot token: check TUTORBOT_TELEGRAM__TOKEN (from @BotFather)"
@@ -89,21 +94,25 @@ def token_masked(token: str) -> Iterator[None]:
 
 
 async def serve(engine: Engine, settings: TelegramSettings, stop: asyncio.Event, *,
-                limits: SendLimits | None = None) -> None:  # fmt: skip
+                limits: SendLimits | None = None, reminders: ReminderScheduler | None = None) -> None:  # fmt: skip
     """Serve learners on Telegram until ``stop`` is set, then finish the turns in flight and shut down.
 
-    ``limits`` overrides the send limits (tests relax them). Raises ``AdapterError`` when Telegram refuses to start.
+    ``limits`` overrides the send limits (tests relax them); ``reminders`` gets a sender for Telegram learners
+    once the bot is signed in. Raises ``AdapterError`` when Telegram refuses to start.
     """
     if settings.token is None:
         raise AdapterError("No Telegram bot token: set TUTORBOT_TELEGRAM__TOKEN (from @BotFather).")
     with token_masked(settings.token.get_secret_value()):
         requests = (HTTPXRequest(), HTTPXRequest(connection_pool_size=1))
         application = build_application(settings, limits or SendLimits(), requests)
-        TelegramTutor(engine, settings).install(application)
+        tutor = TelegramTutor(engine, settings)
+        tutor.install(application)
         await _initialize(application, requests)
         try:
             await _announce_commands(application.bot)
             await application.start()
+            if reminders is not None:
+                reminders.add_sender(PLATFORM, functools.partial(tutor.send_reminder, application.bot))
             if settings.webhook_url:
                 await _receive_webhooks(application, settings, stop)
             else:

@@ -40,6 +40,7 @@ from bot.adapters.telegram.translate import (
 from bot.config import TelegramSettings
 from bot.core.engine import Engine
 from bot.core.messages import Incoming, Reply
+from bot.core.reminders import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,23 @@ class TelegramTutor:
         is_admin = member.status in {ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER}
         self.admins[(chat_id, user_id)] = (is_admin, now + self.settings.admin_cache_seconds)
         return is_admin
+
+    async def send_reminder(self, bot: ExtBot, user_id: str, reply: Reply) -> Delivery:
+        """Send a reminder to the learner's private chat; a block or a chat the bot can't reach is UNREACHABLE."""
+        turn = Turn(int(user_id), int(user_id), True)
+        try:
+            await self.send(bot, turn, reply)
+        except Forbidden:
+            return Delivery.UNREACHABLE  # blocked, or the learner never opened a private chat with the bot
+        except BadRequest as error:
+            if "chat not found" in error.message.lower():
+                return Delivery.UNREACHABLE
+            log.warning("could not send a reminder to chat %s: %s", user_id, error.message)
+            return Delivery.FAILED
+        except TelegramError as error:
+            log.warning("could not send a reminder to chat %s: %s", user_id, type(error).__name__)
+            return Delivery.FAILED
+        return Delivery.SENT
 
     # ------------------------------------------------------------ replies
 
