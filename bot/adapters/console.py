@@ -113,7 +113,11 @@ class ConsoleChat:
                            highlight=False, soft_wrap=True)  # fmt: skip
 
     async def run(self, first: str = "start") -> None:
-        """Greet (the turn ``first``), then handle lines until ``quit`` or the end of input."""
+        """Say what waits (reviews due, a streak ending), greet (the turn ``first``), then handle lines until
+        ``quit`` or the end of input."""
+        waiting = self.engine.welcome_back("console:" + self.user_id)
+        if waiting:
+            self.console.print(f"[bold]{escape(waiting)}[/bold]", highlight=False, soft_wrap=True)
         await self.turn(first)
         while True:
             self.console.print("> ", end="")

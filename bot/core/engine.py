@@ -625,17 +625,26 @@ class Engine:
 
     # ------------------------------------------------------------ reminders
 
-    def reminder(self, learner: str, now: float | None = None) -> Reply | None:
-        """The reminder the learner would get now: reviews due and a streak that ends today; None when neither."""
-        now = self.clock() if now is None else now
+    def _reasons_to_come_back(self, learner: str, now: float) -> tuple[int, int]:
+        """(reviews due, the streak that ends today unless the learner studies) at ``now``."""
         due = len(progress.due(self.tracks, self.store.cards(learner), now))
         days = self.store.active_days(learner)
         today = datetime.fromtimestamp(now, timezone.utc).date()
         at_risk = progress.streak(days, today) if days and days[0] != today.isoformat() else 0
+        return due, at_risk
+
+    def reminder(self, learner: str, now: float | None = None) -> Reply | None:
+        """The reminder the learner would get now: reviews due and a streak that ends today; None when neither."""
+        due, at_risk = self._reasons_to_come_back(learner, self.clock() if now is None else now)
         if not due and not at_risk:
             return None
         position, _note = self._checked_position(learner)
         return views.reminder(due, at_risk, in_lesson=position.step not in {"home", "result"})
+
+    def welcome_back(self, learner: str) -> str | None:
+        """A line for the start of a session (the console shows it): reviews due, a streak ending today."""
+        due, at_risk = self._reasons_to_come_back(learner, self.clock())
+        return views.welcome_back(due, at_risk)
 
     def stop_reminders(self, learner: str, reason: str | None = None) -> None:
         """Turn the learner's reminders off (``reason``: why, when it was not the learner's choice)."""

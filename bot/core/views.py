@@ -340,6 +340,16 @@ def reminder(due: int, streak: int, in_lesson: bool) -> Reply:
     return Reply("\n\n".join(parts), buttons=rows(buttons, 1), personal=True)
 
 
+def welcome_back(due: int, streak: int) -> str | None:
+    """The line a session starts with when something waits: reviews due, and a streak that ends today."""
+    parts = []
+    if due:
+        parts.append(f"⏰ {due} review{'s' if due != 1 else ''} due ('review')")
+    if streak:
+        parts.append(f"🔥 your {streak}-day streak ends tonight unless you study today")
+    return " · ".join(parts) or None
+
+
 def reminder_summary(settings: LearnerSettings, default_quiet: tuple[int, int]) -> str:
     """When reminders come, as a sentence."""
     quiet = settings.quiet or default_quiet

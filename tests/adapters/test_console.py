@@ -15,7 +15,7 @@ from rich.console import Console
 from bot.adapters.console import STATUS_MARK, ConsoleChat, to_markup
 from bot.core.answering import Answerer
 from bot.core.engine import Engine
-from bot.core.ports import Passage
+from bot.core.ports import Passage, Position
 from bot.core.prompts import PromptLibrary
 from bot.knowledge.reader import read_knowledge
 from bot.store.progress import SqliteProgressStore
@@ -87,3 +87,19 @@ def test_tutorbot_chat_on_a_fresh_data_dir(tmp_path: Path, models_dir: Path, sma
     assert f"{STATUS_MARK} “{LESSON.title}” (AI foundations), section 2 of" in out
     assert "Bye! Your progress is saved." in out
     assert (tmp_path / "data" / "tutorbot.sqlite3").is_file() and (tmp_path / "data" / "chroma").is_dir()
+
+
+def test_the_console_starts_with_the_reviews_due_and_a_streak_that_ends_today(tmp_path: Path) -> None:
+    import time
+
+    from bot.core.ports import ReviewCard
+
+    store = SqliteProgressStore(tmp_path / "db.sqlite3")
+    assert "due ('review')" not in run_console([], store, ScriptedModel())  # nothing waits: no line
+    yesterday = time.time() - 86400
+    for question in (0, 1, 2):
+        card = ReviewCard("ai-foundations", "distillation", question, "{}", yesterday)
+        store.save("console:kim", Position(), at=yesterday, card=card)
+    out = run_console([], store, ScriptedModel())
+    first_line = out.splitlines()[0]
+    assert first_line == "⏰ 3 reviews due ('review') · 🔥 your 1-day streak ends tonight unless you study today"
