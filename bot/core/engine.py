@@ -109,6 +109,7 @@ class Engine:
                             for t in self.tracks.values() for lesson in t.lessons}  # fmt: skip
         self._key_terms = KeyTerms(self.tracks.values())
         self.default_quiet = default_quiet
+        self.reminder_platforms: set[str] = set()  # platforms a reminder can reach (ReminderScheduler adds them)
         self._members: OrderedDict[tuple[str, str], None] = OrderedDict()  # (community, learner) noted lately
 
     # ------------------------------------------------------------ the turn
@@ -655,6 +656,9 @@ class Engine:
         """``remind``, ``remind on|off``, ``remind at 19:00`` (``stop`` is ``remind off``)."""
         settings = self.store.learner_settings(incoming.learner)
         words = argument.casefold().split()
+        if incoming.platform not in self.reminder_platforms and words != ["off"]:
+            return _note("Reminders come as direct messages on Telegram and Discord, which this chat can't receive. "
+                         "Here, what is due shows when you start a session ('review' starts it).")  # fmt: skip
         if not words:
             return Outcome([views.reminder_status(settings, self.default_quiet)])
         if words == ["off"]:
@@ -692,7 +696,7 @@ class Engine:
         text = f"Your timezone is {zone} (it's {now:%H:%M} there now)."
         moved = replace(position, pending=None, version=position.version + 1) if position.pending == "tz" else None
         if settings.remind:
-            text += " " + views.reminder_summary(settings, self.default_quiet)
+            text += f" Reminders come {views.reminder_summary(settings, self.default_quiet)}."
         return Outcome([Reply(text, personal=True)], moved)
 
     def _set_quiet_hours(self, incoming: Incoming, argument: str) -> Outcome:

@@ -157,6 +157,7 @@ class ReminderScheduler:
     def add_sender(self, platform: str, sender: Sender) -> None:
         """Deliver reminders of ``platform``'s learners (``telegram``, ``discord``) with ``sender``."""
         self.senders[platform] = sender
+        self.engine.reminder_platforms.add(platform)
 
     async def tick(self) -> list[str]:
         """Send every reminder due now; return the learners it was sent to."""

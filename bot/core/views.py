@@ -351,18 +351,17 @@ def welcome_back(due: int, streak: int) -> str | None:
 
 
 def reminder_summary(settings: LearnerSettings, default_quiet: tuple[int, int]) -> str:
-    """When reminders come, as a sentence."""
+    """When reminders come, as the end of a sentence ("Reminders come …")."""
     quiet = settings.quiet or default_quiet
-    return (f"Reminders come at {clock_text(settings.remind_at)} your time when reviews are due or your streak is "
-            f"about to end, at most once a day and never in your quiet hours ({clock_text(quiet[0])}–"
-            f"{clock_text(quiet[1])}).")  # fmt: skip
+    return (f"at {clock_text(settings.remind_at)} your time when reviews are due or your streak is about to end, at "
+            f"most once a day and never in your quiet hours ({clock_text(quiet[0])}–{clock_text(quiet[1])})")  # fmt: skip
 
 
 def reminder_status(settings: LearnerSettings, default_quiet: tuple[int, int]) -> Reply:
     """Whether the learner's reminders are on, when, and how to change them."""
     if settings.remind:
-        text = "**Reminders are on.** " + reminder_summary(settings, default_quiet)
-        text += f" Timezone: {settings.timezone or 'not set yet'}. They arrive as direct messages."
+        text = f"**Reminders are on:** direct messages {reminder_summary(settings, default_quiet)}."
+        text += f" Your timezone: {settings.timezone or 'not set yet'}."
         text += "\n\nChange them: 'remind at 20:00', 'tz Europe/Berlin', 'quiet 23:00-07:00', or 'remind off'."
     else:
         text = "**Reminders are off.**"

@@ -53,7 +53,9 @@ def store(tmp_path: Path) -> SqliteProgressStore:
 
 @pytest.fixture
 def engine(store: SqliteProgressStore, clock: Clock) -> Engine:
-    return Engine(TRACKS, store, clock=clock)
+    engine = Engine(TRACKS, store, clock=clock)
+    engine.reminder_platforms.add("test")  # as a scheduler with a sender for the test platform would
+    return engine
 
 
 def scheduler_for(engine: Engine, clock: Clock) -> tuple[ReminderScheduler, Outbox]:
@@ -121,6 +123,18 @@ def test_remind_on_asks_for_the_timezone_first_and_a_city_answers(engine: Engine
     assert store.position("test:ada").pending is None
     ada.say("Berlin")  # no longer awaited: an ordinary question (no model here)
     assert "Your timezone" not in ada.text
+
+
+def test_a_chat_reminders_cannot_reach_says_so_and_stores_nothing(store: SqliteProgressStore, clock: Clock) -> None:
+    engine = Engine(TRACKS, store, clock=clock)
+    scheduler, _outbox = scheduler_for(engine, clock)  # its sender is for the "test" platform only
+    kim = Learner(engine, platform="console")
+    kim.say("remind on")
+    assert "which this chat can't receive" in kim.text and "Which timezone" not in kim.text
+    assert store.learner_settings("console:ada") == LearnerSettings()
+    ada = Learner(engine)
+    ada.say("remind on")
+    assert "Which timezone are you in?" in ada.text
 
 
 def test_remind_at_sets_the_time_but_not_in_quiet_hours(engine: Engine, store: SqliteProgressStore) -> None:
