@@ -127,7 +127,7 @@ def build_reminders(settings: Settings, engine: Engine) -> ReminderScheduler | N
     """The reminder scheduler the adapters give their senders to (None when the host turned reminders off)."""
     if not settings.reminders.enabled:
         return None
-    return ReminderScheduler(engine, default_quiet_hours(settings), settings.reminders.check_seconds)
+    return ReminderScheduler(engine.comeback, default_quiet_hours(settings), settings.reminders.check_seconds)
 
 
 def settle_memory() -> None:

@@ -115,7 +115,7 @@ class ConsoleChat:
     async def run(self, first: str = "start") -> None:
         """Say what waits (reviews due, a streak ending), greet (the turn ``first``), then handle lines until
         ``quit`` or the end of input."""
-        waiting = self.engine.welcome_back("console:" + self.user_id)
+        waiting = self.engine.comeback.welcome_back("console:" + self.user_id)
         if waiting:
             self.console.print(f"[bold]{escape(waiting)}[/bold]", highlight=False, soft_wrap=True)
         await self.turn(first)

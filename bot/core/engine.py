@@ -8,6 +8,8 @@ each other. Every turn that moves the learner is saved in one transaction *befor
 yielded, so what a learner has seen is what a restart resumes from.
 
 The engine decides; ``bot.core.views`` renders what it decided, and ``bot.core.commands`` reads typed text.
+Key terms on demand come from ``bot.core.terms``; the learner's own settings (reminders, timezone, quiet hours,
+leaderboards) are handled by ``bot.core.comeback``.
 Buttons carry short action ids (see ``_on_action``); those that act on a position carry its version, so a
 button from an older message is recognised as stale instead of acting on the wrong question.
 """
@@ -16,11 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Any
 
 from bot.core import progress, views
@@ -28,38 +29,21 @@ from bot.core.answering import Answer, AnswerDelta, Answerer
 from bot.core.commands import MAX_MESSAGE_CHARS, NO, YES, clean_text, parse_command, question_in, short_hash
 from bot.core.lessons import Lesson, Track
 from bot.core.messages import Button, Incoming, Reply, rows
+from bot.core.outcome import Outcome
+from bot.core.outcome import note as _note
 from bot.core.ports import LessonResult, ModelBusy, ModelFailed, Position, ProgressStore, QuizAttempt, ReviewCard
 from bot.core.quiz import ReviewScheduler, option_label, typed_option
-from bot.core.reminders import (DEFAULT_QUIET, clock_text, find_timezone, is_quiet, local_time, parse_clock,
-                                parse_quiet_hours)  # fmt: skip
+from bot.core.comeback import Comeback
+from bot.core.reminders import DEFAULT_QUIET
 from bot.core.terms import KeyTerms, TermMatch, asked_term
 
 # The text helpers live in bot.core.commands; they stay importable from here.
-MEMBERS_REMEMBERED = 10_000  # community memberships already written, so a busy group does not write every turn
-LEADERBOARD_SIZE = 10
-
 __all__ = ["MAX_MESSAGE_CHARS", "NO", "YES", "Engine", "Outcome", "clean_text", "parse_command", "short_hash"]
-
-
-@dataclass
-class Outcome:
-    """What a navigation turn produced: replies, and what to store before showing them."""
-
-    replies: list[Reply] = field(default_factory=list)
-    position: Position | None = None
-    attempt: QuizAttempt | None = None
-    result: LessonResult | None = None
-    card: ReviewCard | None = None
 
 
 def _moved(position: Position, **changes: Any) -> Position:
     """``position`` with ``changes``; every move drops a pending confirmation and bumps the version."""
     return replace(position, **changes, pending=None, version=position.version + 1)
-
-
-def _note(text: str, *then: Reply) -> Outcome:
-    """An outcome that tells only this learner ``text``, then shows ``then``."""
-    return Outcome([Reply(text, personal=True), *then])
 
 
 class _LearnerLocks:
@@ -108,9 +92,7 @@ class Engine:
         self._lesson_ids = {(short_hash(t.id), short_hash(lesson.id)): (t, lesson)
                             for t in self.tracks.values() for lesson in t.lessons}  # fmt: skip
         self._key_terms = KeyTerms(self.tracks.values())
-        self.default_quiet = default_quiet
-        self.reminder_platforms: set[str] = set()  # platforms a reminder can reach (ReminderScheduler adds them)
-        self._members: OrderedDict[tuple[str, str], None] = OrderedDict()  # (community, learner) noted lately
+        self.comeback = Comeback(self.tracks, store, clock, default_quiet)
 
     # ------------------------------------------------------------ the turn
 
@@ -122,7 +104,7 @@ class Engine:
                         personal=True)  # fmt: skip
             return
         async with self._locks.hold(incoming.learner):
-            self._note_member(incoming)
+            self.comeback.note_member(incoming)
             position, note = self._checked_position(incoming.learner)
             question: str | None = None
             cut = False
@@ -204,8 +186,8 @@ class Engine:
         """The outcome of typed text, or None when the text is a question for the answerer."""
         if not text:
             return _note("I got an empty message. Ask me a question about the lesson, or type 'help'.")
-        if position.pending == "tz" and find_timezone(text):
-            return self._set_timezone(incoming, position, text)
+        if self.comeback.awaits_timezone(position, text):
+            return self.comeback.set_timezone(incoming, position, text)
         if position.pending == "reset" and text.casefold() in YES | NO:
             return self._confirm_reset(incoming, position, text.casefold() in YES)
         command = parse_command(text)
@@ -222,13 +204,13 @@ class Engine:
         if name == "term":
             return self._define(incoming, position, argument)
         if name in {"remind", "stop"}:
-            return self._remind(incoming, position, "off" if name == "stop" else argument)
+            return self.comeback.remind(incoming, position, "off" if name == "stop" else argument)
         if name == "tz":
-            return self._set_timezone(incoming, position, argument)
+            return self.comeback.set_timezone(incoming, position, argument)
         if name == "quiet":
-            return self._set_quiet_hours(incoming, argument)
+            return self.comeback.set_quiet_hours(incoming, argument)
         if name == "leaderboard":
-            return self._leaderboard(incoming, argument)
+            return self.comeback.leaderboard(incoming, argument)
         screens = self._screens()
         if name in screens:
             return screens[name](incoming, position)
@@ -623,150 +605,6 @@ class Engine:
         home = self._home(incoming, fresh)
         return Outcome([Reply("Done: your progress is erased. Start again whenever you like.", personal=True),
                         *home.replies], fresh)  # fmt: skip
-
-    # ------------------------------------------------------------ reminders
-
-    def _reasons_to_come_back(self, learner: str, now: float) -> tuple[int, int]:
-        """(reviews due, the streak that ends today unless the learner studies) at ``now``."""
-        due = len(progress.due(self.tracks, self.store.cards(learner), now))
-        days = self.store.active_days(learner)
-        today = datetime.fromtimestamp(now, timezone.utc).date()
-        at_risk = progress.streak(days, today) if days and days[0] != today.isoformat() else 0
-        return due, at_risk
-
-    def reminder(self, learner: str, now: float | None = None) -> Reply | None:
-        """The reminder the learner would get now: reviews due and a streak that ends today; None when neither."""
-        due, at_risk = self._reasons_to_come_back(learner, self.clock() if now is None else now)
-        if not due and not at_risk:
-            return None
-        position, _note = self._checked_position(learner)
-        return views.reminder(due, at_risk, in_lesson=position.step not in {"home", "result"})
-
-    def welcome_back(self, learner: str) -> str | None:
-        """A line for the start of a session (the console shows it): reviews due, a streak ending today."""
-        due, at_risk = self._reasons_to_come_back(learner, self.clock())
-        return views.welcome_back(due, at_risk)
-
-    def stop_reminders(self, learner: str, reason: str | None = None) -> None:
-        """Turn the learner's reminders off (``reason``: why, when it was not the learner's choice)."""
-        settings = self.store.learner_settings(learner)
-        self.store.save_learner_settings(learner, replace(settings, remind=False, stopped=reason))
-
-    def _remind(self, incoming: Incoming, position: Position, argument: str) -> Outcome:
-        """``remind``, ``remind on|off``, ``remind at 19:00`` (``stop`` is ``remind off``)."""
-        settings = self.store.learner_settings(incoming.learner)
-        words = argument.casefold().split()
-        if incoming.platform not in self.reminder_platforms and words != ["off"]:
-            return _note("Reminders come as direct messages on Telegram and Discord, which this chat can't receive. "
-                         "Here, what is due shows when you start a session ('review' starts it).")  # fmt: skip
-        if not words:
-            return Outcome([views.reminder_status(settings, self.default_quiet)])
-        if words == ["off"]:
-            self.store.save_learner_settings(incoming.learner, replace(settings, remind=False, stopped=None))
-            return _note("Reminders are off. Type 'remind on' whenever you want them back.")
-        at = parse_clock(" ".join(words[1:] if words[0] == "at" else words))
-        if words != ["on"] and at is None:
-            return _note("Type 'remind on', 'remind off' or 'remind at 19:00' (a time of day, 24-hour or 7pm).")
-        quiet = settings.quiet or self.default_quiet
-        if at is not None and is_quiet(at, quiet):
-            return _note(f"{clock_text(at)} is in your quiet hours ({clock_text(quiet[0])}–{clock_text(quiet[1])}), "
-                         "when I never send reminders. Pick a time outside them, or change them with "
-                         "'quiet 23:00-07:00'.")  # fmt: skip
-        settings = replace(settings, remind=True, stopped=None, remind_at=settings.remind_at if at is None else at)
-        self.store.save_learner_settings(incoming.learner, settings)
-        if settings.timezone is None:
-            asking = replace(position, pending="tz", version=position.version + 1)
-            return Outcome([views.ask_timezone()], asking)
-        return Outcome([views.reminder_status(settings, self.default_quiet)])
-
-    def _set_timezone(self, incoming: Incoming, position: Position, argument: str) -> Outcome:
-        """``tz Europe/Berlin`` (or a city), or the answer to "which timezone are you in?"."""
-        settings = self.store.learner_settings(incoming.learner)
-        if not argument:
-            if settings.timezone is None:
-                return Outcome([views.ask_timezone()])
-            return _note(f"Your timezone is {settings.timezone}. Change it with 'tz' and a zone or city, e.g. 'tz Tokyo'.")
-        zone = find_timezone(argument)
-        if zone is None:
-            return _note(f"I don't know the timezone “{argument[:40]}”. Type a zone like 'tz Europe/Berlin' or "
-                         "'tz America/New_York', or a big city near you: 'tz Lisbon'.")  # fmt: skip
-        settings = replace(settings, timezone=zone)
-        self.store.save_learner_settings(incoming.learner, settings)
-        now = local_time(self.clock(), zone)
-        text = f"Your timezone is {zone} (it's {now:%H:%M} there now)."
-        moved = replace(position, pending=None, version=position.version + 1) if position.pending == "tz" else None
-        if settings.remind:
-            text += f" Reminders come {views.reminder_summary(settings, self.default_quiet)}."
-        return Outcome([Reply(text, personal=True)], moved)
-
-    def _set_quiet_hours(self, incoming: Incoming, argument: str) -> Outcome:
-        """``quiet 22:00-08:00``: when reminders never come."""
-        settings = self.store.learner_settings(incoming.learner)
-        quiet = parse_quiet_hours(argument) if argument else None
-        if quiet is None:
-            now = settings.quiet or self.default_quiet
-            return _note(f"Your quiet hours are {clock_text(now[0])}–{clock_text(now[1])}: no reminders then. Change "
-                         "them with e.g. 'quiet 23:00-07:00'.")  # fmt: skip
-        settings = replace(settings, quiet=quiet)
-        self.store.save_learner_settings(incoming.learner, settings)
-        text = f"Quiet hours set: {clock_text(quiet[0])}–{clock_text(quiet[1])}, no reminders then."
-        if settings.remind and is_quiet(settings.remind_at, quiet):
-            text += f" Your reminder time {clock_text(settings.remind_at)} is inside them now: pick another with 'remind at'."
-        return _note(text)
-
-    # ------------------------------------------------------------ leaderboards
-
-    def _note_member(self, incoming: Incoming) -> None:
-        """Remember who takes turns in which community (written once per learner and community lately seen)."""
-        if incoming.is_direct:
-            return
-        key = (incoming.community, incoming.learner)
-        if key in self._members:
-            self._members.move_to_end(key)
-            return
-        self.store.note_member(incoming.community, incoming.learner, self.clock())
-        self._members[key] = None
-        if len(self._members) > MEMBERS_REMEMBERED:
-            self._members.popitem(last=False)
-
-    def _leaderboard(self, incoming: Incoming, argument: str) -> Outcome:
-        """``leaderboard``: the week's board here; ``on|off``: appear or not; moderators: ``enable|disable``."""
-        word = argument.casefold().strip()
-        settings = self.store.learner_settings(incoming.learner)
-        if word in {"on", "off"}:
-            name = incoming.display_name or settings.display_name or incoming.user_id
-            self.store.save_learner_settings(incoming.learner, replace(settings, leaderboard=word == "on",
-                                                                       display_name=name[:40]))  # fmt: skip
-            if word == "off":
-                return _note("You're off the leaderboards now.")
-            return _note(f"You're on the leaderboards of your communities now, as “{name[:40]}”. "
-                         "'leaderboard off' takes you off.")  # fmt: skip
-        if word in {"enable", "disable"}:
-            return self._switch_leaderboard(incoming, word == "enable")
-        if word:
-            return _note("Type 'leaderboard' to see it, 'leaderboard on' or 'leaderboard off' to appear on it or not.")
-        if incoming.is_direct:
-            return _note("Leaderboards belong to a server or group: type 'leaderboard' there. "
-                         f"You are {'on' if settings.leaderboard else 'not on'} them ('leaderboard on|off').")  # fmt: skip
-        if not self.store.leaderboard_enabled(incoming.community):
-            return _note("This community's moderators turned the leaderboard off.")
-        now = self.clock()
-        today = datetime.fromtimestamp(now, timezone.utc).date()
-        monday = datetime.combine(today - timedelta(days=today.weekday()), datetime.min.time(), timezone.utc)
-        rows = [(row.display_name, row.lessons, progress.streak(list(row.days), today), row.learner)
-                for row in self.store.leaderboard_rows(incoming.community, monday.timestamp())]  # fmt: skip
-        rows = sorted((r for r in rows if r[1] or r[2]), key=lambda r: (-r[1], -r[2], r[0].casefold()))
-        return Outcome([views.leaderboard([(name, lessons, streak) for name, lessons, streak, _ in rows[:LEADERBOARD_SIZE]],
-                                          settings.leaderboard, incoming.is_moderator)])  # fmt: skip
-
-    def _switch_leaderboard(self, incoming: Incoming, enabled: bool) -> Outcome:
-        if incoming.is_direct:
-            return _note("The leaderboard switch belongs to a server or group's moderators.")
-        if not incoming.is_moderator:
-            return _note("Only this community's moderators can turn the leaderboard on or off.")
-        self.store.set_leaderboard_enabled(incoming.community, enabled, incoming.learner, self.clock())
-        state = "on" if enabled else "off"
-        return Outcome([Reply(f"The leaderboard is {state} here now (changed by {incoming.display_name or incoming.user_id}).")])
 
     # ------------------------------------------------------------ questions
 

@@ -30,7 +30,7 @@ from bot.core.messages import Reply
 from bot.core.ports import LearnerSettings
 
 if TYPE_CHECKING:
-    from bot.core.engine import Engine
+    from bot.core.comeback import Comeback
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def reminder_day(settings: LearnerSettings, now: float, default_quiet: tuple[int
 class ReminderScheduler:
     """Checks every ``every`` seconds who is due a reminder and sends it through their platform's ``Sender``."""
 
-    engine: Engine
+    comeback: Comeback
     default_quiet: tuple[int, int] = DEFAULT_QUIET
     every: float = 60.0
     clock: Callable[[], float] = time.time
@@ -157,12 +157,12 @@ class ReminderScheduler:
     def add_sender(self, platform: str, sender: Sender) -> None:
         """Deliver reminders of ``platform``'s learners (``telegram``, ``discord``) with ``sender``."""
         self.senders[platform] = sender
-        self.engine.reminder_platforms.add(platform)
+        self.comeback.reminder_platforms.add(platform)
 
     async def tick(self) -> list[str]:
         """Send every reminder due now; return the learners it was sent to."""
         now = self.clock()
-        store = self.engine.store
+        store = self.comeback.store
         sent: list[str] = []
         for learner, settings in store.reminding():
             platform, _, user = learner.partition(":")
@@ -170,7 +170,7 @@ class ReminderScheduler:
             day = reminder_day(settings, now, self.default_quiet) if sender else None
             if sender is None or day is None:
                 continue
-            reply = self.engine.reminder(learner, now)
+            reply = self.comeback.reminder(learner, now)
             if reply is None or not store.claim_reminder(learner, day):
                 continue  # nothing to remind of, or another process sent today's
             try:
@@ -182,7 +182,7 @@ class ReminderScheduler:
                 sent.append(learner)
             elif delivery is Delivery.UNREACHABLE:
                 log.info("a %s learner can't be messaged; their reminders are off now", platform)
-                self.engine.stop_reminders(learner, f"{platform.title()} didn't let me message you")
+                self.comeback.stop_reminders(learner, f"{platform.title()} didn't let me message you")
             else:
                 store.release_reminder(learner, day, settings.reminded_on)
         return sent

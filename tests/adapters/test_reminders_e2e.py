@@ -39,7 +39,7 @@ def test_telegram_delivers_a_reminder_whose_button_starts_the_review_and_a_block
     blocked = TelegramUser(102, "Bob")
 
     async def main() -> None:
-        scheduler = ReminderScheduler(None, clock=clock)  # type: ignore[arg-type] # running() gives it the engine
+        scheduler = ReminderScheduler(None, clock=clock)  # type: ignore[arg-type] # running() gives it the engine's
         async with running(tmp_path, reminders=scheduler) as bot:
             [asked] = await bot.say(ADA, "remind on")
             assert "Which timezone are you in?" in asked.plain
@@ -66,7 +66,7 @@ def test_discord_delivers_a_reminder_by_dm_whose_button_starts_the_review_and_cl
     clock = Clock(at("2026-01-14 19:00", "Europe/Berlin"))
     store = SqliteProgressStore(tmp_path / "db.sqlite3")
     engine = discord_tests.build_engine(store)
-    scheduler = ReminderScheduler(engine, clock=clock)
+    scheduler = ReminderScheduler(engine.comeback, clock=clock)
     ada, closed = discord_tests.ADA, DiscordUser("1180000000000000019", "cy")
 
     async def body(fake: FakeDiscord) -> None:

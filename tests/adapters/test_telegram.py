@@ -133,7 +133,7 @@ async def running(tmp_path: Path, *, fake: FakeBotApi | None = None, model: Scri
         stop = asyncio.Event()
         started = len(api.calls)
         if reminders is not None:
-            reminders.engine = engine
+            reminders.comeback = engine.comeback
         task = asyncio.create_task(serve(engine, config, stop, limits=limits, reminders=reminders))
         ready = "setWebhook" if config.webhook_url else "getUpdates"
         await api.until(lambda: task.done() or any(c.method == ready for c in api.calls[started:]), what="the bot to start")

@@ -48,7 +48,7 @@ def tokens(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch) -> object:
     """Stands in for the engine (building the real one needs the models; adapters' own tests cover serving)."""
-    shared = SimpleNamespace(store=SimpleNamespace(reminding=lambda: []))  # no learner wants a reminder
+    shared = SimpleNamespace(comeback=SimpleNamespace(store=SimpleNamespace(reminding=lambda: [])))  # no reminders
 
     @contextlib.contextmanager
     def running_engine(settings):  # noqa: ANN001, ANN202
@@ -87,7 +87,7 @@ def test_run_all_serves_both_platforms_with_one_engine_and_stops_cleanly(tokens,
     assert result.exit_code == 0, result.output
     scheduler = seen.pop("schedulers")
     assert seen == {"telegram": (engine, "123:telegram-secret"), "discord": (engine, "discord-secret")}
-    assert isinstance(scheduler, list) and scheduler[0] is scheduler[1] and scheduler[0].engine is engine  # one for both
+    assert isinstance(scheduler, list) and scheduler[0] is scheduler[1] and scheduler[0].comeback is engine.comeback  # one for both
     assert "stopped; progress is saved" in result.output
 
 

@@ -54,14 +54,14 @@ def store(tmp_path: Path) -> SqliteProgressStore:
 @pytest.fixture
 def engine(store: SqliteProgressStore, clock: Clock) -> Engine:
     engine = Engine(TRACKS, store, clock=clock)
-    engine.reminder_platforms.add("test")  # as a scheduler with a sender for the test platform would
+    engine.comeback.reminder_platforms.add("test")  # as a scheduler with a sender for the test platform would
     return engine
 
 
 def scheduler_for(engine: Engine, clock: Clock) -> tuple[ReminderScheduler, Outbox]:
     outbox = Outbox()
     outbox.clock = clock
-    scheduler = ReminderScheduler(engine, clock=clock)
+    scheduler = ReminderScheduler(engine.comeback, clock=clock)
     scheduler.add_sender("test", outbox)
     return scheduler, outbox
 
