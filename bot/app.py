@@ -13,7 +13,8 @@ from bot.core.answering.checks import plain
 from bot.core.engine import Engine
 from bot.core.lessons import Lesson, Track
 from bot.core.ports import ChatModel
-from bot.core.reminders import ReminderScheduler, parse_quiet_hours
+from bot.core.localtime import parse_quiet_hours
+from bot.core.reminders import ReminderScheduler
 from bot.core.prompts import PromptLibrary
 from bot.knowledge.published import PublishedTracks
 from bot.knowledge.reader import read_knowledge

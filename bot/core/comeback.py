@@ -18,7 +18,7 @@ from bot.core.lessons import Track
 from bot.core.messages import Incoming, Reply
 from bot.core.outcome import Outcome, note
 from bot.core.ports import Position, ProgressStore
-from bot.core.reminders import (DEFAULT_QUIET, clock_text, find_timezone, is_quiet, local_time, parse_clock,
+from bot.core.localtime import (DEFAULT_QUIET, clock_text, find_timezone, is_quiet, local_time, parse_clock,
                                 parse_quiet_hours)  # fmt: skip
 
 MEMBERS_REMEMBERED = 10_000  # community memberships already written, so a busy group does not write every turn

@@ -34,7 +34,7 @@ from bot.core.outcome import note as _note
 from bot.core.ports import LessonResult, ModelBusy, ModelFailed, Position, ProgressStore, QuizAttempt, ReviewCard
 from bot.core.quiz import ReviewScheduler, option_label, typed_option
 from bot.core.comeback import Comeback
-from bot.core.reminders import DEFAULT_QUIET
+from bot.core.localtime import DEFAULT_QUIET
 from bot.core.terms import KeyTerms, TermMatch, asked_term
 
 # The text helpers live in bot.core.commands; they stay importable from here.

@@ -17,7 +17,7 @@ from bot.core.messages import Button, QuizCard, Reply, rows
 from bot.core.ports import LearnerSettings, Position, ReviewCard
 from bot.core.progress import BestScores
 from bot.core.quiz import option_label
-from bot.core.reminders import clock_text
+from bot.core.localtime import clock_text
 from bot.core.terms import TermMatch
 
 

@@ -13,8 +13,8 @@ import pytest
 from bot.core.engine import Engine
 from bot.core.messages import Reply
 from bot.core.ports import LearnerSettings, Position, ReviewCard
-from bot.core.reminders import (Delivery, ReminderScheduler, find_timezone, is_quiet, parse_clock, parse_quiet_hours,
-                                reminder_day)  # fmt: skip
+from bot.core.localtime import find_timezone, is_quiet, parse_clock, parse_quiet_hours, reminder_day
+from bot.core.reminders import Delivery, ReminderScheduler
 from bot.store.progress import SqliteProgressStore
 from tests.engine_driver import Learner
 from tests.unit.test_engine import TRACKS, Clock
