@@ -76,6 +76,9 @@ def test_removed_lesson_disappears_from_the_index(settings: Settings, knowledge:
     (knowledge / "04-rlhf-vs-dpo.md").unlink()
     text = (knowledge / "track.toml").read_text().replace(', "rlhf-vs-dpo"', "")
     (knowledge / "track.toml").write_text(text)
+    assert run_ingest(settings, quiet=True) is False  # distillation still lists it among its related lessons
+    distillation = knowledge / "01-distillation.md"
+    distillation.write_text(distillation.read_text().replace("related: [rlhf-vs-dpo, ", "related: ["))
     assert run_ingest(settings, quiet=True)
     index = LessonIndex.from_settings(settings)
     assert stored(index, lesson="rlhf-vs-dpo") == {}
