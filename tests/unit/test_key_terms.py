@@ -93,6 +93,7 @@ def test_term_command_finds_a_term_or_says_how_to_ask_instead(engine: Engine, mo
     ada.say("term")
     assert "Type the term after 'term'" in ada.text
     assert model.history == []
+    assert engine.is_question(ada.incoming(text="term limits of the context window?"))  # a question, not a command
 
 
 def test_a_question_that_is_not_a_key_term_still_goes_to_the_answerer(engine: Engine, model: ScriptedModel) -> None:

@@ -149,8 +149,10 @@ def test_remind_at_sets_the_time_but_not_in_quiet_hours(engine: Engine, store: S
     assert store.learner_settings("test:ada").remind_at == 23 * 60
     ada.say("stop")
     assert "Reminders are off" in ada.text and store.learner_settings("test:ada").remind is False
-    ada.say("remind sometimes")
+    ada.say("/remind sometimes")
     assert "Type 'remind on', 'remind off' or 'remind at 19:00'" in ada.text
+    for question in ("remind me of softmax", "remind me what DPO is", "quiet layers?", "leaderboard of models?"):
+        assert engine.is_question(ada.incoming(text=question)), question
     ada.say("tz Atlantis")
     assert "I don't know the timezone “Atlantis”" in ada.text
 
