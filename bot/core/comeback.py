@@ -73,7 +73,7 @@ class Comeback:
         words = argument.casefold().split()
         if incoming.platform not in self.reminder_platforms and words != ["off"]:
             return note("Reminders come as direct messages on Telegram and Discord, which this chat can't receive. "
-                         "Here, what is due shows when you start a session ('review' starts it).")  # fmt: skip
+                        "Here, what is due shows when you start a session ('review' starts it).")  # fmt: skip
         if not words:
             return Outcome([views.reminder_status(settings, self.default_quiet)])
         if words == ["off"]:
@@ -85,14 +85,18 @@ class Comeback:
         quiet = settings.quiet or self.default_quiet
         if at is not None and is_quiet(at, quiet):
             return note(f"{clock_text(at)} is in your quiet hours ({clock_text(quiet[0])}–{clock_text(quiet[1])}), "
-                         "when I never send reminders. Pick a time outside them, or change them with "
-                         "'quiet 23:00-07:00'.")  # fmt: skip
+                        "when I never send reminders. Pick a time outside them, or change them with "
+                        "'quiet 23:00-07:00'.")  # fmt: skip
         settings = replace(settings, remind=True, stopped=None, remind_at=settings.remind_at if at is None else at)
         self.store.save_learner_settings(incoming.learner, settings)
+        privately = [] if incoming.is_direct else [Reply(
+            "Reminders come as direct messages, so I must be able to message you privately: on Telegram, open a "
+            "private chat with me and press Start; on Discord, allow direct messages from this server's members.",
+            personal=True)]  # fmt: skip
         if settings.timezone is None:
             asking = replace(position, pending="tz", version=position.version + 1)
-            return Outcome([views.ask_timezone()], asking)
-        return Outcome([views.reminder_status(settings, self.default_quiet)])
+            return Outcome([*privately, views.ask_timezone()], asking)
+        return Outcome([views.reminder_status(settings, self.default_quiet), *privately])
 
     def set_timezone(self, incoming: Incoming, position: Position, argument: str) -> Outcome:
         """``tz Europe/Berlin`` (or a city), or the answer to "which timezone are you in?"."""
@@ -104,7 +108,7 @@ class Comeback:
         zone = find_timezone(argument)
         if zone is None:
             return note(f"I don't know the timezone “{argument[:40]}”. Type a zone like 'tz Europe/Berlin' or "
-                         "'tz America/New_York', or a big city near you: 'tz Lisbon'.")  # fmt: skip
+                        "'tz America/New_York', or a big city near you: 'tz Lisbon'.")  # fmt: skip
         settings = replace(settings, timezone=zone)
         self.store.save_learner_settings(incoming.learner, settings)
         now = local_time(self.clock(), zone)
@@ -121,7 +125,7 @@ class Comeback:
         if quiet is None:
             now = settings.quiet or self.default_quiet
             return note(f"Your quiet hours are {clock_text(now[0])}–{clock_text(now[1])}: no reminders then. Change "
-                         "them with e.g. 'quiet 23:00-07:00'.")  # fmt: skip
+                        "them with e.g. 'quiet 23:00-07:00'.")  # fmt: skip
         settings = replace(settings, quiet=quiet)
         self.store.save_learner_settings(incoming.learner, settings)
         text = f"Quiet hours set: {clock_text(quiet[0])}–{clock_text(quiet[1])}, no reminders then."
@@ -155,14 +159,14 @@ class Comeback:
             if word == "off":
                 return note("You're off the leaderboards now.")
             return note(f"You're on the leaderboards of your communities now, as “{name[:40]}”. "
-                         "'leaderboard off' takes you off.")  # fmt: skip
+                        "'leaderboard off' takes you off.")  # fmt: skip
         if word in {"enable", "disable"}:
             return self._switch_leaderboard(incoming, word == "enable")
         if word:
             return note("Type 'leaderboard' to see it, 'leaderboard on' or 'leaderboard off' to appear on it or not.")
         if incoming.is_direct:
             return note("Leaderboards belong to a server or group: type 'leaderboard' there. "
-                         f"You are {'on' if settings.leaderboard else 'not on'} them ('leaderboard on|off').")  # fmt: skip
+                        f"You are {'on' if settings.leaderboard else 'not on'} them ('leaderboard on|off').")  # fmt: skip
         if not self.store.leaderboard_enabled(incoming.community):
             return note("This community's moderators turned the leaderboard off.")
         now = self.clock()

@@ -137,6 +137,13 @@ def test_a_chat_reminders_cannot_reach_says_so_and_stores_nothing(store: SqliteP
     assert "Which timezone are you in?" in ada.text
 
 
+def test_turning_reminders_on_in_a_group_says_they_come_privately(engine: Engine) -> None:
+    bo = Learner(engine, user_id="bo", conversation="group", is_direct=False)
+    bo.say("remind on")
+    assert "I must be able to message you privately" in bo.text and "Which timezone are you in?" in bo.text
+    assert all(reply.personal for reply in bo.last)
+
+
 def test_remind_at_sets_the_time_but_not_in_quiet_hours(engine: Engine, store: SqliteProgressStore) -> None:
     ada = Learner(engine)
     ada.say("tz Asia/Tokyo")
