@@ -172,8 +172,10 @@ class Comeback:
         now = self.clock()
         today = datetime.fromtimestamp(now, timezone.utc).date()
         monday = datetime.combine(today - timedelta(days=today.weekday()), datetime.min.time(), timezone.utc)
+        # Only who was active since Monday (lessons this week) or yesterday (a streak) can be on the board.
+        active_since = min(monday.date(), today - timedelta(days=1)).isoformat()
         rows = [(row.display_name, row.lessons, progress.streak(list(row.days), today), row.learner)
-                for row in self.store.leaderboard_rows(incoming.community, monday.timestamp())]  # fmt: skip
+                for row in self.store.leaderboard_rows(incoming.community, monday.timestamp(), active_since)]  # fmt: skip
         rows = sorted((r for r in rows if r[1] or r[2]), key=lambda r: (-r[1], -r[2], r[0].casefold()))
         return Outcome([views.leaderboard([(name, lessons, streak) for name, lessons, streak, _ in rows[:LEADERBOARD_SIZE]],
                                           settings.leaderboard, incoming.is_moderator)])  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from bot.core.ports import LearnerSettings
@@ -82,9 +82,15 @@ def find_timezone(text: str) -> str | None:
     return name
 
 
+@lru_cache(maxsize=1024)
+def zone(name: str) -> ZoneInfo:
+    """The zone called ``name``, loaded once (``ZoneInfo`` keeps only a few strongly, and reads the file again)."""
+    return ZoneInfo(name)
+
+
 def local_time(now: float, timezone: str) -> datetime:
     """``now`` (seconds since the epoch) on the learner's wall clock."""
-    return datetime.fromtimestamp(now, ZoneInfo(timezone))
+    return datetime.fromtimestamp(now, zone(timezone))
 
 
 def reminder_day(settings: LearnerSettings, now: float, default_quiet: tuple[int, int] = DEFAULT_QUIET) -> str | None:

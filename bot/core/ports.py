@@ -282,8 +282,9 @@ class ProgressStore(Protocol):
         """Remember that the learner takes turns in the community (for its leaderboard)."""
         ...
 
-    def leaderboard_rows(self, community: str, since: float) -> list[LeaderboardRow]:
-        """The community's members who opted in to leaderboards, with lessons finished since ``since``."""
+    def leaderboard_rows(self, community: str, since: float, active_since: str) -> list[LeaderboardRow]:
+        """The community's members who opted in to leaderboards and were active on or after the UTC day
+        ``active_since``, with the lessons they finished since ``since``."""
         ...
 
     def leaderboard_enabled(self, community: str) -> bool:

@@ -57,21 +57,17 @@ class ReminderScheduler:
         self.comeback.reminder_platforms.add(platform)
 
     async def tick(self) -> list[str]:
-        """Send every reminder due now; return the learners it was sent to."""
-        now = self.clock()
-        store = self.comeback.store
+        """Send every reminder due now; return the learners it was sent to.
+
+        Finding who is due (a read of every learner with reminders on) and claiming their day run on a worker
+        thread, so a check over many learners never holds up the event loop; the sends run on the loop.
+        """
+        claimed = await asyncio.to_thread(self._claim_due, self.clock())
         sent: list[str] = []
-        for learner, settings in store.reminding():
+        for learner, day, previous, reply in claimed:
             platform, _, user = learner.partition(":")
-            sender = self.senders.get(platform)
-            day = reminder_day(settings, now, self.default_quiet) if sender else None
-            if sender is None or day is None:
-                continue
-            reply = self.comeback.reminder(learner, now)
-            if reply is None or not store.claim_reminder(learner, day):
-                continue  # nothing to remind of, or another process sent today's
             try:
-                delivery = await sender(user, reply)
+                delivery = await self.senders[platform](user, reply)
             except Exception:  # noqa: BLE001 - one learner's failure must not stop the others' reminders
                 log.exception("sending a reminder to a %s learner failed", platform)
                 delivery = Delivery.FAILED
@@ -81,8 +77,22 @@ class ReminderScheduler:
                 log.info("a %s learner can't be messaged; their reminders are off now", platform)
                 self.comeback.stop_reminders(learner, f"{platform.title()} didn't let me message you")
             else:
-                store.release_reminder(learner, day, settings.reminded_on)
+                self.comeback.store.release_reminder(learner, day, previous)
         return sent
+
+    def _claim_due(self, now: float) -> list[tuple[str, str, str | None, Reply]]:
+        """(learner, local day, the day reminded before, the reminder) of each reminder due now, its day claimed."""
+        store = self.comeback.store
+        claimed = []
+        for learner, settings in store.reminding():
+            platform = learner.partition(":")[0]
+            day = reminder_day(settings, now, self.default_quiet) if platform in self.senders else None
+            if day is None:
+                continue
+            reply = self.comeback.reminder(learner, now)
+            if reply is not None and store.claim_reminder(learner, day):  # else: another process sent today's
+                claimed.append((learner, day, settings.reminded_on, reply))
+        return claimed
 
     async def run(self, stop: asyncio.Event) -> None:
         """Check at once, then every ``every`` seconds, until ``stop`` is set."""

@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from rapidfuzz import process
 from rapidfuzz.distance import DamerauLevenshtein
 
 from bot.core.lessons import Lesson, Section, Track
@@ -26,6 +27,7 @@ _ASKED_FOR = re.compile(
 _ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.IGNORECASE)
 _PARENTHESIS = re.compile(r"\s*\([^)]*\)")
 _NOT_WORD = re.compile(r"[^\w\s-]+")
+MOST_TYPOS = 2
 MAX_TERM_WORDS = 6  # "what is the difference between X and Y" is a question for the answerer, not a term
 
 
@@ -66,9 +68,9 @@ def normalise(phrase: str) -> str:
 
 
 def allowed_typos(term: str) -> int:
-    """How many edits a phrase may be from a normalised term and still match it."""
+    """How many edits a phrase may be from a normalised term and still match it (at most ``MOST_TYPOS``)."""
     letters = len(term.replace(" ", ""))
-    return 0 if letters <= 3 else 1 if letters <= 7 else 2
+    return 0 if letters <= 3 else 1 if letters <= 7 else MOST_TYPOS
 
 
 def _forms(term: str) -> set[str]:
@@ -93,13 +95,12 @@ class KeyTerms:
     """Every key term of the tracks, ready to match a learner's phrase."""
 
     def __init__(self, tracks: Iterable[Track]) -> None:
-        self._entries: list[tuple[str, Track, Lesson, str, str]] = [
-            (form, track, lesson, term, meaning)
-            for track in tracks
-            for lesson in track.lessons
-            for term, meaning in lesson.key_terms
-            for form in _forms(term)
-        ]
+        self._entries = [(form, track, lesson, term, meaning)
+                         for track in tracks
+                         for lesson in track.lessons
+                         for term, meaning in lesson.key_terms
+                         for form in _forms(term)]  # fmt: skip
+        self._forms = [entry[0] for entry in self._entries]
 
     def find(self, phrase: str, offered: Iterable[str], track: str | None = None,
              lesson: str | None = None) -> TermMatch | None:  # fmt: skip
@@ -109,12 +110,12 @@ class KeyTerms:
             return None
         allowed = set(offered)
         ranked = []
-        for order, (form, found_track, found_lesson, term, meaning) in enumerate(self._entries):
-            if found_track.id not in allowed:
-                continue
-            limit = allowed_typos(form)
-            distance = DamerauLevenshtein.distance(wanted, form, score_cutoff=limit)
-            if distance > limit:
+        # rapidfuzz compares the phrase with every term in C; each term's own typo allowance is checked after.
+        close = process.extract(wanted, self._forms, scorer=DamerauLevenshtein.distance, score_cutoff=MOST_TYPOS,
+                                limit=None)  # fmt: skip
+        for form, distance, order in close:
+            _form, found_track, found_lesson, term, meaning = self._entries[order]
+            if found_track.id not in allowed or distance > allowed_typos(form):
                 continue
             here = (found_track.id == track and found_lesson.id == lesson, found_track.id == track)
             ranked.append(((distance, not here[0], not here[1], order), found_track, found_lesson, term, meaning))

@@ -209,8 +209,9 @@ class SqliteProgressStore:
                 (community, learner, at),
             )
 
-    def leaderboard_rows(self, community: str, since: float) -> list[LeaderboardRow]:
-        """The community's opted-in members, with distinct lessons finished since ``since`` and their active days."""
+    def leaderboard_rows(self, community: str, since: float, active_since: str) -> list[LeaderboardRow]:
+        """The community's opted-in members active on or after ``active_since``, with the distinct lessons they
+        finished since ``since`` and their active days (members idle since then are not read at all)."""
         rows = self._db.fetch_all(
             "SELECT m.learner, s.display_name,"
             " (SELECT COUNT(DISTINCT r.track || '/' || r.lesson) FROM lesson_results r"
@@ -218,8 +219,9 @@ class SqliteProgressStore:
             " (SELECT group_concat(day, ',') FROM (SELECT day FROM activity a WHERE a.learner = m.learner"
             "   ORDER BY day DESC LIMIT 400))"
             " FROM community_members m JOIN learner_settings s ON s.learner = m.learner"
-            " WHERE m.community = ? AND s.leaderboard = 1",
-            (since, community),
+            " WHERE m.community = ? AND s.leaderboard = 1"
+            " AND EXISTS (SELECT 1 FROM activity a WHERE a.learner = m.learner AND a.day >= ?)",
+            (since, community, active_since),
         )
         return [LeaderboardRow(learner, name, lessons, tuple(days.split(",")) if days else ())
                 for learner, name, lessons, days in rows]  # fmt: skip
