@@ -38,8 +38,9 @@ class Comeback:
         self._members: OrderedDict[tuple[str, str], None] = OrderedDict()  # (community, learner) noted lately
 
     def awaits_timezone(self, position: Position, text: str) -> bool:
-        """Whether typed text answers "which timezone are you in?"."""
-        return position.pending == "tz" and find_timezone(text) is not None
+        """Whether typed text (neither a command nor a quiz answer) answers "which timezone are you in?": a short
+        reply while that question is open (one that names no zone gets "I don't know the timezone …")."""
+        return position.pending == "tz" and len(text) <= 40 and len(text.split()) <= 3 and "?" not in text
 
     def _reasons_to_come_back(self, learner: str, now: float) -> tuple[int, int]:
         """(reviews due, the streak that ends today unless the learner studies) at ``now``."""
@@ -72,8 +73,9 @@ class Comeback:
         settings = self.store.learner_settings(incoming.learner)
         words = argument.casefold().split()
         if incoming.platform not in self.reminder_platforms and words != ["off"]:
-            return note("Reminders come as direct messages on Telegram and Discord, which this chat can't receive. "
-                        "Here, what is due shows when you start a session ('review' starts it).")  # fmt: skip
+            return note("I can't send reminders from this chat: they come as direct messages on Telegram and Discord "
+                        "when the host runs them there. Here, what is due shows when you start a session ('review' "
+                        "starts it).")  # fmt: skip
         if not words:
             return Outcome([views.reminder_status(settings, self.default_quiet)])
         if words == ["off"]:
@@ -83,18 +85,19 @@ class Comeback:
         if words != ["on"] and at is None:
             return note("Type 'remind on', 'remind off' or 'remind at 19:00' (a time of day, 24-hour or 7pm).")
         quiet = settings.quiet or self.default_quiet
-        if at is not None and is_quiet(at, quiet):
+        at = settings.remind_at if at is None else at
+        if is_quiet(at, quiet):
             return note(f"{clock_text(at)} is in your quiet hours ({clock_text(quiet[0])}–{clock_text(quiet[1])}), "
                         "when I never send reminders. Pick a time outside them, or change them with "
                         "'quiet 23:00-07:00'.")  # fmt: skip
-        settings = replace(settings, remind=True, stopped=None, remind_at=settings.remind_at if at is None else at)
+        settings = replace(settings, remind=True, stopped=None, remind_at=at)
         self.store.save_learner_settings(incoming.learner, settings)
         privately = [] if incoming.is_direct else [Reply(
             "Reminders come as direct messages, so I must be able to message you privately: on Telegram, open a "
             "private chat with me and press Start; on Discord, allow direct messages from this server's members.",
             personal=True)]  # fmt: skip
         if settings.timezone is None:
-            asking = replace(position, pending="tz", version=position.version + 1)
+            asking = replace(position, pending="tz")  # no new version: the learner's buttons stay valid
             return Outcome([*privately, views.ask_timezone()], asking)
         return Outcome([views.reminder_status(settings, self.default_quiet), *privately])
 
@@ -108,12 +111,13 @@ class Comeback:
         zone = find_timezone(argument)
         if zone is None:
             return note(f"I don't know the timezone “{argument[:40]}”. Type a zone like 'tz Europe/Berlin' or "
-                        "'tz America/New_York', or a big city near you: 'tz Lisbon'.")  # fmt: skip
+                        "'tz America/New_York', or a big city near you: 'tz Lisbon'. (Abbreviations like PST "
+                        "and offsets like UTC+2 change with daylight saving, so I need the zone's name.)")  # fmt: skip
         settings = replace(settings, timezone=zone)
         self.store.save_learner_settings(incoming.learner, settings)
         now = local_time(self.clock(), zone)
         text = f"Your timezone is {zone} (it's {now:%H:%M} there now)."
-        moved = replace(position, pending=None, version=position.version + 1) if position.pending == "tz" else None
+        moved = replace(position, pending=None) if position.pending == "tz" else None
         if settings.remind:
             text += f" Reminders come {views.reminder_summary(settings, self.default_quiet)}."
         return Outcome([Reply(text, personal=True)], moved)
@@ -129,8 +133,13 @@ class Comeback:
         settings = replace(settings, quiet=quiet)
         self.store.save_learner_settings(incoming.learner, settings)
         text = f"Quiet hours set: {clock_text(quiet[0])}–{clock_text(quiet[1])}, no reminders then."
-        if settings.remind and is_quiet(settings.remind_at, quiet):
-            text += f" Your reminder time {clock_text(settings.remind_at)} is inside them now: pick another with 'remind at'."
+        if is_quiet(settings.remind_at, quiet):
+            text += (f" Your reminder time {clock_text(settings.remind_at)} is inside them now, so no reminder would "
+                     "come: pick another with 'remind at'.")  # fmt: skip
+            if settings.remind:
+                settings = replace(settings, remind=False)
+                self.store.save_learner_settings(incoming.learner, settings)
+                text += " Reminders are off until you do."
         return note(text)
 
     # ------------------------------------------------------------ leaderboards

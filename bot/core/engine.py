@@ -145,7 +145,7 @@ class Engine:
             return False
         if position.step == "quiz" and typed_option(self._lesson(position).quiz[position.question], text) is not None:
             return False
-        return self._term_asked(incoming, position, text) is None
+        return not self.comeback.awaits_timezone(position, text) and self._term_asked(incoming, position, text) is None
 
     async def replies(self, incoming: Incoming) -> list[Reply]:
         """Handle one turn and return every reply (for callers that do not stream)."""
@@ -186,8 +186,6 @@ class Engine:
         """The outcome of typed text, or None when the text is a question for the answerer."""
         if not text:
             return _note("I got an empty message. Ask me a question about the lesson, or type 'help'.")
-        if self.comeback.awaits_timezone(position, text):
-            return self.comeback.set_timezone(incoming, position, text)
         if position.pending == "reset" and text.casefold() in YES | NO:
             return self._confirm_reset(incoming, position, text.casefold() in YES)
         command = parse_command(text)
@@ -196,6 +194,8 @@ class Engine:
                 chosen = typed_option(self._lesson(position).quiz[position.question], text)
                 if chosen is not None:
                     return self._answer_quiz(incoming, position, chosen)
+            if self.comeback.awaits_timezone(position, text):
+                return self.comeback.set_timezone(incoming, position, text)
             found = self._term_asked(incoming, position, text)
             return Outcome([views.key_term(found, position.step != "home")]) if found else None
         name, argument = command

@@ -260,7 +260,7 @@ class ProgressStore(Protocol):
         ...
 
     def save_learner_settings(self, learner: str, settings: LearnerSettings) -> None:
-        """Store the learner's settings."""
+        """Store the learner's settings, all but ``reminded_on`` (which only the claims below write)."""
         ...
 
     def reminding(self) -> list[tuple[str, LearnerSettings]]:

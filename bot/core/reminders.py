@@ -1,9 +1,9 @@
 """Reminders: the one scheduler that sends learners who opted in a direct message through their platform.
 
 A reminder may go once per local day in the learner's window (``bot.core.localtime.reminder_day``), and only
-when there is a reason: reviews are due, or the streak ends tonight. The day is claimed in the store before
-the message goes out (atomically, so a restart or a second process never sends a second one; a message that
-fails for a passing reason releases the claim and is tried again at the next check). When a platform says the learner cannot be messaged
+when there is a reason: reviews are due, or the streak ends tonight. The day is claimed in the store just
+before the message goes out (atomically, so a restart or a second process never sends a second one; a
+message that fails for a passing reason releases the claim and is tried again at the next check). When a platform says the learner cannot be messaged
 (blocked, DMs closed), reminders turn off by themselves.
 
 Adapters give the scheduler one ``Sender`` per platform; nothing here knows a platform.
@@ -59,12 +59,16 @@ class ReminderScheduler:
     async def tick(self) -> list[str]:
         """Send every reminder due now; return the learners it was sent to.
 
-        Finding who is due (a read of every learner with reminders on) and claiming their day run on a worker
-        thread, so a check over many learners never holds up the event loop; the sends run on the loop.
+        Finding who is due (a read of every learner with reminders on) runs on a worker thread, so a check over
+        many learners never holds up the event loop. Each learner's day is claimed just before their message
+        goes out, so a check cut short (a stop, a crash) leaves the others to the next check.
         """
-        claimed = await asyncio.to_thread(self._claim_due, self.clock())
+        due = await asyncio.to_thread(self._due, self.clock())
+        store = self.comeback.store
         sent: list[str] = []
-        for learner, day, previous, reply in claimed:
+        for learner, day, previous, reply in due:
+            if not store.claim_reminder(learner, day):
+                continue  # another process sent today's, or the learner turned reminders off meanwhile
             platform, _, user = learner.partition(":")
             try:
                 delivery = await self.senders[platform](user, reply)
@@ -77,22 +81,19 @@ class ReminderScheduler:
                 log.info("a %s learner can't be messaged; their reminders are off now", platform)
                 self.comeback.stop_reminders(learner, f"{platform.title()} didn't let me message you")
             else:
-                self.comeback.store.release_reminder(learner, day, previous)
+                store.release_reminder(learner, day, previous)
         return sent
 
-    def _claim_due(self, now: float) -> list[tuple[str, str, str | None, Reply]]:
-        """(learner, local day, the day reminded before, the reminder) of each reminder due now, its day claimed."""
-        store = self.comeback.store
-        claimed = []
-        for learner, settings in store.reminding():
+    def _due(self, now: float) -> list[tuple[str, str, str | None, Reply]]:
+        """(learner, local day, the day reminded before, the reminder) of each reminder due now."""
+        found = []
+        for learner, settings in self.comeback.store.reminding():
             platform = learner.partition(":")[0]
             day = reminder_day(settings, now, self.default_quiet) if platform in self.senders else None
-            if day is None:
-                continue
-            reply = self.comeback.reminder(learner, now)
-            if reply is not None and store.claim_reminder(learner, day):  # else: another process sent today's
-                claimed.append((learner, day, settings.reminded_on, reply))
-        return claimed
+            reply = self.comeback.reminder(learner, now) if day is not None else None
+            if day is not None and reply is not None:
+                found.append((learner, day, settings.reminded_on, reply))
+        return found
 
     async def run(self, stop: asyncio.Event) -> None:
         """Check at once, then every ``every`` seconds, until ``stop`` is set."""

@@ -361,7 +361,10 @@ def reminder_status(settings: LearnerSettings, default_quiet: tuple[int, int]) -
     """Whether the learner's reminders are on, when, and how to change them."""
     if settings.remind:
         text = f"**Reminders are on:** direct messages {reminder_summary(settings, default_quiet)}."
-        text += f" Your timezone: {settings.timezone or 'not set yet'}."
+        if settings.timezone is None:
+            text += " They start once I know your timezone: type 'tz' and its name or a city, e.g. 'tz Europe/Berlin'."
+        else:
+            text += f" Your timezone: {settings.timezone}."
         text += "\n\nChange them: 'remind at 20:00', 'tz Europe/Berlin', 'quiet 23:00-07:00', or 'remind off'."
     else:
         text = "**Reminders are off.**"

@@ -170,13 +170,17 @@ class SqliteProgressStore:
         return LearnerSettings() if row is None else _settings(row)
 
     def save_learner_settings(self, learner: str, settings: LearnerSettings) -> None:
-        """Store the learner's settings."""
+        """Store the learner's settings, all but ``reminded_on``: only ``claim_reminder`` and ``release_reminder``
+        write that, so a settings change racing a reminder check can never undo its claim."""
         with self._db.transaction() as connection:
             connection.execute(
-                f"INSERT OR REPLACE INTO learner_settings (learner, {_SETTINGS_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (learner, settings.timezone, int(settings.remind), settings.remind_at, settings.reminded_on,
-                 settings.stopped, *(settings.quiet or (None, None)), int(settings.leaderboard), settings.display_name),
+                "INSERT INTO learner_settings (learner, timezone, remind, remind_at, stopped, quiet_start, quiet_end,"
+                " leaderboard, display_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (learner) DO UPDATE SET"
+                " timezone = excluded.timezone, remind = excluded.remind, remind_at = excluded.remind_at,"
+                " stopped = excluded.stopped, quiet_start = excluded.quiet_start, quiet_end = excluded.quiet_end,"
+                " leaderboard = excluded.leaderboard, display_name = excluded.display_name",
+                (learner, settings.timezone, int(settings.remind), settings.remind_at, settings.stopped,
+                 *(settings.quiet or (None, None)), int(settings.leaderboard), settings.display_name),
             )  # fmt: skip
 
     def reminding(self) -> list[tuple[str, LearnerSettings]]:

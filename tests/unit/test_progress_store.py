@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
@@ -426,6 +427,10 @@ def test_a_reminder_day_is_claimed_once_and_can_be_released(store: SqliteProgres
     assert store.claim_reminder("ada", "2024-03-01") is False  # a second scheduler (or a restart) loses the race
     store.release_reminder("ada", "2024-03-01", None)
     assert store.claim_reminder("ada", "2024-03-01") is True
+    stale = store.learner_settings("ada")
+    store.save_learner_settings("ada", replace(stale, reminded_on=None, leaderboard=True))  # a turn racing the claim
+    assert store.learner_settings("ada").reminded_on == "2024-03-01"
+    assert store.claim_reminder("ada", "2024-03-01") is False
     assert store.claim_reminder("ada", "2024-03-02") is True
     store.save_learner_settings("bob", LearnerSettings(timezone="UTC", remind=False))
     assert store.claim_reminder("bob", "2024-03-01") is False  # reminders off: nothing to claim

@@ -130,7 +130,7 @@ def test_a_chat_reminders_cannot_reach_says_so_and_stores_nothing(store: SqliteP
     scheduler, _outbox = scheduler_for(engine, clock)  # its sender is for the "test" platform only
     kim = Learner(engine, platform="console")
     kim.say("remind on")
-    assert "which this chat can't receive" in kim.text and "Which timezone" not in kim.text
+    assert "I can't send reminders from this chat" in kim.text and "Which timezone" not in kim.text
     assert store.learner_settings("console:ada") == LearnerSettings()
     ada = Learner(engine)
     ada.say("remind on")
@@ -280,3 +280,70 @@ def test_a_learner_of_a_platform_without_a_sender_here_is_left_for_another_proce
     clock.now = at("2026-01-14 19:00", "UTC")
     asyncio.run(scheduler.tick())
     assert store.learner_settings("discord:42").reminded_on is None
+
+
+def test_a_check_cut_short_leaves_the_learners_not_yet_sent_to_the_next_check(engine: Engine, store: SqliteProgressStore,
+                                                                              clock: Clock) -> None:  # fmt: skip
+    for n in range(5):
+        opt_in(store, f"test:u{n}", "UTC")
+        due_card(store, f"test:u{n}", at("2026-01-10 00:00", "UTC"))
+    clock.now = at("2026-01-14 19:00", "UTC")
+    scheduler = ReminderScheduler(engine.comeback, clock=clock)
+    delivered: list[str] = []
+
+    async def slow(user: str, reply: Reply) -> Delivery:
+        await asyncio.sleep(0.2)
+        delivered.append(user)
+        return Delivery.SENT
+
+    scheduler.add_sender("test", slow)
+
+    async def cut_short() -> None:
+        task = asyncio.create_task(scheduler.tick())
+        await asyncio.sleep(0.5)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(cut_short())
+    assert 1 <= len(delivered) < 5
+    claimed = [n for n in range(5) if store.learner_settings(f"test:u{n}").reminded_on]
+    assert len(claimed) == len(delivered) + 1  # the one being sent when the check stopped counts as sent
+    asyncio.run(scheduler.tick())  # a restarted check sends the rest, and nobody twice
+    assert sorted(delivered) == sorted(set(delivered)) and len(delivered) == 4
+
+
+def test_while_the_timezone_is_asked_commands_and_quiz_answers_still_work_and_buttons_stay_valid(
+        engine: Engine, store: SqliteProgressStore) -> None:  # fmt: skip
+    ada = Learner(engine)
+    ada.say("lesson distillation")
+    ada.say("quiz")
+    answer = ada.button("B")
+    ada.say("remind on")
+    assert "Which timezone are you in?" in ada.text
+    assert engine.is_question(ada.incoming(text="Munich")) is False  # the answer, not a question for the model
+    ada.say("Munich")
+    assert "I don't know the timezone “Munich”" in ada.text and "UTC+2" in ada.text
+    ada.act(answer)  # the quiz button from before 'remind on' still answers
+    assert "Question 2 of" in ada.text
+    ada.say("b")  # a typed quiz answer is a quiz answer, not a timezone
+    assert "Question 3 of" in ada.text
+    ada.say("remind")
+    assert "They start once I know your timezone" in ada.text
+    ada.say("progress")  # a command is a command
+    assert "Your progress" in ada.text
+    assert store.position("test:ada").pending is None  # the quiz moves closed the question, as any move does
+    ada.say("tz Lisbon")
+    assert "Your timezone is Europe/Lisbon" in ada.text
+
+
+def test_reminders_never_turn_on_at_a_time_inside_quiet_hours(engine: Engine, store: SqliteProgressStore) -> None:
+    ada = Learner(engine)
+    ada.say("tz UTC")
+    ada.say("quiet 18:00-09:00")
+    assert "Your reminder time 19:00 is inside them now" in ada.text
+    ada.say("remind on")  # the stored time, 19:00, is in the quiet hours
+    assert "19:00 is in your quiet hours (18:00–09:00)" in ada.text
+    assert store.learner_settings("test:ada").remind is False
+    ada.say("remind at 10:00")
+    ada.say("quiet 09:00-11:00")
+    assert "Reminders are off until you do" in ada.text and store.learner_settings("test:ada").remind is False
