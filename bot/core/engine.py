@@ -227,9 +227,9 @@ class Engine:
 
     def _term_asked(self, incoming: Incoming, position: Position, text: str) -> TermMatch | None:
         """The key term typed text asks about ("what is soft targets?", or just the term), if a lesson defines it."""
-        phrase = asked_term(text) or text
+        asked = asked_term(text)
         offered = [t.id for t in self.offered(incoming)]
-        return self._key_terms.find(phrase, offered, position.track, position.lesson)
+        return self._key_terms.find(asked or text, offered, position.track, position.lesson, typos=asked is not None)
 
     def _define(self, incoming: Incoming, position: Position, phrase: str) -> Outcome:
         """``term PHRASE``: the key term's meaning, or what to do when no lesson here defines it."""

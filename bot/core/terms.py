@@ -28,7 +28,8 @@ _ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.IGNORECASE)
 _PARENTHESIS = re.compile(r"\s*\([^)]*\)")
 _NOT_WORD = re.compile(r"[^\w\s-]+")
 MOST_TYPOS = 2
-MAX_TERM_WORDS = 6  # "what is the difference between X and Y" is a question for the answerer, not a term
+MAX_TERM_WORDS = 6
+MAX_PHRASE_CHARS = 120  # longer text is a question (and never meets the pattern's backtracking)  # "what is the difference between X and Y" is a question for the answerer, not a term
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,14 @@ class TermMatch:
     meaning: str
     section: Section | None  # the first section whose text uses the term; None: only the key terms list has it
     also_in: tuple[Lesson, ...] = ()  # other lessons that list the same term
+    typos: int = 0  # edits between what the learner typed and the term (0: they named it exactly)
 
 
 def asked_term(text: str) -> str | None:
     """The term a phrase asks about ("what are soft targets?" -> "soft targets"); None for other phrases."""
-    found = _ASKED_FOR.match(text.strip())
+    if len(text) > MAX_PHRASE_CHARS:
+        return None
+    found = _ASKED_FOR.match(" ".join(text.split()))
     return found.group("term") if found else None
 
 
@@ -86,7 +90,10 @@ def _explaining_section(lesson: Lesson, term: str) -> Section | None:
     base = normalise(term)
     if not base:
         return None
-    words = r"[\s-]+".join(re.escape(word) for word in base.replace("-", " ").split())
+    parts = [re.escape(word) for word in base.replace("-", " ").split()]
+    if parts[-1].endswith("y"):
+        parts[-1] = parts[-1][:-1] + "(?:y|ies)"  # "probability" finds "probabilities"
+    words = r"[\s-]+".join(parts)
     pattern = re.compile(rf"\b{words}", re.IGNORECASE)  # a prefix: "soft target" finds "soft targets"
     return next((section for section in lesson.sections if pattern.search(section.text)), None)
 
@@ -102,17 +109,23 @@ class KeyTerms:
                          for form in _forms(term)]  # fmt: skip
         self._forms = [entry[0] for entry in self._entries]
 
-    def find(self, phrase: str, offered: Iterable[str], track: str | None = None,
-             lesson: str | None = None) -> TermMatch | None:  # fmt: skip
-        """The key term ``phrase`` names among the ``offered`` track ids, preferring the learner's lesson and track."""
+    def find(self, phrase: str, offered: Iterable[str], track: str | None = None, lesson: str | None = None,
+             typos: bool = True) -> TermMatch | None:  # fmt: skip
+        """The key term ``phrase`` names among the ``offered`` track ids, preferring the learner's lesson and track.
+
+        ``typos=False`` takes only the term itself (case, article and plural aside): for text that merely *is* a
+        term, where "police" must not find "Policy"; asked for ("what is …", ``term …``), a typo or two is fine.
+        """
+        if len(phrase) > MAX_PHRASE_CHARS:
+            return None
         wanted = normalise(phrase)
         if not wanted or len(wanted.split()) > MAX_TERM_WORDS:
             return None
         allowed = set(offered)
         ranked = []
         # rapidfuzz compares the phrase with every term in C; each term's own typo allowance is checked after.
-        close = process.extract(wanted, self._forms, scorer=DamerauLevenshtein.distance, score_cutoff=MOST_TYPOS,
-                                limit=None)  # fmt: skip
+        close = process.extract(wanted, self._forms, scorer=DamerauLevenshtein.distance,
+                                score_cutoff=MOST_TYPOS if typos else 0, limit=None)  # fmt: skip
         for form, distance, order in close:
             _form, found_track, found_lesson, term, meaning = self._entries[order]
             if found_track.id not in allowed or distance > allowed_typos(form):
@@ -126,4 +139,4 @@ class KeyTerms:
         others = {(t.id, les.id): les for _k, t, les, name, _m in ranked[1:]
                   if normalise(name) == normalise(term) and les is not best_lesson}  # fmt: skip
         section = _explaining_section(best_lesson, term)
-        return TermMatch(best_track, best_lesson, term, meaning, section, tuple(others.values()))
+        return TermMatch(best_track, best_lesson, term, meaning, section, tuple(others.values()), ranked[0][0][0])

@@ -305,6 +305,8 @@ def key_term(found: TermMatch, in_lesson: bool) -> Reply:
     lesson, track = found.lesson, found.track
     where = f"“{lesson.title}” › {found.section.heading}" if found.section else f"“{lesson.title}” › Key terms"
     text = f"**{found.term}**: {found.meaning}\n\nFrom {where} ({track.title})."
+    if found.typos:
+        text = f"Did you mean “{found.term}”? " + text
     if found.also_in:
         text += " Also a key term of " + ", ".join(f"“{other.title}”" for other in found.also_in) + "."
     if found.section is not None:

@@ -8,6 +8,7 @@ import pytest
 
 from bot.core.answering import Answerer
 from bot.core.engine import Engine
+from bot.core.lessons import Track
 from bot.core.terms import KeyTerms, asked_term, normalise
 from bot.knowledge.reader import read_knowledge
 from bot.store.progress import SqliteProgressStore
@@ -71,7 +72,7 @@ def test_what_is_a_key_term_is_answered_without_the_model_and_its_button_opens_t
     question = ada.incoming(text="what are soft targts?")
     assert engine.is_question(question) is False  # so adapters neither count it nor show "typing"
     ada.say("what are soft targts?")
-    assert ada.text.startswith(f"**Soft targets**: {SOFT}")
+    assert ada.text.startswith(f"Did you mean “Soft targets”? **Soft targets**: {SOFT}")  # "targts": a guess
     assert "From “Model distillation” › Teacher and student (AI foundations)." in ada.text
     assert model.history == [] and model.probes == []
     ada.press("Read “Teacher and student”")
@@ -118,3 +119,29 @@ def test_key_terms_of_a_fresh_track_are_found(tmp_path: Path) -> None:
     results = read_knowledge(write_track(tmp_path / "k" / "demo").parent)
     terms = KeyTerms([r.track for r in results if r.track])
     assert terms.find("teachers", ["demo"]).term == "Teacher"  # type: ignore[union-attr]
+
+
+def test_text_that_merely_is_a_word_must_be_the_term_itself_and_a_guess_says_so(engine: Engine) -> None:
+    ada = Learner(engine)
+    for word in ("police", "taken", "valve"):  # one letter from Policy, Token, Value
+        assert engine.is_question(ada.incoming(text=word)), word
+    ada.say("Softmax")
+    assert ada.text.startswith("**Softmax**:")
+    ada.say("what is polcy?")
+    assert ada.text.startswith("Did you mean “Policy”? **Policy**:")
+
+
+def test_a_long_message_is_not_scanned_for_terms() -> None:
+    # Text like this took the pattern's backtracking half a second a call; past MAX_PHRASE_CHARS it is not read.
+    assert asked_term("what is x" + " " * 3980 + "y") is None
+    assert asked_term("what is " + "soft " * 30 + "targets?") is None
+    assert KeyTerms(TRACKS.values()).find("soft " * 500, TRACKS) is None
+
+
+def test_a_plural_in_ies_still_finds_the_section_that_uses_it() -> None:
+    from bot.core.lessons import Lesson, Section
+
+    lesson = Lesson("p", "P", 5, "", (Section("a", "A", "Nothing here."), Section("b", "B", "It predicts probabilities.")),
+                    key_terms=(("Probability", "How likely something is."),))  # fmt: skip
+    found = KeyTerms([Track("t", "T", "", (lesson,))]).find("probabilities", ["t"])
+    assert found is not None and found.section is not None and found.section.id == "b"
