@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from bot.core import progress, views
 from bot.core.lessons import Track
@@ -36,6 +36,34 @@ class Comeback:
         self.default_quiet = default_quiet
         self.reminder_platforms: set[str] = set()  # platforms a reminder can reach (ReminderScheduler adds them)
         self._members: OrderedDict[tuple[str, str], None] = OrderedDict()  # (community, learner) noted lately
+        self._zones: OrderedDict[str, str | None] = OrderedDict()  # learner -> timezone, of learners seen lately
+
+    # ------------------------------------------------------------ the learner's own day
+
+    def timezone_of(self, learner: str) -> str | None:
+        """The learner's timezone (None: not given), remembered for the learners seen lately."""
+        if learner in self._zones:
+            self._zones.move_to_end(learner)
+            return self._zones[learner]
+        zone_name = self.store.learner_settings(learner).timezone
+        self._remember_zone(learner, zone_name)
+        return zone_name
+
+    def _remember_zone(self, learner: str, zone_name: str | None) -> None:
+        self._zones[learner] = zone_name
+        self._zones.move_to_end(learner)
+        if len(self._zones) > MEMBERS_REMEMBERED:
+            self._zones.popitem(last=False)
+
+    def today(self, learner: str, now: float) -> date:
+        """The learner's date at ``now``: in their timezone when they gave one, else UTC (streaks count these)."""
+        return self._date_for(self.timezone_of(learner), now)
+
+    def local_day(self, learner: str, at: float) -> str:
+        """``YYYY-MM-DD`` of the learner's day at ``at`` (what a turn's activity is stored under)."""
+        return self.today(learner, at).isoformat()
+
+    # ------------------------------------------------------------ reminders
 
     def awaits_timezone(self, position: Position, text: str) -> bool:
         """Whether typed text (neither a command nor a quiz answer) answers "which timezone are you in?": a short
@@ -46,7 +74,7 @@ class Comeback:
         """(reviews due, the streak that ends today unless the learner studies) at ``now``."""
         due = len(progress.due(self.tracks, self.store.cards(learner), now))
         days = self.store.active_days(learner)
-        today = datetime.fromtimestamp(now, timezone.utc).date()
+        today = self.today(learner, now)  # the streak ends at the learner's own midnight: "tonight"
         at_risk = progress.streak(days, today) if days and days[0] != today.isoformat() else 0
         return due, at_risk
 
@@ -115,6 +143,7 @@ class Comeback:
                         "and offsets like UTC+2 change with daylight saving, so I need the zone's name.)")  # fmt: skip
         settings = replace(settings, timezone=zone)
         self.store.save_learner_settings(incoming.learner, settings)
+        self._remember_zone(incoming.learner, zone)
         now = local_time(self.clock(), zone)
         text = f"Your timezone is {zone} (it's {now:%H:%M} there now)."
         moved = replace(position, pending=None) if position.pending == "tz" else None
@@ -181,13 +210,18 @@ class Comeback:
         now = self.clock()
         today = datetime.fromtimestamp(now, timezone.utc).date()
         monday = datetime.combine(today - timedelta(days=today.weekday()), datetime.min.time(), timezone.utc)
-        # Only who was active since Monday (lessons this week) or yesterday (a streak) can be on the board.
-        active_since = min(monday.date(), today - timedelta(days=1)).isoformat()
-        rows = [(row.display_name, row.lessons, progress.streak(list(row.days), today), row.learner)
-                for row in self.store.leaderboard_rows(incoming.community, monday.timestamp(), active_since)]  # fmt: skip
+        # Only who was active since Monday (lessons this week) or yesterday (a streak) can be on the board
+        # (a day's margin: learners' days are their own, up to a day from UTC's).
+        active_since = min(monday.date(), today - timedelta(days=1)) - timedelta(days=1)
+        rows = [(row.display_name, row.lessons, progress.streak(list(row.days), self._date_for(row.timezone, now)), row.learner)
+                for row in self.store.leaderboard_rows(incoming.community, monday.timestamp(), active_since.isoformat())]  # fmt: skip
         rows = sorted((r for r in rows if r[1] or r[2]), key=lambda r: (-r[1], -r[2], r[0].casefold()))
         return Outcome([views.leaderboard([(name, lessons, streak) for name, lessons, streak, _ in rows[:LEADERBOARD_SIZE]],
                                           settings.leaderboard, incoming.is_moderator)])  # fmt: skip
+
+    @staticmethod
+    def _date_for(zone_name: str | None, now: float) -> date:
+        return (local_time(now, zone_name) if zone_name else datetime.fromtimestamp(now, timezone.utc)).date()
 
     def _switch_leaderboard(self, incoming: Incoming, enabled: bool) -> Outcome:
         if incoming.is_direct:

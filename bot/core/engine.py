@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import datetime, timezone
+
 from typing import Any
 
 from bot.core import progress, views
@@ -162,8 +162,9 @@ class Engine:
         if outcome.position is None and outcome.attempt is None and outcome.card is None:
             return
         position = outcome.position or self.store.position(learner)
-        self.store.save(learner, position, at=self.clock(), attempt=outcome.attempt, result=outcome.result,
-                        card=outcome.card)  # fmt: skip
+        at = self.clock()
+        self.store.save(learner, position, at=at, attempt=outcome.attempt, result=outcome.result, card=outcome.card,
+                        day=self.comeback.local_day(learner, at))  # fmt: skip
 
     def _checked_position(self, learner: str) -> tuple[Position, str | None]:
         """The stored position, made valid for the tracks as they are now (lessons may have been edited)."""
@@ -581,7 +582,7 @@ class Engine:
     def _progress(self, incoming: Incoming, position: Position) -> Outcome:
         best = self._best_scores(incoming.learner)
         up_next = progress.up_next(self.offered(incoming), position, best)
-        today = datetime.fromtimestamp(self.clock(), timezone.utc).date()
+        today = self.comeback.today(incoming.learner, self.clock())
         streak = progress.streak(self.store.active_days(incoming.learner), today)
         due = len(self._due(incoming.learner))
         screen = views.progress(self.tracks.values(), best, position, self._where(position), up_next, streak, due)

@@ -205,7 +205,8 @@ class LeaderboardRow:
     learner: str
     display_name: str
     lessons: int
-    days: tuple[str, ...]  # active UTC days, newest first (for the streak)
+    days: tuple[str, ...]  # active days, newest first (for the streak)
+    timezone: str | None = None  # the learner's, to know which day is their today
 
 
 class ProgressStore(Protocol):
@@ -219,8 +220,11 @@ class ProgressStore(Protocol):
         ...
 
     def save(self, learner: str, position: Position, *, at: float, attempt: QuizAttempt | None = None,
-             result: LessonResult | None = None, card: ReviewCard | None = None) -> None:  # fmt: skip
-        """Store a turn's outcome at once: the new position and whatever the turn produced."""
+             result: LessonResult | None = None, card: ReviewCard | None = None, day: str | None = None) -> None:  # fmt: skip
+        """Store a turn's outcome at once: the new position and whatever the turn produced.
+
+        ``day`` is the learner's own day of the turn (``YYYY-MM-DD``, for the streak); None: the UTC day of ``at``.
+        """
         ...
 
     def attempts(self, learner: str, track: str, lesson: str, quiz_run: int) -> list[QuizAttempt]:
@@ -236,7 +240,7 @@ class ProgressStore(Protocol):
         ...
 
     def active_days(self, learner: str) -> list[str]:
-        """The UTC days (``YYYY-MM-DD``) on which the learner completed a turn, newest first."""
+        """The days (``YYYY-MM-DD``, the learner's own as ``save`` was given them) with a turn, newest first."""
         ...
 
     def reset(self, learner: str) -> None:

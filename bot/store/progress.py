@@ -62,8 +62,9 @@ class SqliteProgressStore:
         return Position() if row is None else position_from_json(row[0])
 
     def save(self, learner: str, position: Position, *, at: float, attempt: QuizAttempt | None = None,
-             result: LessonResult | None = None, card: ReviewCard | None = None) -> None:  # fmt: skip
-        """Store a turn's outcome at once: the new position and whatever the turn produced."""
+             result: LessonResult | None = None, card: ReviewCard | None = None, day: str | None = None) -> None:  # fmt: skip
+        """Store a turn's outcome at once: the new position, whatever the turn produced, and its day (the
+        learner's own ``day``, else the UTC day of ``at``)."""
         with self._db.transaction() as connection:
             connection.execute(
                 "INSERT INTO learners (learner, position, updated_at) VALUES (?, ?, ?)"
@@ -91,7 +92,8 @@ class SqliteProgressStore:
                     " DO UPDATE SET state = excluded.state, due = excluded.due",
                     (learner, card.track, card.lesson, card.question, card.state, card.due),
                 )
-            connection.execute("INSERT OR IGNORE INTO activity (learner, day) VALUES (?, ?)", (learner, utc_day(at)))
+            connection.execute("INSERT OR IGNORE INTO activity (learner, day) VALUES (?, ?)",
+                               (learner, day or utc_day(at)))  # fmt: skip
 
     def attempts(self, learner: str, track: str, lesson: str, quiz_run: int) -> list[QuizAttempt]:
         """The answers of one quiz run, in the order given."""
@@ -121,7 +123,7 @@ class SqliteProgressStore:
         return [ReviewCard(*row) for row in rows]
 
     def active_days(self, learner: str) -> list[str]:
-        """The UTC days (``YYYY-MM-DD``) on which the learner completed a turn, newest first."""
+        """The days (``YYYY-MM-DD``, the learner's own as ``save`` was given them) with a turn, newest first."""
         rows = self._db.fetch_all("SELECT day FROM activity WHERE learner = ? ORDER BY day DESC", (learner,))
         return [day for (day,) in rows]
 
@@ -217,7 +219,7 @@ class SqliteProgressStore:
         """The community's opted-in members active on or after ``active_since``, with the distinct lessons they
         finished since ``since`` and their active days (members idle since then are not read at all)."""
         rows = self._db.fetch_all(
-            "SELECT m.learner, s.display_name,"
+            "SELECT m.learner, s.display_name, s.timezone,"
             " (SELECT COUNT(DISTINCT r.track || '/' || r.lesson) FROM lesson_results r"
             "   WHERE r.learner = m.learner AND r.completed_at >= ?),"
             " (SELECT group_concat(day, ',') FROM (SELECT day FROM activity a WHERE a.learner = m.learner"
@@ -227,8 +229,8 @@ class SqliteProgressStore:
             " AND EXISTS (SELECT 1 FROM activity a WHERE a.learner = m.learner AND a.day >= ?)",
             (since, community, active_since),
         )
-        return [LeaderboardRow(learner, name, lessons, tuple(days.split(",")) if days else ())
-                for learner, name, lessons, days in rows]  # fmt: skip
+        return [LeaderboardRow(learner, name, lessons, tuple(days.split(",")) if days else (), zone)
+                for learner, name, zone, lessons, days in rows]  # fmt: skip
 
     def leaderboard_enabled(self, community: str) -> bool:
         """Whether the community shows a leaderboard (on unless its moderators turned it off)."""

@@ -347,3 +347,19 @@ def test_reminders_never_turn_on_at_a_time_inside_quiet_hours(engine: Engine, st
     ada.say("remind at 10:00")
     ada.say("quiet 09:00-11:00")
     assert "Reminders are off until you do" in ada.text and store.learner_settings("test:ada").remind is False
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Tokyo", "Europe/Berlin"])
+def test_a_streak_is_counted_in_the_learners_own_days_so_tonight_means_their_night(engine: Engine,
+                                                                                   store: SqliteProgressStore,
+                                                                                   clock: Clock, zone: str) -> None:  # fmt: skip
+    opt_in(store, "test:ada", zone)
+    ada = Learner(engine)
+    for day, hour in (("2026-01-11", "08:00"), ("2026-01-12", "18:00"), ("2026-01-13", "23:30")):
+        clock.now = at(f"{day} {hour}", zone)  # early, late: on different UTC days than the local ones
+        ada.say("lesson distillation")
+    clock.now = at("2026-01-13 23:45", zone)
+    assert engine.comeback.reminder("test:ada", clock.now) is None  # studied today (their today): nothing to say
+    reply = engine.comeback.reminder("test:ada", at("2026-01-14 19:00", zone))
+    assert reply is not None and "Your 3-day streak ends tonight" in reply.text
+    assert engine.comeback.reminder("test:ada", at("2026-01-15 19:00", zone)) is None  # broken already: no reason
