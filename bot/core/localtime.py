@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from bot.core.ports import LearnerSettings
 
 DEFAULT_QUIET = (22 * 60, 8 * 60)  # 22:00-08:00 local
+NOT_ZONES = {"localtime", "Factory", "posixrules"}  # names in the tz database that are not a learner's zone
 _CLOCK = re.compile(r"^(?P<hour>\d{1,2})(?:[:.h](?P<minute>\d{2}))?\s*(?P<half>am|pm|a\.m\.|p\.m\.)?$", re.IGNORECASE)
 
 
@@ -61,9 +62,10 @@ def is_quiet(minute: int, quiet: tuple[int, int]) -> bool:
 def _zones_by_key() -> dict[str, str]:
     """IANA zone names by what a learner might type: the name itself, and its city ("new york")."""
     keys: dict[str, str] = {}
-    for name in sorted(available_timezones()):
+    names = sorted(available_timezones() - NOT_ZONES)
+    for name in names:
         keys.setdefault(name.casefold(), name)
-    for name in sorted(available_timezones()):
+    for name in names:
         if "/" in name and not name.startswith(("Etc/", "SystemV/", "US/")):
             keys.setdefault(name.rsplit("/", 1)[1].replace("_", " ").casefold(), name)
     return keys

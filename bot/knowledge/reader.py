@@ -364,23 +364,41 @@ def front_matter_line(path: Path, *loc: Any) -> int:
     return 2 + node.start_mark.line if node is not None else 1
 
 
-def related_problems(results: list[TrackResult], known: dict[str, Track]) -> None:
-    """Add a problem to ``results`` for each ``related:`` lesson that no track in ``known`` (by id) has."""
+def related_problems(results: list[TrackResult], known: dict[str, Track], unsure: set[str] | None = None) -> None:
+    """Add a problem to ``results`` for each ``related:`` lesson that no track in ``known`` (by id) has, and for a
+    lesson listed twice or listing itself. A track in ``unsure`` has problems of its own (a lesson file that
+    failed to read may be the one named), so a lesson missing from it is left to those problems."""
     for result in results:
         track = result.track
         for lesson in track.lessons if track is not None else ():
+            assert lesson.path is not None
+            seen: set[tuple[str, str]] = set()
             for number, (track_id, lesson_id) in enumerate(track.related_refs(lesson)):
-                found = known.get(track_id)
-                if found is not None and found.lesson(lesson_id) is not None:
-                    continue
-                candidates = [f"{t.id}/{other.id}" if t.id != track.id else other.id
-                              for t in known.values() for other in t.lessons if other.id != lesson.id]  # fmt: skip
-                close = difflib.get_close_matches(lesson.related[number], candidates, n=1)
-                hint = f"did you mean '{close[0]}'?" if close else "use a lesson id, or track-id/lesson-id for another track"
-                where = f"track '{track_id}' has no lesson '{lesson_id}'" if found else f"there is no track '{track_id}'"
-                assert lesson.path is not None
-                result.problems.append(Problem(lesson.path, front_matter_line(lesson.path, "related", number),
-                                               f"related lesson '{lesson.related[number]}': {where}; {hint}"))  # fmt: skip
+                written = lesson.related[number]
+                problem = _related_problem(track, lesson, written, (track_id, lesson_id), seen, known, unsure or set())
+                seen.add((track_id, lesson_id))
+                if problem:
+                    line = front_matter_line(lesson.path, "related", number)
+                    result.problems.append(Problem(lesson.path, line, f"related lesson '{written}': {problem}"))
+
+
+def _related_problem(track: Track, lesson: Lesson, written: str, ref: tuple[str, str], seen: set[tuple[str, str]],
+                     known: dict[str, Track], unsure: set[str]) -> str | None:  # fmt: skip
+    """What is wrong with one entry of a lesson's ``related:`` list, or None."""
+    if ref == (track.id, lesson.id):
+        return "that is this lesson itself; remove it"
+    if ref in seen:
+        return "listed twice; remove one"
+    found = known.get(ref[0])
+    if (found is not None and found.lesson(ref[1]) is not None) or (ref[0] in unsure and ref[0] != track.id):
+        return None
+    elsewhere = [f"{t.id}/{ref[1]}" for t in known.values() if t.id != ref[0] and t.lesson(ref[1])]
+    candidates = [f"{t.id}/{other.id}" if t.id != track.id else other.id
+                  for t in known.values() for other in t.lessons if other.id != lesson.id]  # fmt: skip
+    close = elsewhere[:1] or difflib.get_close_matches(written, candidates, n=1)
+    hint = f"did you mean '{close[0]}'?" if close else "use a lesson id, or track-id/lesson-id for another track"
+    where = f"track '{ref[0]}' has no lesson '{ref[1]}'" if found else f"there is no track '{ref[0]}'"
+    return f"{where}; {hint}"
 
 
 def lesson_id_line(path: Path) -> int:
@@ -515,16 +533,18 @@ def read_knowledge(root: Path) -> list[TrackResult]:
             )
         else:
             owner[result.track.id] = result.folder
-    related_problems(results, {r.track.id: r.track for r in results if r.track and owner[r.track.id] == r.folder})
+    unsure = {r.track.id for r in results if r.track and r.problems}
+    related_problems(results, {r.track.id: r.track for r in results if r.track and owner[r.track.id] == r.folder}, unsure)
     return results
 
 
-def _neighbours(folder: Path, own: TrackResult) -> dict[str, Track]:
-    """The tracks a track folder's ``related:`` lists may name: itself and the track folders beside it."""
-    known = {r.track.id: r.track for r in map(read_track, track_folders(folder.parent)) if r.track is not None}
-    if own.track is not None:
-        known[own.track.id] = own.track
-    return known
+def _neighbours(folder: Path, own: TrackResult) -> tuple[dict[str, Track], set[str]]:
+    """The tracks a track folder's ``related:`` lists may name (itself and the track folders beside it), and
+    those of them with problems of their own."""
+    results = [read_track(other) for other in track_folders(folder.parent) if other.resolve() != folder.resolve()]
+    results.append(own)
+    known = {r.track.id: r.track for r in results if r.track is not None}
+    return known, {r.track.id for r in results if r.track is not None and r.problems}
 
 
 def _alone(track: Track, lesson: Lesson) -> Track:
@@ -542,11 +562,12 @@ def validate_path(path: Path) -> list[Problem]:
         own = read_track(path.parent) if lesson and lesson.related and (path.parent / TRACK_FILE).exists() else None
         if lesson is not None and own is not None and own.track is not None:
             # its related lessons are checked against its own track and the tracks beside it
-            related_problems([TrackResult(path.parent, _alone(own.track, lesson), problems)], _neighbours(path.parent, own))
+            related_problems([TrackResult(path.parent, _alone(own.track, lesson), problems)],
+                             *_neighbours(path.parent, own))  # fmt: skip
         return problems
     if (path / TRACK_FILE).exists() or (lesson_files(path) and not track_folders(path)):
         result = read_track(path)
-        related_problems([result], _neighbours(path, result))
+        related_problems([result], *_neighbours(path, result))
         return result.problems
     results = read_knowledge(path)
     if not results:

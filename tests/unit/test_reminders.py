@@ -97,7 +97,8 @@ def test_times_of_day(text: str, minutes: int | None) -> None:
 
 @pytest.mark.parametrize(("text", "zone"), [("Europe/Berlin", "Europe/Berlin"), ("europe/berlin", "Europe/Berlin"),
                                             ("Berlin", "Europe/Berlin"), ("new york", "America/New_York"),
-                                            ("UTC", "UTC"), ("Atlantis", None), ("", None)])  # fmt: skip
+                                            ("UTC", "UTC"), ("Atlantis", None), ("", None), ("localtime", None),
+                                            ("Factory", None)])  # fmt: skip
 def test_timezones_by_name_or_city(text: str, zone: str | None) -> None:
     assert find_timezone(text) == zone
 

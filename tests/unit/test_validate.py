@@ -210,3 +210,26 @@ def test_a_related_entry_that_is_not_an_id_explains_the_format(tmp_path: Path) -
     path = write_lesson(tmp_path, "a.md", front_matter(related=["Not An Id"]))
     [problem] = problems_of(path)
     assert f"{path}:{line_of(path, '- Not An Id')}:" in problem and "track-id/lesson-id" in problem
+
+
+def test_a_broken_lesson_in_another_track_does_not_make_its_related_entries_errors_here(tmp_path: Path) -> None:
+    other = write_track(tmp_path / "other", track_id="other", lessons=1)
+    broken = write_lesson(other, "01-lesson.md", front_matter("lesson-1", minutes="seven"))
+    folder = write_track(tmp_path / "demo", lessons=1)
+    write_lesson(folder, "01-lesson.md", front_matter("lesson-1", related=["other/lesson-1"]))
+    for where in (tmp_path, folder):
+        problems = problems_of(where)
+        assert all(problem.startswith(str(broken)) for problem in problems), problems  # only the broken file's own
+
+
+def test_a_lesson_listing_itself_twice_or_a_bare_id_of_another_track_is_explained(tmp_path: Path) -> None:
+    write_track(tmp_path / "other", track_id="other", lessons=2)
+    folder = write_track(tmp_path / "demo", lessons=1)
+    path = write_lesson(folder, "01-lesson.md", front_matter("lesson-1", related=["lesson-1", "other/lesson-2",
+                                                                                  "other/lesson-2", "lesson-2"]))  # fmt: skip
+    assert [problem.split(": ", 1)[1] for problem in problems_of(folder)] == [
+        "related lesson 'lesson-1': that is this lesson itself; remove it",
+        "related lesson 'other/lesson-2': listed twice; remove one",
+        "related lesson 'lesson-2': track 'demo' has no lesson 'lesson-2'; did you mean 'other/lesson-2'?",
+    ]
+    assert all(problem.startswith(f"{path}:") for problem in problems_of(folder))

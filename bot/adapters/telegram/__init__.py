@@ -49,6 +49,7 @@ COMMANDS = (
     ("review", "Quiz questions you missed, again"),
     ("term", "A key term's meaning: /term NAME"),
     ("remind", "Reminders: /remind on, /remind at 19:00, /remind off"),
+    ("tz", "Your timezone, for reminders: /tz Europe/Berlin"),
     ("leaderboard", "This week's top learners here; /leaderboard on to appear"),
     ("help", "What I understand"),
 )
