@@ -31,7 +31,6 @@ from bot.core.engine import Engine  # noqa: E402
 from bot.core.lessons import Lesson, Section, Track  # noqa: E402
 from bot.core.localtime import local_time  # noqa: E402
 from bot.core.messages import Incoming, Reply  # noqa: E402
-from bot.core.ports import LearnerSettings, LessonResult, Position, ReviewCard  # noqa: E402
 from bot.core.reminders import Delivery, ReminderScheduler  # noqa: E402
 from bot.core.terms import KeyTerms  # noqa: E402
 from bot.knowledge.reader import read_knowledge  # noqa: E402

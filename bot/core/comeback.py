@@ -8,10 +8,12 @@ when a reminder may go and sends it.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfoNotFoundError
 
 from bot.core import progress, views
 from bot.core.lessons import Track
@@ -20,6 +22,8 @@ from bot.core.outcome import Outcome, note
 from bot.core.ports import Position, ProgressStore
 from bot.core.localtime import (DEFAULT_QUIET, clock_text, find_timezone, is_quiet, local_time, parse_clock,
                                 parse_quiet_hours)  # fmt: skip
+
+log = logging.getLogger(__name__)
 
 MEMBERS_REMEMBERED = 10_000  # community memberships already written, so a busy group does not write every turn
 LEADERBOARD_SIZE = 10
@@ -36,28 +40,16 @@ class Comeback:
         self.default_quiet = default_quiet
         self.reminder_platforms: set[str] = set()  # platforms a reminder can reach (ReminderScheduler adds them)
         self._members: OrderedDict[tuple[str, str], None] = OrderedDict()  # (community, learner) noted lately
-        self._zones: OrderedDict[str, str | None] = OrderedDict()  # learner -> timezone, of learners seen lately
 
     # ------------------------------------------------------------ the learner's own day
 
-    def timezone_of(self, learner: str) -> str | None:
-        """The learner's timezone (None: not given), remembered for the learners seen lately."""
-        if learner in self._zones:
-            self._zones.move_to_end(learner)
-            return self._zones[learner]
-        zone_name = self.store.learner_settings(learner).timezone
-        self._remember_zone(learner, zone_name)
-        return zone_name
+    def today(self, learner: str, now: float, zone_name: str | None = None) -> date:
+        """The learner's date at ``now``: in their timezone when they gave one, else UTC (streaks count these).
 
-    def _remember_zone(self, learner: str, zone_name: str | None) -> None:
-        self._zones[learner] = zone_name
-        self._zones.move_to_end(learner)
-        if len(self._zones) > MEMBERS_REMEMBERED:
-            self._zones.popitem(last=False)
-
-    def today(self, learner: str, now: float) -> date:
-        """The learner's date at ``now``: in their timezone when they gave one, else UTC (streaks count these)."""
-        return self._date_for(self.timezone_of(learner), now)
+        Read from the store each time (a key lookup), so a change made in another process counts at once;
+        ``zone_name`` skips the read when the caller has the learner's settings already.
+        """
+        return _date_for(zone_name or self.store.learner_settings(learner).timezone, now)
 
     def local_day(self, learner: str, at: float) -> str:
         """``YYYY-MM-DD`` of the learner's day at ``at`` (what a turn's activity is stored under)."""
@@ -67,20 +59,21 @@ class Comeback:
 
     def awaits_timezone(self, position: Position, text: str) -> bool:
         """Whether typed text (neither a command nor a quiz answer) answers "which timezone are you in?": a short
-        reply while that question is open (one that names no zone gets "I don't know the timezone …")."""
+        reply while that question is open. It is asked once: a reply naming no zone gets "I don't know the
+        timezone …" and closes it."""
         return position.pending == "tz" and len(text) <= 40 and len(text.split()) <= 3 and "?" not in text
 
-    def _reasons_to_come_back(self, learner: str, now: float) -> tuple[int, int]:
+    def _reasons_to_come_back(self, learner: str, now: float, zone_name: str | None = None) -> tuple[int, int]:
         """(reviews due, the streak that ends today unless the learner studies) at ``now``."""
         due = len(progress.due(self.tracks, self.store.cards(learner), now))
         days = self.store.active_days(learner)
-        today = self.today(learner, now)  # the streak ends at the learner's own midnight: "tonight"
-        at_risk = progress.streak(days, today) if days and days[0] != today.isoformat() else 0
+        today = self.today(learner, now, zone_name)  # the streak ends at the learner's own midnight: "tonight"
+        at_risk = progress.streak(days, today) if days and days[0] < today.isoformat() else 0
         return due, at_risk
 
-    def reminder(self, learner: str, now: float | None = None) -> Reply | None:
+    def reminder(self, learner: str, now: float | None = None, zone_name: str | None = None) -> Reply | None:
         """The reminder the learner would get now: reviews due and a streak that ends today; None when neither."""
-        due, at_risk = self._reasons_to_come_back(learner, self.clock() if now is None else now)
+        due, at_risk = self._reasons_to_come_back(learner, self.clock() if now is None else now, zone_name)
         if not due and not at_risk:
             return None
         position = self.store.position(learner)
@@ -108,7 +101,9 @@ class Comeback:
             return Outcome([views.reminder_status(settings, self.default_quiet)])
         if words == ["off"]:
             self.store.save_learner_settings(incoming.learner, replace(settings, remind=False, stopped=None))
-            return note("Reminders are off. Type 'remind on' whenever you want them back.")
+            closed = replace(position, pending=None) if position.pending == "tz" else None
+            return Outcome([Reply("Reminders are off. Type 'remind on' whenever you want them back.", personal=True)],
+                           closed)  # fmt: skip
         at = parse_clock(" ".join(words[1:] if words[0] == "at" else words))
         if words != ["on"] and at is None:
             return note("Type 'remind on', 'remind off' or 'remind at 19:00' (a time of day, 24-hour or 7pm).")
@@ -137,19 +132,22 @@ class Comeback:
                 return Outcome([views.ask_timezone()])
             return note(f"Your timezone is {settings.timezone}. Change it with 'tz' and a zone or city, e.g. 'tz Tokyo'.")
         zone = find_timezone(argument)
+        closed = replace(position, pending=None) if position.pending == "tz" else None  # asked once
         if zone is None:
-            return note(f"I don't know the timezone “{argument[:40]}”. Type a zone like 'tz Europe/Berlin' or "
+            return Outcome([Reply(f"I don't know the timezone “{argument[:40]}”. Type a zone like 'tz Europe/Berlin' or "
                         "'tz America/New_York', or a big city near you: 'tz Lisbon'. (Abbreviations like PST "
-                        "and offsets like UTC+2 change with daylight saving, so I need the zone's name.)")  # fmt: skip
+                        "and offsets like UTC+2 change with daylight saving, so I need the zone's name.)",
+                                  personal=True)], closed)  # fmt: skip
         settings = replace(settings, timezone=zone)
         self.store.save_learner_settings(incoming.learner, settings)
-        self._remember_zone(incoming.learner, zone)
+        last = self.store.last_turn_at(incoming.learner)
+        if last is not None:  # the last turn's day as the new zone counts it, so today's study keeps the streak
+            self.store.add_active_day(incoming.learner, _date_for(zone, last).isoformat())
         now = local_time(self.clock(), zone)
         text = f"Your timezone is {zone} (it's {now:%H:%M} there now)."
-        moved = replace(position, pending=None) if position.pending == "tz" else None
         if settings.remind:
             text += f" Reminders come {views.reminder_summary(settings, self.default_quiet)}."
-        return Outcome([Reply(text, personal=True)], moved)
+        return Outcome([Reply(text, personal=True)], closed)
 
     def set_quiet_hours(self, incoming: Incoming, argument: str) -> Outcome:
         """``quiet 22:00-08:00``: when reminders never come."""
@@ -213,15 +211,11 @@ class Comeback:
         # Only who was active since Monday (lessons this week) or yesterday (a streak) can be on the board
         # (a day's margin: learners' days are their own, up to a day from UTC's).
         active_since = min(monday.date(), today - timedelta(days=1)) - timedelta(days=1)
-        rows = [(row.display_name, row.lessons, progress.streak(list(row.days), self._date_for(row.timezone, now)), row.learner)
+        rows = [(row.display_name, row.lessons, progress.streak(list(row.days), _date_for(row.timezone, now)), row.learner)
                 for row in self.store.leaderboard_rows(incoming.community, monday.timestamp(), active_since.isoformat())]  # fmt: skip
         rows = sorted((r for r in rows if r[1] or r[2]), key=lambda r: (-r[1], -r[2], r[0].casefold()))
         return Outcome([views.leaderboard([(name, lessons, streak) for name, lessons, streak, _ in rows[:LEADERBOARD_SIZE]],
                                           settings.leaderboard, incoming.is_moderator)])  # fmt: skip
-
-    @staticmethod
-    def _date_for(zone_name: str | None, now: float) -> date:
-        return (local_time(now, zone_name) if zone_name else datetime.fromtimestamp(now, timezone.utc)).date()
 
     def _switch_leaderboard(self, incoming: Incoming, enabled: bool) -> Outcome:
         if incoming.is_direct:
@@ -231,3 +225,13 @@ class Comeback:
         self.store.set_leaderboard_enabled(incoming.community, enabled, incoming.learner, self.clock())
         state = "on" if enabled else "off"
         return Outcome([Reply(f"The leaderboard is {state} here now (changed by {incoming.display_name or incoming.user_id}).")])
+
+
+def _date_for(zone_name: str | None, now: float) -> date:
+    """The date at ``now`` in a zone (UTC for None, or for a zone this host's tz database no longer has)."""
+    if zone_name:
+        try:
+            return local_time(now, zone_name).date()
+        except (ZoneInfoNotFoundError, ValueError):
+            log.warning("the timezone %r is not in this host's tz database; using UTC", zone_name)
+    return datetime.fromtimestamp(now, timezone.utc).date()

@@ -239,6 +239,14 @@ class ProgressStore(Protocol):
         """The learner's review cards, soonest due first."""
         ...
 
+    def last_turn_at(self, learner: str) -> float | None:
+        """When the learner's last stored turn was (None for a new learner)."""
+        ...
+
+    def add_active_day(self, learner: str, day: str) -> None:
+        """Count ``day`` (``YYYY-MM-DD``) as a day the learner studied (once; for a changed timezone)."""
+        ...
+
     def active_days(self, learner: str) -> list[str]:
         """The days (``YYYY-MM-DD``, the learner's own as ``save`` was given them) with a turn, newest first."""
         ...

@@ -26,10 +26,14 @@ def best_scores(results: Iterable[LessonResult]) -> BestScores:
 
 
 def streak(days: list[str], today: date) -> int:
-    """Active days in a row (``days`` newest first), up to today or, before today's first turn, yesterday."""
-    expected = today if days and days[0] == today.isoformat() else today - timedelta(days=1)
+    """Active days in a row (``days`` newest first), up to today or, before today's first turn, yesterday.
+
+    A day after ``today`` counts as today: it was stored before the learner's timezone moved them back a day.
+    """
+    clamped = list(dict.fromkeys(min(day, today.isoformat()) for day in days))
+    expected = today if clamped and clamped[0] == today.isoformat() else today - timedelta(days=1)
     count = 0
-    for day in days:
+    for day in clamped:
         if date.fromisoformat(day) != expected:
             break
         count += 1

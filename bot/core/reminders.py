@@ -56,19 +56,22 @@ class ReminderScheduler:
         self.senders[platform] = sender
         self.comeback.reminder_platforms.add(platform)
 
-    async def tick(self) -> list[str]:
-        """Send every reminder due now; return the learners it was sent to.
+    async def tick(self, stop: asyncio.Event | None = None) -> list[str]:
+        """Send every reminder due now; return the learners it was sent to. Stops early when ``stop`` is set.
 
         Finding who is due (a read of every learner with reminders on) runs on a worker thread, so a check over
-        many learners never holds up the event loop. Each learner's day is claimed just before their message
-        goes out, so a check cut short (a stop, a crash) leaves the others to the next check.
+        many learners never holds up the event loop. Just before each message, the learner is checked again
+        (sends take time: quiet hours may have begun, or they may have studied) and their day claimed, so a
+        check cut short leaves the others to the next check.
         """
         due = await asyncio.to_thread(self._due, self.clock())
-        store = self.comeback.store
         sent: list[str] = []
-        for learner, day, previous, reply in due:
-            if not store.claim_reminder(learner, day):
-                continue  # another process sent today's, or the learner turned reminders off meanwhile
+        for learner, day, previous in due:
+            if stop is not None and stop.is_set():
+                break
+            reply = await asyncio.to_thread(self._claim, learner, day)
+            if reply is None:
+                continue
             platform, _, user = learner.partition(":")
             try:
                 delivery = await self.senders[platform](user, reply)
@@ -81,25 +84,35 @@ class ReminderScheduler:
                 log.info("a %s learner can't be messaged; their reminders are off now", platform)
                 self.comeback.stop_reminders(learner, f"{platform.title()} didn't let me message you")
             else:
-                store.release_reminder(learner, day, previous)
+                self.comeback.store.release_reminder(learner, day, previous)
         return sent
 
-    def _due(self, now: float) -> list[tuple[str, str, str | None, Reply]]:
-        """(learner, local day, the day reminded before, the reminder) of each reminder due now."""
+    def _due(self, now: float) -> list[tuple[str, str, str | None]]:
+        """(learner, local day, the day reminded before) of each learner a reminder may go to now."""
         found = []
         for learner, settings in self.comeback.store.reminding():
             platform = learner.partition(":")[0]
             day = reminder_day(settings, now, self.default_quiet) if platform in self.senders else None
-            reply = self.comeback.reminder(learner, now) if day is not None else None
-            if day is not None and reply is not None:
-                found.append((learner, day, settings.reminded_on, reply))
+            if day is not None and self.comeback.reminder(learner, now, settings.timezone) is not None:
+                found.append((learner, day, settings.reminded_on))
         return found
+
+    def _claim(self, learner: str, day: str) -> Reply | None:
+        """The reminder for ``learner`` if it is still due now (same day, window, reason) and its day was claimed."""
+        now = self.clock()
+        settings = self.comeback.store.learner_settings(learner)
+        if reminder_day(settings, now, self.default_quiet) != day:
+            return None
+        reply = self.comeback.reminder(learner, now, settings.timezone)
+        if reply is None or not self.comeback.store.claim_reminder(learner, day):
+            return None  # nothing to say any more, or another process sent today's
+        return reply
 
     async def run(self, stop: asyncio.Event) -> None:
         """Check at once, then every ``every`` seconds, until ``stop`` is set."""
         while not stop.is_set():
             try:
-                await self.tick()
+                await self.tick(stop)
             except Exception:  # noqa: BLE001 - a broken check is logged; the next one may work
                 log.exception("checking for reminders failed")
             try:

@@ -364,10 +364,11 @@ def front_matter_line(path: Path, *loc: Any) -> int:
     return 2 + node.start_mark.line if node is not None else 1
 
 
-def related_problems(results: list[TrackResult], known: dict[str, Track], unsure: set[str] | None = None) -> None:
+def related_problems(results: list[TrackResult], known: dict[str, Track],
+                     unsure: dict[str, set[str]] | None = None) -> None:  # fmt: skip
     """Add a problem to ``results`` for each ``related:`` lesson that no track in ``known`` (by id) has, and for a
-    lesson listed twice or listing itself. A track in ``unsure`` has problems of its own (a lesson file that
-    failed to read may be the one named), so a lesson missing from it is left to those problems."""
+    lesson listed twice or listing itself. ``unsure`` maps a track id to the lesson ids of its files that failed
+    to read (see ``unread_lesson_ids``): naming one of those is left to that file's own problems."""
     for result in results:
         track = result.track
         for lesson in track.lessons if track is not None else ():
@@ -375,7 +376,7 @@ def related_problems(results: list[TrackResult], known: dict[str, Track], unsure
             seen: set[tuple[str, str]] = set()
             for number, (track_id, lesson_id) in enumerate(track.related_refs(lesson)):
                 written = lesson.related[number]
-                problem = _related_problem(track, lesson, written, (track_id, lesson_id), seen, known, unsure or set())
+                problem = _related_problem(track, lesson, written, (track_id, lesson_id), seen, known, unsure or {})
                 seen.add((track_id, lesson_id))
                 if problem:
                     line = front_matter_line(lesson.path, "related", number)
@@ -383,14 +384,14 @@ def related_problems(results: list[TrackResult], known: dict[str, Track], unsure
 
 
 def _related_problem(track: Track, lesson: Lesson, written: str, ref: tuple[str, str], seen: set[tuple[str, str]],
-                     known: dict[str, Track], unsure: set[str]) -> str | None:  # fmt: skip
+                     known: dict[str, Track], unsure: dict[str, set[str]]) -> str | None:  # fmt: skip
     """What is wrong with one entry of a lesson's ``related:`` list, or None."""
     if ref == (track.id, lesson.id):
         return "that is this lesson itself; remove it"
     if ref in seen:
         return "listed twice; remove one"
     found = known.get(ref[0])
-    if (found is not None and found.lesson(ref[1]) is not None) or (ref[0] in unsure and ref[0] != track.id):
+    if (found is not None and found.lesson(ref[1]) is not None) or ref[1] in unsure.get(ref[0], ()):
         return None
     elsewhere = [f"{t.id}/{ref[1]}" for t in known.values() if t.id != ref[0] and t.lesson(ref[1])]
     candidates = [f"{t.id}/{other.id}" if t.id != track.id else other.id
@@ -399,6 +400,38 @@ def _related_problem(track: Track, lesson: Lesson, written: str, ref: tuple[str,
     hint = f"did you mean '{close[0]}'?" if close else "use a lesson id, or track-id/lesson-id for another track"
     where = f"track '{ref[0]}' has no lesson '{ref[1]}'" if found else f"there is no track '{ref[0]}'"
     return f"{where}; {hint}"
+
+
+def unread_lesson_ids(results: list[TrackResult]) -> dict[str, set[str]]:
+    """By track id, the ids a lesson file that failed to read may have had (its file name's and its ``id:``).
+
+    A track whose ``track.toml`` failed is keyed by its folder's name, with every lesson file in it.
+    """
+    unread: dict[str, set[str]] = {}
+    for result in results:
+        if result.track is None:
+            key, paths = result.folder.name, lesson_files(result.folder)
+        else:
+            read = {lesson.path for lesson in result.track.lessons}
+            key = result.track.id
+            paths = [p.path for p in result.problems if p.path.suffix == ".md" and p.path not in read]
+        for path in paths:
+            ids = unread.setdefault(key, set())
+            ids.add(lesson_id_from_path(path))
+            written = _written_id(path)
+            if written:
+                ids.add(written)
+    return unread
+
+
+def _written_id(path: Path) -> str | None:
+    """The value of a lesson file's ``id:`` line, read leniently (the file may not parse)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    found = re.search(r"^id:\s*['\"]?([^'\"\s]+)", text, re.MULTILINE)
+    return found.group(1) if found else None
 
 
 def lesson_id_line(path: Path) -> int:
@@ -533,18 +566,18 @@ def read_knowledge(root: Path) -> list[TrackResult]:
             )
         else:
             owner[result.track.id] = result.folder
-    unsure = {r.track.id for r in results if r.track and r.problems}
-    related_problems(results, {r.track.id: r.track for r in results if r.track and owner[r.track.id] == r.folder}, unsure)
+    related_problems(results, {r.track.id: r.track for r in results if r.track and owner[r.track.id] == r.folder},
+                     unread_lesson_ids(results))  # fmt: skip
     return results
 
 
-def _neighbours(folder: Path, own: TrackResult) -> tuple[dict[str, Track], set[str]]:
+def _neighbours(folder: Path, own: TrackResult) -> tuple[dict[str, Track], dict[str, set[str]]]:
     """The tracks a track folder's ``related:`` lists may name (itself and the track folders beside it), and
     those of them with problems of their own."""
     results = [read_track(other) for other in track_folders(folder.parent) if other.resolve() != folder.resolve()]
     results.append(own)
     known = {r.track.id: r.track for r in results if r.track is not None}
-    return known, {r.track.id for r in results if r.track is not None and r.problems}
+    return known, unread_lesson_ids(results)
 
 
 def _alone(track: Track, lesson: Lesson) -> Track:

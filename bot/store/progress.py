@@ -122,6 +122,16 @@ class SqliteProgressStore:
         )
         return [ReviewCard(*row) for row in rows]
 
+    def last_turn_at(self, learner: str) -> float | None:
+        """When the learner's last stored turn was (None for a new learner)."""
+        row = self._db.fetch_one("SELECT updated_at FROM learners WHERE learner = ?", (learner,))
+        return None if row is None else float(row[0])
+
+    def add_active_day(self, learner: str, day: str) -> None:
+        """Count ``day`` as a day the learner studied (once)."""
+        with self._db.transaction() as connection:
+            connection.execute("INSERT OR IGNORE INTO activity (learner, day) VALUES (?, ?)", (learner, day))
+
     def active_days(self, learner: str) -> list[str]:
         """The days (``YYYY-MM-DD``, the learner's own as ``save`` was given them) with a turn, newest first."""
         rows = self._db.fetch_all("SELECT day FROM activity WHERE learner = ? ORDER BY day DESC", (learner,))

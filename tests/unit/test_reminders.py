@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from dataclasses import replace
+
 from bot.core.engine import Engine
 from bot.core.messages import Reply
 from bot.core.ports import LearnerSettings, Position, ReviewCard
@@ -364,3 +366,70 @@ def test_a_streak_is_counted_in_the_learners_own_days_so_tonight_means_their_nig
     reply = engine.comeback.reminder("test:ada", at("2026-01-14 19:00", zone))
     assert reply is not None and "Your 3-day streak ends tonight" in reply.text
     assert engine.comeback.reminder("test:ada", at("2026-01-15 19:00", zone)) is None  # broken already: no reason
+
+
+def test_the_timezone_is_asked_once_then_messages_go_where_they_would(engine: Engine, store: SqliteProgressStore) -> None:
+    ada = Learner(engine)
+    ada.say("remind on")
+    ada.say("softmax")
+    assert "I don't know the timezone “softmax”" in ada.text
+    ada.say("softmax")  # the question is closed: the key term now
+    assert ada.text.startswith("**Softmax**:")
+    ada.say("remind on")
+    ada.say("remind off")
+    assert store.position("test:ada").pending is None
+
+
+def test_setting_a_timezone_after_studying_keeps_that_day_in_the_streak(engine: Engine, store: SqliteProgressStore,
+                                                                        clock: Clock) -> None:  # fmt: skip
+    ada = Learner(engine)
+    for day in ("2026-01-12", "2026-01-13", "2026-01-14"):
+        clock.now = at(f"{day} 08:00", "Asia/Tokyo")  # 23:00 UTC the day before
+        ada.say("lesson distillation")
+    clock.now = at("2026-01-14 08:10", "Asia/Tokyo")
+    ada.say("tz Tokyo")
+    ada.say("remind on")
+    assert engine.comeback.reminder("test:ada", at("2026-01-14 19:00", "Asia/Tokyo")) is None  # studied today
+    ada.say("progress")
+    # Days before the timezone are UTC days (11th-13th), the switch adds Tokyo's 14th: one day longer, never broken.
+    assert "Streak: 4 days" in ada.text
+    late = Learner(engine, user_id="bo")
+    clock.now = at("2026-01-14 21:00", "America/New_York")  # 02:00 UTC on the 15th
+    late.say("lesson distillation")
+    late.say("tz New York")
+    late.say("progress")
+    assert "Streak: 1 day " in late.text  # the UTC day ahead of theirs counts as today, not as a break
+
+
+def test_a_learner_is_checked_again_just_before_their_message(engine: Engine, store: SqliteProgressStore,
+                                                              clock: Clock) -> None:  # fmt: skip
+    for name in ("first", "second", "third"):
+        opt_in(store, f"test:{name}", "Europe/Berlin", "21:50")
+        due_card(store, f"test:{name}", at("2026-01-10 00:00", "UTC"))
+    clock.now = at("2026-01-14 21:55", "Europe/Berlin")
+    scheduler = ReminderScheduler(engine.comeback, clock=clock)
+    stop = asyncio.Event()
+    delivered: list[str] = []
+
+    async def slow(user: str, reply: Reply) -> Delivery:
+        delivered.append(user)
+        clock.now += 6 * 60  # each send takes a while: the second one would land in quiet hours (22:00)
+        return Delivery.SENT
+
+    scheduler.add_sender("test", slow)
+    asyncio.run(scheduler.tick(stop))
+    assert len(delivered) == 1 and all(store.learner_settings(f"test:{n}").reminded_on is None
+                                       for n in ("first", "second", "third") if n not in delivered)  # fmt: skip
+    for name in ("first", "second", "third"):
+        store.save_learner_settings(f"test:{name}", replace(store.learner_settings(f"test:{name}"), quiet=(0, 0)))
+    stop.set()
+    clock.now = at("2026-01-14 23:00", "Europe/Berlin")
+    assert asyncio.run(scheduler.tick(stop)) == []  # a stopping process sends nothing more
+
+
+def test_a_timezone_the_host_no_longer_knows_falls_back_to_utc(engine: Engine, store: SqliteProgressStore) -> None:
+    store.save_learner_settings("test:ada", LearnerSettings(timezone="Mars/Olympus_Mons", leaderboard=True))
+    ada = Learner(engine)
+    ada.say("lesson distillation")
+    ada.say("progress")
+    assert "Streak: 1 day" in ada.text

@@ -233,3 +233,20 @@ def test_a_lesson_listing_itself_twice_or_a_bare_id_of_another_track_is_explaine
         "related lesson 'lesson-2': track 'demo' has no lesson 'lesson-2'; did you mean 'other/lesson-2'?",
     ]
     assert all(problem.startswith(f"{path}:") for problem in problems_of(folder))
+
+
+def test_a_missing_lesson_in_a_track_with_other_problems_is_still_reported(tmp_path: Path) -> None:
+    other = write_track(tmp_path / "other", track_id="other", lessons=2)
+    write_lesson(other, "02-lesson.md", front_matter("lesson-2", minutes="seven"))  # broken, but not the one named
+    folder = write_track(tmp_path / "demo", lessons=1)
+    path = write_lesson(folder, "01-lesson.md", front_matter("lesson-1", related=["other/nope", "other/lesson-2"]))
+    problems = [p for p in problems_of(tmp_path) if p.startswith(str(path))]
+    assert len(problems) == 1 and "related lesson 'other/nope': track 'other' has no lesson 'nope'" in problems[0]
+
+
+def test_a_track_whose_track_toml_is_broken_is_left_to_its_own_problems(tmp_path: Path) -> None:
+    other = write_track(tmp_path / "other", track_id="other", lessons=1)
+    (other / "track.toml").write_text('id = "other"\ntitle = \n')
+    folder = write_track(tmp_path / "demo", lessons=1)
+    path = write_lesson(folder, "01-lesson.md", front_matter("lesson-1", related=["other/lesson-1"]))
+    assert not [p for p in problems_of(tmp_path) if p.startswith(str(path))]
