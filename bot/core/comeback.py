@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MEMBERS_REMEMBERED = 10_000  # community memberships already written, so a busy group does not write every turn
 LEADERBOARD_SIZE = 10
+REMINDER_WINDOW_MINUTES = 15  # a reminder time leaves at least this long before quiet hours, for the checks to land
 
 
 class Comeback:
@@ -109,10 +110,10 @@ class Comeback:
             return note("Type 'remind on', 'remind off' or 'remind at 19:00' (a time of day, 24-hour or 7pm).")
         quiet = settings.quiet or self.default_quiet
         at = settings.remind_at if at is None else at
-        if is_quiet(at, quiet):
-            return note(f"{clock_text(at)} is in your quiet hours ({clock_text(quiet[0])}–{clock_text(quiet[1])}), "
-                        "when I never send reminders. Pick a time outside them, or change them with "
-                        "'quiet 23:00-07:00'.")  # fmt: skip
+        if is_quiet(at, quiet) or is_quiet((at + REMINDER_WINDOW_MINUTES) % 1440, quiet):
+            return note(f"{clock_text(at)} is in or just before your quiet hours ({clock_text(quiet[0])}–"
+                        f"{clock_text(quiet[1])}), when I never send reminders. Pick a time at least "
+                        f"{REMINDER_WINDOW_MINUTES} minutes before them, or change them with 'quiet 23:00-07:00'.")  # fmt: skip
         settings = replace(settings, remind=True, stopped=None, remind_at=at)
         self.store.save_learner_settings(incoming.learner, settings)
         privately = [] if incoming.is_direct else [Reply(
@@ -138,6 +139,10 @@ class Comeback:
                         "'tz America/New_York', or a big city near you: 'tz Lisbon'. (Abbreviations like PST "
                         "and offsets like UTC+2 change with daylight saving, so I need the zone's name.)",
                                   personal=True)], closed)  # fmt: skip
+        now_at = self.clock()
+        if settings.reminded_on is not None and settings.reminded_on == _date_for(settings.timezone, now_at).isoformat():
+            # Reminded today in the old zone: today in the new one counts as reminded too (never twice a day).
+            self.store.claim_reminder(incoming.learner, _date_for(zone, now_at).isoformat())
         settings = replace(settings, timezone=zone)
         self.store.save_learner_settings(incoming.learner, settings)
         last = self.store.last_turn_at(incoming.learner)

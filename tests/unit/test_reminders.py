@@ -153,7 +153,9 @@ def test_remind_at_sets_the_time_but_not_in_quiet_hours(engine: Engine, store: S
     ada.say("remind at 7:30pm")
     assert "Reminders are on" in ada.text and "19:30" in ada.text
     ada.say("remind at 23:00")
-    assert "is in your quiet hours (22:00–08:00)" in ada.text
+    assert "is in or just before your quiet hours (22:00–08:00)" in ada.text
+    ada.say("remind at 21:50")  # too close: the window before quiet hours must leave the checks time to land
+    assert "at least 15 minutes before them" in ada.text
     ada.say("quiet 23:30-06:00")
     ada.say("remind at 23:00")
     assert store.learner_settings("test:ada").remind_at == 23 * 60
@@ -345,7 +347,7 @@ def test_reminders_never_turn_on_at_a_time_inside_quiet_hours(engine: Engine, st
     ada.say("quiet 18:00-09:00")
     assert "Your reminder time 19:00 is inside them now" in ada.text
     ada.say("remind on")  # the stored time, 19:00, is in the quiet hours
-    assert "19:00 is in your quiet hours (18:00–09:00)" in ada.text
+    assert "19:00 is in or just before your quiet hours (18:00–09:00)" in ada.text
     assert store.learner_settings("test:ada").remind is False
     ada.say("remind at 10:00")
     ada.say("quiet 09:00-11:00")
@@ -433,3 +435,17 @@ def test_a_timezone_the_host_no_longer_knows_falls_back_to_utc(engine: Engine, s
     ada.say("lesson distillation")
     ada.say("progress")
     assert "Streak: 1 day" in ada.text
+
+
+def test_changing_timezone_after_todays_reminder_does_not_allow_a_second(engine: Engine, store: SqliteProgressStore,
+                                                                         clock: Clock) -> None:  # fmt: skip
+    opt_in(store, "test:ada", "America/Los_Angeles")
+    due_card(store, "test:ada", at("2026-01-10 00:00", "UTC"))
+    scheduler, outbox = scheduler_for(engine, clock)
+    clock.now = at("2026-01-14 19:00", "America/Los_Angeles")  # 12:00 on the 15th in Tokyo
+    asyncio.run(scheduler.tick())
+    Learner(engine).say("tz Asia/Tokyo")  # Tokyo's 15th, 19:00 still to come, but this day had its reminder
+    run_ticks(scheduler, clock, until=at("2026-01-15 21:45", "Asia/Tokyo"))
+    assert len(outbox.sent) == 1
+    run_ticks(scheduler, clock, until=at("2026-01-16 19:30", "Asia/Tokyo"))
+    assert len(outbox.sent) == 2  # the next day there, as usual
