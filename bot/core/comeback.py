@@ -95,8 +95,8 @@ class Comeback:
         settings = self.store.learner_settings(incoming.learner)
         words = argument.casefold().split()
         if incoming.platform not in self.reminder_platforms and words != ["off"]:
-            return note("I can't send reminders from this chat: they come as direct messages on Telegram and Discord "
-                        "when the host runs them there. Here, what is due shows when you start a session ('review' "
+            return note("I can't send reminders from this chat: they come as direct messages on the chat platforms "
+                        "this tutor runs on. Here, what is due shows when you start a session ('review' "
                         "starts it).")  # fmt: skip
         if not words:
             return Outcome([views.reminder_status(settings, self.default_quiet)])
@@ -117,8 +117,8 @@ class Comeback:
         settings = replace(settings, remind=True, stopped=None, remind_at=at)
         self.store.save_learner_settings(incoming.learner, settings)
         privately = [] if incoming.is_direct else [Reply(
-            "Reminders come as direct messages, so I must be able to message you privately: on Telegram, open a "
-            "private chat with me and press Start; on Discord, allow direct messages from this server's members.",
+            "Reminders come as direct messages, so I must be able to message you privately: open a direct chat "
+            "with me (and press Start if your app asks), or allow direct messages from this community's members.",
             personal=True)]  # fmt: skip
         if settings.timezone is None:
             asking = replace(position, pending="tz")  # no new version: the learner's buttons stay valid
@@ -216,11 +216,11 @@ class Comeback:
         # Only who was active since Monday (lessons this week) or yesterday (a streak) can be on the board
         # (a day's margin: learners' days are their own, up to a day from UTC's).
         active_since = min(monday.date(), today - timedelta(days=1)) - timedelta(days=1)
-        rows = [(row.display_name, row.lessons, progress.streak(list(row.days), _date_for(row.timezone, now)), row.learner)
-                for row in self.store.leaderboard_rows(incoming.community, monday.timestamp(), active_since.isoformat())]  # fmt: skip
-        rows = sorted((r for r in rows if r[1] or r[2]), key=lambda r: (-r[1], -r[2], r[0].casefold()))
-        return Outcome([views.leaderboard([(name, lessons, streak) for name, lessons, streak, _ in rows[:LEADERBOARD_SIZE]],
-                                          settings.leaderboard, incoming.is_moderator)])  # fmt: skip
+        found = self.store.leaderboard_rows(incoming.community, monday.timestamp(), active_since.isoformat())
+        rows = [(row.display_name, row.lessons, progress.streak(list(row.days), _date_for(row.timezone, now)))
+                for row in found]  # fmt: skip
+        top = sorted((r for r in rows if r[1] or r[2]), key=lambda r: (-r[1], -r[2], r[0].casefold()))
+        return Outcome([views.leaderboard(top[:LEADERBOARD_SIZE], settings.leaderboard, incoming.is_moderator)])
 
     def _switch_leaderboard(self, incoming: Incoming, enabled: bool) -> Outcome:
         if incoming.is_direct:

@@ -78,7 +78,7 @@ def find_timezone(text: str) -> str | None:
     if name is None:
         return None
     try:
-        ZoneInfo(name)
+        zone(name)
     except (ZoneInfoNotFoundError, ValueError):
         return None
     return name
