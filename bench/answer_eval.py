@@ -179,7 +179,11 @@ def report(name: str, outcomes: list[Outcome], threshold: float, show: bool, swe
     totals = [o.answer.timings["total_s"] for o in timed if not o.cold]
 
     def summary(values: list[float]) -> str:
-        return f"p50 {percentile(values, 50):.2f} s  p95 {percentile(values, 95):.2f} s  (n={len(values)})" if values else "n/a"
+        return (
+            f"p50 {percentile(values, 50):.2f} s  p95 {percentile(values, 95):.2f} s  (n={len(values)})"
+            if values
+            else "n/a"
+        )
 
     print(f"  first cited words, warm lesson: {summary(warm)}")
     print(f"  first cited words, cold lesson: {summary(cold)}")
@@ -222,7 +226,9 @@ def item_sets(which: list[str], workdir: Path, src: Path) -> list[tuple[str, obj
     if "heldout" in which:
         try:
             for track in build_all(src, workdir / "heldout"):
-                found.append(("heldout", track, yaml.safe_load((ANSWERS / f"{track.id}.yaml").read_text(encoding="utf-8"))))
+                found.append(
+                    ("heldout", track, yaml.safe_load((ANSWERS / f"{track.id}.yaml").read_text(encoding="utf-8")))
+                )
         except MissingCourse as error:
             print(f"(skipping the held-out sets: {error})")
     return found
@@ -263,7 +269,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="only the first N items of each track (after shuffling)")
     parser.add_argument("--src", type=Path, default=DEFAULT_SRC, help="held-out lesson files (see heldout_course.py)")
     parser.add_argument("--failures", action="store_true", help="list the items that failed, with their stage")
-    parser.add_argument("--sweep", action="store_true", help="judge every cited answer; print P(yes) and a threshold sweep")
+    parser.add_argument(
+        "--sweep", action="store_true", help="judge every cited answer; print P(yes) and a threshold sweep"
+    )
     parser.add_argument("--dump", type=Path, help="append one JSON line per item (prompt units, citation, judge)")
     parser.add_argument("--no-prefetch", action="store_true", help="don't read a lesson ahead after its first question")
     asyncio.run(main_async(parser.parse_args()))

@@ -57,7 +57,9 @@ def synthetic_tracks(lessons: int) -> list[Track]:
 
     made = []
     for n in range(lessons):
-        terms = tuple((" ".join(word() for _ in range(chance.randint(1, 3))), "A made-up definition.") for _ in range(8))
+        terms = tuple(
+            (" ".join(word() for _ in range(chance.randint(1, 3))), "A made-up definition.") for _ in range(8)
+        )
         made.append(Lesson(f"l{n}", f"Lesson {n}", 5, "", (Section("s", "S", "text"),), key_terms=terms))
     return [Track("synthetic", "Synthetic", "", tuple(made))]
 
@@ -105,7 +107,9 @@ async def time_reminders(learners: int) -> None:
                 remind_at = (at.hour * 60 + at.minute + 1) % 1440 if n % len(ZONES) else at.hour * 60  # 1 in 12 due
                 connection.execute(
                     "INSERT INTO learner_settings (learner, timezone, remind, remind_at, leaderboard, display_name)"
-                    " VALUES (?, ?, 1, ?, 0, '')", (f"bench:{n}", zone, remind_at))
+                    " VALUES (?, ?, 1, ?, 0, '')",
+                    (f"bench:{n}", zone, remind_at),
+                )
                 connection.execute(
                     "INSERT INTO review_cards (learner, track, lesson, question, state, due) VALUES (?, ?, ?, 0, '{}', ?)",
                     (f"bench:{n}", "ai-foundations", "distillation", now - 3600))  # fmt: skip
@@ -123,8 +127,10 @@ async def time_reminders(learners: int) -> None:
             sent = await scheduler.tick()
             took = time.perf_counter() - started
             beating.cancel()
-            print(f"   {label}: {len(sent):,} sent in {took * 1000:7.1f} ms; "
-                  f"longest the event loop was held meanwhile: {max(stalls, default=0) * 1000:5.1f} ms")
+            print(
+                f"   {label}: {len(sent):,} sent in {took * 1000:7.1f} ms; "
+                f"longest the event loop was held meanwhile: {max(stalls, default=0) * 1000:5.1f} ms"
+            )
         database.close()
 
 
@@ -152,8 +158,10 @@ def time_leaderboard(members: int) -> None:
             started = time.perf_counter()
             replies = asyncio.run(engine.replies(incoming))
             samples.append(time.perf_counter() - started)
-        print(f"   one 'leaderboard' turn: {statistics.median(samples) * 1000:8.1f} ms (median of 5); "
-              f"first line: {replies[0].text.splitlines()[1]}")
+        print(
+            f"   one 'leaderboard' turn: {statistics.median(samples) * 1000:8.1f} ms (median of 5); "
+            f"first line: {replies[0].text.splitlines()[1]}"
+        )
         database.close()
 
 

@@ -358,7 +358,7 @@ async def while_answering(engine: Engine, nav: Navigator, counting: CountingMode
         await engine.replies(incoming("ask-a", f"lesson {item['lesson']}"))
         pieces_before = counting.pieces
         asking = asyncio.create_task(ask(engine, "ask-a", item["question"]))
-        await navigate(nav, period, lambda _done: not asking.done(), delays)
+        await navigate(nav, period, lambda _done, asking=asking: not asking.done(), delays)
         seconds, text = await asking
         shown = text.splitlines()[0][:70] if text else ""
         print(f"  A: {seconds:5.1f} s, {counting.pieces - pieces_before:3d} model pieces  "
@@ -480,8 +480,12 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=4, help="questions A asks while B navigates")
     parser.add_argument("--period-ms", type=float, default=20.0, help="time between B's presses")
     parser.add_argument("--baseline", type=int, default=250, help="B's turns measured with no model work")
-    parser.add_argument("--no-freeze-gc", dest="freeze_gc", action="store_false",
-                        help="skip the bot's gc.freeze() after set-up (to see the collector's pauses)")
+    parser.add_argument(
+        "--no-freeze-gc",
+        dest="freeze_gc",
+        action="store_false",
+        help="skip the bot's gc.freeze() after set-up (to see the collector's pauses)",
+    )
     args = parser.parse_args()
     args.levels = [int(level) for level in args.levels.split(",")]
     asyncio.run(main_async(args))

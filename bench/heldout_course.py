@@ -52,7 +52,9 @@ def build_course(course: dict, src: Path, dest: Path) -> Track:
             raise MissingCourse(f"{path} differs from {lesson['repo']} {lesson['path']} at {lesson['commit']} (sha256)")
         shutil.copyfile(path, folder / f"{number:02d}-{lesson['id']}.md")
     title = course["track_title"].replace('"', "'")
-    (folder / "track.toml").write_text(f'id = "{course["course"]}"\ntitle = "{title}"\ndescription = "held-out eval course"\n')
+    (folder / "track.toml").write_text(
+        f'id = "{course["course"]}"\ntitle = "{title}"\ndescription = "held-out eval course"\n'
+    )
     result = read_track(folder)
     empty = [problem for problem in result.problems if "is empty" in problem.message]
     for problem in empty:  # a heading with no text (a quiz link): blanked, so every other line keeps its number

@@ -68,7 +68,9 @@ def main() -> None:
             [sys.executable, __file__, "--one", track_id], capture_output=True, text=True, check=True
         )
         r = json.loads(result.stdout.strip().splitlines()[-1])
-        print(f"\n{r['track']}: {r['entries']} entries ({r['entries'] - r['probes']} text chunks, {r['probes']} probes)")
+        print(
+            f"\n{r['track']}: {r['entries']} entries ({r['entries'] - r['probes']} text chunks, {r['probes']} probes)"
+        )
         print(f"  embedder load        {r['load_s']:.2f} s")
         print(f"  first ingest         {r['first_s']:.2f} s  = {r['chunks_per_s']:.1f} chunks/s")
         print(f"  unchanged re-ingest  {r['unchanged_s'] * 1000:.0f} ms, {r['unchanged_embedded']} embedded")

@@ -45,7 +45,9 @@ async def main_async(lessons: int) -> None:
     async for _event in answerer.ask("what is a tutor?", tracks[0].id):
         pass
     cache = model.llm.cache
-    print(f"after one question (weights and buffers in use): RSS {rss_mb():.0f} MB, cache {cache.cache_size / 2**20:.0f} MB")
+    print(
+        f"after one question (weights and buffers in use): RSS {rss_mb():.0f} MB, cache {cache.cache_size / 2**20:.0f} MB"
+    )
     opened = 0
     for track in tracks:
         for lesson in track.lessons:

@@ -12,10 +12,10 @@ from bot.core.answering import Answerer, AnswerSettings
 from bot.core.answering.checks import plain
 from bot.core.engine import Engine
 from bot.core.lessons import Lesson, Track
-from bot.core.ports import ChatModel
 from bot.core.localtime import parse_quiet_hours
-from bot.core.reminders import ReminderScheduler
+from bot.core.ports import ChatModel
 from bot.core.prompts import PromptLibrary
+from bot.core.reminders import ReminderScheduler
 from bot.knowledge.published import PublishedTracks
 from bot.knowledge.reader import read_knowledge
 from bot.models.catalog import chat_model_path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import sys
@@ -76,7 +77,7 @@ def _pull_with_progress(models: list[ModelFile], models_dir: Path) -> None:
     with Progress(*columns, console=err, transient=False) as progress:
         for model in pending:
             task = progress.add_task(model.key, total=model.size)
-            pull_model(model, models_dir, on_bytes=lambda n, task=task: progress.advance(task, n))
+            pull_model(model, models_dir, on_bytes=functools.partial(progress.advance, task))
 
 
 def required_models(settings: Settings, embedder_only: bool = False) -> list[ModelFile]:
@@ -111,7 +112,9 @@ def models_pull(
     except ModelPullError as error:
         raise _fail(str(error)) from None
     for model in required_models(settings, embedder_only):
-        out.print(f"[green]ok[/green] {model.description}: {settings.models_dir / model.relative_path}", highlight=False)
+        out.print(
+            f"[green]ok[/green] {model.description}: {settings.models_dir / model.relative_path}", highlight=False
+        )
     if not embedder_only and not settings.model.server_url and chat_model_file(settings.model.chat) is None:
         out.print(f"[green]ok[/green] chat model: {chat_model_path(settings.model.chat, settings.models_dir)}")
 
@@ -243,7 +246,9 @@ def search(
 def ask(
     question: Annotated[str, typer.Argument(help="What a learner asks.")],
     track: Annotated[str | None, typer.Option("--track", help="The track the learner is in.")] = None,
-    lesson: Annotated[str | None, typer.Option("--lesson", help="The lesson the learner is in (searched first).")] = None,
+    lesson: Annotated[
+        str | None, typer.Option("--lesson", help="The lesson the learner is in (searched first).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of streaming.")] = False,
 ) -> None:
     """Answer a question from the lessons only, streaming it as it is written (or refuse, saying why)."""
@@ -365,6 +370,7 @@ def run(
         raise _fail(f"no bot token for {', '.join(missing)}: set {variables} (in the environment or .env)")
     setup_logging(logging.INFO, [settings.telegram.token, settings.discord.token, settings.telegram.webhook_secret,
                                  settings.model.api_key])  # fmt: skip
+
     async def serve_all(engine) -> None:  # noqa: ANN001 - an Engine
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -423,12 +429,15 @@ def import_course(
     src: Annotated[Path, typer.Argument(help="Course folder: lesson Markdown files, plus quiz-app JSON.")],
     track: Annotated[str, typer.Option("--track", help="Id of the track to create.")],
     title: Annotated[str | None, typer.Option("--title", help="Track title (default: from the id).")] = None,
-    quizzes: Annotated[Path | None, typer.Option("--quizzes", help="Quiz-app JSON file (default: found in SRC).")] = None,
+    quizzes: Annotated[
+        Path | None, typer.Option("--quizzes", help="Quiz-app JSON file (default: found in SRC).")
+    ] = None,
     dest: Annotated[Path | None, typer.Option("--dest", help="Where to write the track folder.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing track folder.")] = False,
 ) -> None:
     """Turn a *-For-Beginners style course into a track; report what cannot be imported faithfully."""
-    from bot.knowledge.importer import ImportError_, import_course as do_import
+    from bot.knowledge.importer import ImportError_
+    from bot.knowledge.importer import import_course as do_import
 
     settings = _settings()
     target = dest or settings.knowledge_dir / track

@@ -95,13 +95,18 @@ class AnsweringSettings(BaseModel):
     lesson_bonus: float = Field(0.05, ge=0, le=1, description="Preference for the learner's current lesson.")
     max_question_chars: int = Field(500, ge=20, description="Longer questions are cut to this many characters.")
     page_tokens: int = Field(
-        1000, ge=200, le=3500, description="Most tokens of lesson text read ahead as one prompt (whole sections; a small model picks better from fewer units)."
+        1000,
+        ge=200,
+        le=3500,
+        description="Most tokens of lesson text read ahead as one prompt (whole sections; a small model picks better from fewer units).",
     )
     context_tokens: int = Field(
         700, ge=100, le=3500, description="Most tokens of retrieved sections in a prompt that was not read ahead."
     )
     max_units: int = Field(3, ge=1, le=6, description="Most lesson units one answer cites.")
-    explain: bool = Field(True, description="After the cited units, a short explanation (shown only when it passes the check).")
+    explain: bool = Field(
+        True, description="After the cited units, a short explanation (shown only when it passes the check)."
+    )
     explanation_tokens: int = Field(90, ge=16, description="Most tokens the model may write for the explanation.")
 
 
@@ -172,9 +177,7 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    data_dir: Path = Field(
-        Path("data"), description="Folder for models, the Chroma store and the progress database."
-    )
+    data_dir: Path = Field(Path("data"), description="Folder for models, the Chroma store and the progress database.")
     knowledge_dir: Path = Field(Path("knowledge"), description="Root folder of lesson tracks.")
     model: ModelSettings = Field(default_factory=ModelSettings, description="Chat and embedding models.")
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Chunking and search.")

@@ -49,9 +49,9 @@ def setup_logging(level: int = logging.INFO, secrets: Iterable[SecretStr | str |
     values = [s.get_secret_value() if isinstance(s, SecretStr) else s for s in secrets if s]
     root = logging.getLogger()
     if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
+        console = logging.StreamHandler()
+        console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(console)
     root.setLevel(level)
     secret_filter = SecretFilter(values)
     for handler in root.handlers:

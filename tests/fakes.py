@@ -84,7 +84,9 @@ class FixedRetriever:
 
     def search(self, question: str, k: int, track: str | None = None, lesson: str | None = None) -> list[Passage]:
         self.calls.append((question, track, lesson))
-        found = [p for p in self.passages if (track is None or p.track == track) and (lesson is None or p.lesson == lesson)]
+        found = [
+            p for p in self.passages if (track is None or p.track == track) and (lesson is None or p.lesson == lesson)
+        ]
         return found[:k]
 
 

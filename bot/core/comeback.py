@@ -12,16 +12,23 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfoNotFoundError
 
 from bot.core import progress, views
 from bot.core.lessons import Track
+from bot.core.localtime import (
+    DEFAULT_QUIET,
+    clock_text,
+    find_timezone,
+    is_quiet,
+    local_time,
+    parse_clock,
+    parse_quiet_hours,  # fmt: skip
+)
 from bot.core.messages import Incoming, Reply
 from bot.core.outcome import Outcome, note
 from bot.core.ports import Position, ProgressStore
-from bot.core.localtime import (DEFAULT_QUIET, clock_text, find_timezone, is_quiet, local_time, parse_clock,
-                                parse_quiet_hours)  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +138,9 @@ class Comeback:
         if not argument:
             if settings.timezone is None:
                 return Outcome([views.ask_timezone()])
-            return note(f"Your timezone is {settings.timezone}. Change it with 'tz' and a zone or city, e.g. 'tz Tokyo'.")
+            return note(
+                f"Your timezone is {settings.timezone}. Change it with 'tz' and a zone or city, e.g. 'tz Tokyo'."
+            )
         zone = find_timezone(argument)
         closed = replace(position, pending=None) if position.pending == "tz" else None  # asked once
         if zone is None:
@@ -140,7 +149,10 @@ class Comeback:
                         "and offsets like UTC+2 change with daylight saving, so I need the zone's name.)",
                                   personal=True)], closed)  # fmt: skip
         now_at = self.clock()
-        if settings.reminded_on is not None and settings.reminded_on == _date_for(settings.timezone, now_at).isoformat():
+        if (
+            settings.reminded_on is not None
+            and settings.reminded_on == _date_for(settings.timezone, now_at).isoformat()
+        ):
             # Reminded today in the old zone: today in the new one counts as reminded too (never twice a day).
             self.store.claim_reminder(incoming.learner, _date_for(zone, now_at).isoformat())
         settings = replace(settings, timezone=zone)
@@ -211,8 +223,8 @@ class Comeback:
         if not self.store.leaderboard_enabled(incoming.community):
             return note("This community's moderators turned the leaderboard off.")
         now = self.clock()
-        today = datetime.fromtimestamp(now, timezone.utc).date()
-        monday = datetime.combine(today - timedelta(days=today.weekday()), datetime.min.time(), timezone.utc)
+        today = datetime.fromtimestamp(now, UTC).date()
+        monday = datetime.combine(today - timedelta(days=today.weekday()), datetime.min.time(), UTC)
         # Only who was active since Monday (lessons this week) or yesterday (a streak) can be on the board
         # (a day's margin: learners' days are their own, up to a day from UTC's).
         active_since = min(monday.date(), today - timedelta(days=1)) - timedelta(days=1)
@@ -229,7 +241,9 @@ class Comeback:
             return note("Only this community's moderators can turn the leaderboard on or off.")
         self.store.set_leaderboard_enabled(incoming.community, enabled, incoming.learner, self.clock())
         state = "on" if enabled else "off"
-        return Outcome([Reply(f"The leaderboard is {state} here now (changed by {incoming.display_name or incoming.user_id}).")])
+        return Outcome(
+            [Reply(f"The leaderboard is {state} here now (changed by {incoming.display_name or incoming.user_id}).")]
+        )
 
 
 def _date_for(zone_name: str | None, now: float) -> date:
@@ -239,4 +253,4 @@ def _date_for(zone_name: str | None, now: float) -> date:
             return local_time(now, zone_name).date()
         except (ZoneInfoNotFoundError, ValueError):
             log.warning("the timezone %r is not in this host's tz database; using UTC", zone_name)
-    return datetime.fromtimestamp(now, timezone.utc).date()
+    return datetime.fromtimestamp(now, UTC).date()

@@ -18,23 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
-
 from typing import Any
 
 from bot.core import progress, views
 from bot.core.answering import Answer, AnswerDelta, Answerer
+from bot.core.comeback import Comeback
 from bot.core.commands import MAX_MESSAGE_CHARS, NO, YES, clean_text, parse_command, question_in, short_hash
 from bot.core.lessons import Lesson, Track
+from bot.core.localtime import DEFAULT_QUIET
 from bot.core.messages import Button, Incoming, Reply, rows
 from bot.core.outcome import Outcome
 from bot.core.outcome import note as _note
 from bot.core.ports import LessonResult, ModelBusy, ModelFailed, Position, ProgressStore, QuizAttempt, ReviewCard
 from bot.core.quiz import ReviewScheduler, option_label, typed_option
-from bot.core.comeback import Comeback
-from bot.core.localtime import DEFAULT_QUIET
 from bot.core.terms import KeyTerms, TermMatch, asked_term
 
 # The text helpers live in bot.core.commands; they stay importable from here.
@@ -96,7 +95,7 @@ class Engine:
 
     # ------------------------------------------------------------ the turn
 
-    async def handle(self, incoming: Incoming) -> AsyncIterator[Reply]:
+    async def handle(self, incoming: Incoming) -> AsyncGenerator[Reply, None]:
         """Handle one turn; yield its replies (iterate to the end: the learner's lock is held until then)."""
         if incoming.learner in self._asking and self.is_question(incoming):
             # One question per learner at a time: the model's queue is shared fairly, not filled by one person.
@@ -108,6 +107,7 @@ class Engine:
             position, note = self._checked_position(incoming.learner)
             question: str | None = None
             cut = False
+            outcome: Outcome | None
             if incoming.action is not None:
                 outcome = self._on_action(incoming, position, incoming.action)
             else:
@@ -176,7 +176,9 @@ class Engine:
         if lesson is None:
             moved = replace(position, track=None, lesson=None, step="home")
             return moved, "The lesson you were in isn't available right now, so here is the start."
-        if position.section >= len(lesson.sections) or (position.step == "quiz" and position.question >= len(lesson.quiz)):
+        if position.section >= len(lesson.sections) or (
+            position.step == "quiz" and position.question >= len(lesson.quiz)
+        ):
             fixed = replace(position, step="premise", section=0, question=0)
             return fixed, "This lesson changed since your last visit, so here is its start."
         return position, None
@@ -242,7 +244,9 @@ class Engine:
             return Outcome([views.key_term(found, position.step != "home")])
         return Outcome([views.no_key_term(phrase)])
 
-    def _open_section(self, incoming: Incoming, position: Position, track: Track, lesson: Lesson, index: int) -> Outcome:
+    def _open_section(
+        self, incoming: Incoming, position: Position, track: Track, lesson: Lesson, index: int
+    ) -> Outcome:
         """Open a lesson at one of its sections (a key term's button)."""
         if not 0 <= index < len(lesson.sections):
             return self._start_lesson(incoming, position, track, lesson)
@@ -445,7 +449,9 @@ class Engine:
         elif step == "section":
             step, section = ("section", section + 1) if section + 1 < len(lesson.sections) else ("wrapup", section)
         elif step == "wrapup":
-            return self._start_quiz(incoming, position) if lesson.quiz else self._finish_without_quiz(incoming, position)
+            return (
+                self._start_quiz(incoming, position) if lesson.quiz else self._finish_without_quiz(incoming, position)
+            )
         elif step == "quiz":
             return _note("You're in the quiz: pick an answer first.", self._view(incoming, position))
         elif step == "result":
@@ -502,7 +508,9 @@ class Engine:
             return _note(f"Pick one of {letters}.", self._view(incoming, position))
         now = self.clock()
         correct = chosen == question.correct_index
-        attempt = QuizAttempt(position.track or "", lesson.id, position.quiz_run, position.question, chosen, correct, now)
+        attempt = QuizAttempt(
+            position.track or "", lesson.id, position.quiz_run, position.question, chosen, correct, now
+        )
         card = None
         if not correct:
             existing = self._card(incoming.learner, f"{position.track}/{lesson.id}/{position.question}")
@@ -571,7 +579,9 @@ class Engine:
         if rest:
             replies.append(self._review_view(rest[0], len(rest)))
         else:
-            replies.append(Reply("Review done for now. 🎉", buttons=rows([Button("Resume lesson", "w"), Button("Home", "home")])))
+            replies.append(
+                Reply("Review done for now. 🎉", buttons=rows([Button("Resume lesson", "w"), Button("Home", "home")]))
+            )
         return Outcome(replies, position, card=reviewed)
 
     # ------------------------------------------------------------ progress, help, reset
@@ -600,7 +610,9 @@ class Engine:
             return self._stale(incoming, position)
         if not confirmed:
             kept = _moved(position)
-            return Outcome([Reply("Kept: nothing was erased.", buttons=rows([Button("Resume ▸", "w")]), personal=True)], kept)
+            return Outcome(
+                [Reply("Kept: nothing was erased.", buttons=rows([Button("Resume ▸", "w")]), personal=True)], kept
+            )
         self.store.reset(incoming.learner)
         fresh = Position(version=position.version + 1)  # keep counting so old buttons stay stale
         home = self._home(incoming, fresh)

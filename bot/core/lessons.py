@@ -79,7 +79,9 @@ class Lesson:
     practice: tuple[str, ...] = ()
     quiz: tuple[Question, ...] = ()
     path: Path | None = None
-    related: tuple[str, ...] = ()  # ``lesson-id`` in the same track or ``track-id/lesson-id``, as the author listed them
+    related: tuple[
+        str, ...
+    ] = ()  # ``lesson-id`` in the same track or ``track-id/lesson-id``, as the author listed them
 
     def section(self, section_id: str) -> Section | None:
         """The section with this id, or None."""

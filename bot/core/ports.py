@@ -13,7 +13,9 @@ from typing import Any, Protocol
 class ModelBusy(RuntimeError):
     """The model's queue is full; the learner should try again shortly."""
 
-    def __init__(self, message: str = "The tutor is busy answering other questions; please try again in a moment.") -> None:
+    def __init__(
+        self, message: str = "The tutor is busy answering other questions; please try again in a moment."
+    ) -> None:
         super().__init__(message)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from fsrs import Card, Rating, Scheduler
 
@@ -63,7 +63,7 @@ class ReviewScheduler:
 
     def reviewed(self, card: ReviewCard, correct: bool, at: float) -> ReviewCard:
         """The card after a review answered right or wrong."""
-        when = datetime.fromtimestamp(at, timezone.utc)
+        when = datetime.fromtimestamp(at, UTC)
         # An explicit id: without one, fsrs sleeps a millisecond to make ids unique, blocking the event loop.
         card_id = int.from_bytes(hashlib.blake2s(card.key.encode("utf-8"), digest_size=6).digest(), "big")
         state = Card.from_json(card.state) if card.state else Card(card_id=card_id, due=when)

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from bot.core.answering import Answer
 from bot.core.commands import short_hash
 from bot.core.lessons import Lesson, Question, Track
+from bot.core.localtime import clock_text
 from bot.core.messages import Button, QuizCard, Reply, rows
 from bot.core.ports import LearnerSettings, Position, ReviewCard
 from bot.core.progress import BestScores
 from bot.core.quiz import option_label
-from bot.core.localtime import clock_text
 from bot.core.terms import TermMatch
 
 
@@ -39,17 +39,23 @@ def _related_part(related: list[tuple[Track, Lesson]], home: Track) -> tuple[str
     return "**Related lessons**\n" + "\n".join(lines), buttons
 
 
-def reading(track: Track, lesson: Lesson, position: Position, related: list[tuple[Track, Lesson]] | None = None) -> Reply:
+def reading(
+    track: Track, lesson: Lesson, position: Position, related: list[tuple[Track, Lesson]] | None = None
+) -> Reply:
     """The premise, a section, or the wrap-up (key terms, practice, ``related`` lessons) of a lesson, as ``position`` says."""
     v = position.version
     back, forward = Button("◂ Back", f"b:{v}"), Button("Next ▸", f"n:{v}")
     if position.step == "premise":
         outline = "\n".join(f"{n}. {s.heading}" for n, s in enumerate(lesson.sections, start=1))
         text = f"**{lesson.title}** · about {lesson.minutes} min · {track.title}\n\n{lesson.premise}\n\n{outline}"
-        return Reply(text, buttons=rows([Button("Start reading ▸", f"n:{v}"), Button("Lessons", f"t:{short_hash(track.id)}")]))
+        return Reply(
+            text, buttons=rows([Button("Start reading ▸", f"n:{v}"), Button("Lessons", f"t:{short_hash(track.id)}")])
+        )
     if position.step == "section":
         section = lesson.sections[position.section]
-        text = f"**{section.heading}** · {position.section + 1}/{len(lesson.sections)} · {lesson.title}\n\n{section.text}"
+        text = (
+            f"**{section.heading}** · {position.section + 1}/{len(lesson.sections)} · {lesson.title}\n\n{section.text}"
+        )
         return Reply(text, buttons=rows([back, forward]))
     parts = [f"**Wrapping up: {lesson.title}**"]
     if lesson.key_terms:
@@ -220,7 +226,9 @@ def lessons(track: Track, best: BestScores) -> Reply:
         buttons = rows([Button(f"{n}. {lesson.title}"[:60], _lesson_action(track, lesson))
                         for n, lesson in enumerate(track.lessons, start=1)], 1)  # fmt: skip
     else:
-        numbered = [Button(str(n), _lesson_action(track, lesson)) for n, lesson in enumerate(track.lessons[:20], start=1)]
+        numbered = [
+            Button(str(n), _lesson_action(track, lesson)) for n, lesson in enumerate(track.lessons[:20], start=1)
+        ]
         buttons = rows(numbered)
         if len(track.lessons) > 20:
             text += "\n\nType 'lesson ID' to open a lesson beyond the 20th."
@@ -311,7 +319,9 @@ def key_term(found: TermMatch, in_lesson: bool) -> Reply:
         text += " Also a key term of " + ", ".join(f"“{other.title}”" for other in found.also_in) + "."
     if found.section is not None:
         index = lesson.sections.index(found.section)
-        go = Button(f"Read “{found.section.heading}” ▸"[:60], f"s:{short_hash(track.id)}:{short_hash(lesson.id)}:{index}")
+        go = Button(
+            f"Read “{found.section.heading}” ▸"[:60], f"s:{short_hash(track.id)}:{short_hash(lesson.id)}:{index}"
+        )
     else:
         go = Button(f"Open “{lesson.title}” ▸"[:60], _lesson_action(track, lesson))
     buttons = [go] + ([Button("Back to the lesson", "w")] if in_lesson else [])
@@ -333,7 +343,9 @@ def reminder(due: int, streak: int, in_lesson: bool) -> Reply:
     """A reminder: ``due`` reviews waiting and/or a ``streak`` of days that ends unless the learner studies today."""
     parts = []
     if due:
-        parts.append(f"⏰ **{due} question{'s are' if due != 1 else ' is'} due for review.** A minute or two keeps them fresh.")
+        parts.append(
+            f"⏰ **{due} question{'s are' if due != 1 else ' is'} due for review.** A minute or two keeps them fresh."
+        )
     if streak:
         parts.append(f"🔥 **Your {streak}-day streak ends tonight** unless you study today.")
     parts.append("Reply 'stop' to turn reminders off, or 'remind at 20:00' to move them.")

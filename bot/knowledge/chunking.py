@@ -129,12 +129,16 @@ def probes_for(track_id: str, lesson: Lesson) -> list[Chunk]:
         section = lesson.section(question.section) if question.section else None
         if section:
             text = f"{question.prompt} {question.correct_option}"
-            probes.append(Chunk(track_id, lesson.id, section.id, section.heading, lesson.title, len(probes), text, "probe"))
+            probes.append(
+                Chunk(track_id, lesson.id, section.id, section.heading, lesson.title, len(probes), text, "probe")
+            )
     for term, definition in lesson.key_terms:
         section = next((s for s in lesson.sections if term.lower() in s.text.lower()), None)
         if section:
             text = f"{term}: {definition}"
-            probes.append(Chunk(track_id, lesson.id, section.id, section.heading, lesson.title, len(probes), text, "probe"))
+            probes.append(
+                Chunk(track_id, lesson.id, section.id, section.heading, lesson.title, len(probes), text, "probe")
+            )
     return probes
 
 

@@ -57,11 +57,7 @@ def find_lessons(src: Path) -> list[_LessonSource]:
         found = [(p, lesson_id_from_path(p.parent)) for p in readmes]
     else:
         folder = src / "lessons" if (src / "lessons").is_dir() else src
-        found = [
-            (p, lesson_id_from_path(p))
-            for p in sorted(folder.glob("*.md"))
-            if p.name.lower() not in _SKIP_NAMES
-        ]
+        found = [(p, lesson_id_from_path(p)) for p in sorted(folder.glob("*.md")) if p.name.lower() not in _SKIP_NAMES]
     return [_LessonSource(path, lesson_id, path.read_text(encoding="utf-8")) for path, lesson_id in found]
 
 
@@ -82,7 +78,9 @@ def _load_quizzes(path: Path) -> dict[int, dict[str, Any]]:
         data = json.loads(path.read_text(encoding="utf-8"))
         return {int(quiz["id"]): quiz for block in data for quiz in block["quizzes"]}
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ImportError_(f"{path} is not a quiz-app JSON file ({error}); pass the right file with --quizzes") from error
+        raise ImportError_(
+            f"{path} is not a quiz-app JSON file ({error}); pass the right file with --quizzes"
+        ) from error
 
 
 def post_lecture_quiz_id(text: str, quizzes: dict[int, dict[str, Any]]) -> tuple[int | None, list[int]]:
@@ -198,7 +196,9 @@ def import_course(
 ) -> ImportReport:  # fmt: skip
     """Write the course at ``src`` as track ``track_id`` into folder ``dest``."""
     if slugify(track_id) != track_id:
-        raise ImportError_(f"track id '{track_id}' must be lowercase letters, digits and hyphens, e.g. '{slugify(track_id)}'")
+        raise ImportError_(
+            f"track id '{track_id}' must be lowercase letters, digits and hyphens, e.g. '{slugify(track_id)}'"
+        )
     if not src.is_dir():
         raise ImportError_(f"{src} is not a folder; point SRC at the course's folder")
     if dest.exists() and any(dest.iterdir()) and not replace:
@@ -236,9 +236,13 @@ def import_course(
             report.left_out.append(f"{source.path.name}: links quiz {post_id}, which the quiz file does not have")
         for other in linked:
             if other != post_id and other in quizzes:
-                report.left_out.append(f"{source.path.name}: pre-lecture quiz {other} (only post-lecture quizzes are imported)")
+                report.left_out.append(
+                    f"{source.path.name}: pre-lecture quiz {other} (only post-lecture quizzes are imported)"
+                )
         if images:
-            report.notes.append(f"{source.path.name}: {images} image(s) and their captions removed (images are not lesson text)")
+            report.notes.append(
+                f"{source.path.name}: {images} image(s) and their captions removed (images are not lesson text)"
+            )
         words = len(body.split())
         front = {
             "id": source.lesson_id,

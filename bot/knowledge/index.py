@@ -279,4 +279,3 @@ class LessonIndex:
                 )
             )
         return hits
-

@@ -140,7 +140,9 @@ def _schema_problems(
             hint = f"did you mean '{close[0]}'?" if close else f"remove it (known fields: {', '.join(allowed)})"
             problems.append(Problem(path, line, f"unknown field {where}; {hint}"))
         elif item["type"] == "missing":
-            problems.append(Problem(path, line, f"{where} is missing; add it ({FIX_HINTS.get(field, 'see knowledge/README.md')})"))
+            problems.append(
+                Problem(path, line, f"{where} is missing; add it ({FIX_HINTS.get(field, 'see knowledge/README.md')})")
+            )
         else:
             hint = FIX_HINTS.get(field, "see knowledge/README.md for the format")
             problems.append(Problem(path, line, f"{where}: {item['msg'].lower()}; {hint}"))
@@ -227,7 +229,6 @@ def _build_question(spec: QuestionSpec) -> Question:
     )
 
 
-
 def _quiz_problems(data: dict, root: yaml.Node | None, path: Path, sections: dict[str, Section]) -> list[Problem]:
     """Checks the schema cannot express: one correct option, and section references that exist."""
     quiz = data.get("quiz")
@@ -287,11 +288,15 @@ def read_lesson(path: Path, problems: list[Problem]) -> Lesson | None:
             line = 2 + (mark.line if mark else 0)
             reason = getattr(error, "problem", None) or str(error)
             problems.append(
-                Problem(path, line, f"front matter is not valid YAML ({reason}); check indentation and quote text with ':'")
+                Problem(
+                    path, line, f"front matter is not valid YAML ({reason}); check indentation and quote text with ':'"
+                )
             )
             return None
         if not isinstance(data, dict):
-            problems.append(Problem(path, 2, "front matter must be 'field: value' lines (id, title, minutes, premise, ...)"))
+            problems.append(
+                Problem(path, 2, "front matter must be 'field: value' lines (id, title, minutes, premise, ...)")
+            )
             return None
         try:
             spec = FrontMatter.model_validate(data)
@@ -317,10 +322,16 @@ def read_lesson(path: Path, problems: list[Problem]) -> Lesson | None:
         else:
             seen[section.id] = section
     if not any(section.text for section in sections):
-        problems.append(Problem(path, 1, "the lesson has no text; write at least one '##' section with some paragraphs"))
+        problems.append(
+            Problem(path, 1, "the lesson has no text; write at least one '##' section with some paragraphs")
+        )
     for section in sections:
         if section.id and not section.text:
-            problems.append(Problem(path, section.line, f"section '{section.heading}' is empty; write its text or remove the heading"))
+            problems.append(
+                Problem(
+                    path, section.line, f"section '{section.heading}' is empty; write its text or remove the heading"
+                )
+            )
 
     if yaml_text is None and title is None and len(problems) == before:
         problems.append(Problem(path, 1, "a plain Markdown lesson needs a '# Title' line; add one or add front matter"))
@@ -371,7 +382,9 @@ def related_problems(results: list[TrackResult], known: dict[str, Track],
     to read (see ``unread_lesson_ids``): naming one of those is left to that file's own problems."""
     for result in results:
         track = result.track
-        for lesson in track.lessons if track is not None else ():
+        if track is None:
+            continue
+        for lesson in track.lessons:
             assert lesson.path is not None
             seen: set[tuple[str, str]] = set()
             for number, (track_id, lesson_id) in enumerate(track.related_refs(lesson)):
@@ -459,7 +472,11 @@ def _read_track_spec(folder: Path, problems: list[Problem]) -> TrackSpec | None:
     path = folder / TRACK_FILE
     if not path.is_file():
         problems.append(
-            Problem(path, 1, f"track folder has no {TRACK_FILE}; create it with id, title and description (see knowledge/README.md)")
+            Problem(
+                path,
+                1,
+                f"track folder has no {TRACK_FILE}; create it with id, title and description (see knowledge/README.md)",
+            )
         )
         return None
     text = read_text(path, problems)
@@ -470,7 +487,11 @@ def _read_track_spec(folder: Path, problems: list[Problem]) -> TrackSpec | None:
     except tomllib.TOMLDecodeError as error:
         found = re.search(r"line (\d+)", str(error))
         problems.append(
-            Problem(path, int(found.group(1)) if found else 1, f"not valid TOML ({error}); write lines like: title = \"My track\"")
+            Problem(
+                path,
+                int(found.group(1)) if found else 1,
+                f'not valid TOML ({error}); write lines like: title = "My track"',
+            )
         )
         return None
     try:
@@ -517,7 +538,9 @@ def read_track(folder: Path) -> TrackResult:
     if spec is None:
         return TrackResult(folder, None, problems)
     if not lessons and not problems:
-        problems.append(Problem(folder / TRACK_FILE, 1, "the track has no lessons; add a lesson .md file beside track.toml"))
+        problems.append(
+            Problem(folder / TRACK_FILE, 1, "the track has no lessons; add a lesson .md file beside track.toml")
+        )
     by_id = {lesson.id: lesson for lesson in lessons}
     ordered: list[Lesson] = []
     for lesson_id in spec.order:
@@ -544,7 +567,9 @@ def track_folders(root: Path) -> list[Path]:
     return sorted(
         folder
         for folder in root.iterdir()
-        if folder.is_dir() and not folder.name.startswith(".") and ((folder / TRACK_FILE).exists() or lesson_files(folder))
+        if folder.is_dir()
+        and not folder.name.startswith(".")
+        and ((folder / TRACK_FILE).exists() or lesson_files(folder))
     )
 
 

@@ -84,7 +84,9 @@ FIX_HINTS: dict[str, str] = {
     "key_terms": f"write key terms as 'Term: one-sentence definition' lines, each at most {MAX_TERM_CHARS} characters",
     "practice": "write practice steps as a list of strings",
     "quiz": "write the quiz as a list of questions",
-    "related": (f"list at most {MAX_RELATED} lessons by id (lowercase letters, digits, hyphens), and another track's "
-                "as track-id/lesson-id, e.g. related: [attention, other-track/some-lesson]"),
-    "order": "list lesson ids as strings, e.g. order = [\"intro\", \"basics\"]",
+    "related": (
+        f"list at most {MAX_RELATED} lessons by id (lowercase letters, digits, hyphens), and another track's "
+        "as track-id/lesson-id, e.g. related: [attention, other-track/some-lesson]"
+    ),
+    "order": 'list lesson ids as strings, e.g. order = ["intro", "basics"]',
 }

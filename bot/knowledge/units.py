@@ -13,6 +13,7 @@ import base64
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
@@ -76,7 +77,9 @@ class _Builder:
         key = (kind, " ".join(_WORD.findall(text.lower())))
         self.copies[key] += 1
         self.blocks += 0 if same_block else 1
-        self.units.append(Unit(unit_id(self.section_id, kind, text, self.copies[key]), text, kind, line, block=self.blocks))
+        self.units.append(
+            Unit(unit_id(self.section_id, kind, text, self.copies[key]), text, kind, line, block=self.blocks)
+        )
         return len(self.units) - 1
 
     def line_of(self, sentence: str, start: int, end: int, after: int) -> int:
@@ -87,7 +90,7 @@ class _Builder:
                 return index
         return max(start, after)
 
-    def paragraph(self, text: str, block: tuple[int, int] | None) -> int | None:
+    def paragraph(self, text: str, block: Sequence[int] | None) -> int | None:
         """Add a paragraph's sentences; return the index of its last unit."""
         start, end = block or (0, 0)
         last, at = None, start
@@ -156,7 +159,11 @@ def section_units(section_id: str, markdown: str, first_line: int = 1) -> tuple[
         elif kind == "inline" and tokens[position - 1].type in ("th_open", "td_open"):
             (headers if in_head else row).append(inline_text(token))
         elif kind == "tr_close" and not in_head:
-            cells = [f"{head}: {cell}" if head else cell for head, cell in zip(headers + [""] * len(row), row, strict=False) if cell]
+            cells = [
+                f"{head}: {cell}" if head else cell
+                for head, cell in zip(headers + [""] * len(row), row, strict=False)
+                if cell
+            ]
             builder.add("; ".join(cells), "row", builder.first_line + row_line)
         if kind != "paragraph_close" and kind not in _LIST_OPEN:
             last_paragraph_unit = None  # only a list that comes right after a paragraph has a lead-in

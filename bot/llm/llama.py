@@ -219,7 +219,7 @@ class LlamaChatModel:
             try:
                 if job is None:
                     return
-                if job is _WAKE or job.cancelled.is_set():
+                if not isinstance(job, _Job) or job.cancelled.is_set():
                     continue
                 self._serve(job)
             finally:
@@ -253,6 +253,7 @@ class LlamaChatModel:
 
         llm = self.llm
         if self._formatter is None:
+
             def text(token: int) -> str:
                 return llm._model.token_get_text(token) if token != -1 else ""  # noqa: SLF001 - as Llama does
 
@@ -272,7 +273,8 @@ class LlamaChatModel:
             try:
                 cached = llm.cache[tokens]
                 if Llama.longest_token_prefix(cached.input_ids.tolist(), tokens) > Llama.longest_token_prefix(
-                    llm._input_ids.tolist(), tokens  # noqa: SLF001 - the tokens already in the context
+                    llm._input_ids.tolist(),
+                    tokens,  # noqa: SLF001 - the tokens already in the context
                 ):
                     llm.load_state(cached)
             except KeyError:

@@ -32,9 +32,7 @@ class ModelFile:
 
 
 def _chunked(package: str, module: str, version: str, count: int) -> tuple[Part, ...]:
-    return tuple(
-        Part(f"{package}{n}", version, f"{module}{n}/data/part{n:02d}.bin") for n in range(1, count + 1)
-    )
+    return tuple(Part(f"{package}{n}", version, f"{module}{n}/data/part{n:02d}.bin") for n in range(1, count + 1))
 
 
 QWEN_15B = ModelFile(

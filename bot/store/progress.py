@@ -8,8 +8,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bot.core.ports import (LeaderboardRow, LearnerSettings, LessonResult, Position, QuizAttempt, ReviewCard,
-                            TrackChange)  # fmt: skip
+from bot.core.ports import (
+    LeaderboardRow,
+    LearnerSettings,
+    LessonResult,
+    Position,
+    QuizAttempt,
+    ReviewCard,
+    TrackChange,  # fmt: skip
+)
 from bot.store.database import Database
 
 _POSITION_FIELDS = frozenset(field.name for field in dataclasses.fields(Position))
@@ -261,4 +268,3 @@ class SqliteProgressStore:
         """Close the database if this store opened it."""
         if self._owns_database:
             self._db.close()
-

@@ -477,7 +477,9 @@ def _visible(text: str, parse_mode: str | None) -> str:
             entity = _ENTITY.match(text, i)
             if entity is None:
                 raise _ApiError(f"Bad Request: can't parse entities: stray & at byte offset {i}")
-            out.append({"lt": "<", "gt": ">", "amp": "&", "quot": '"'}.get(entity.group(1)) or chr(int(entity.group(1)[1:])))
+            out.append(
+                {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}.get(entity.group(1)) or chr(int(entity.group(1)[1:]))
+            )
             i = entity.end()
         elif char == ">":
             raise _ApiError(f"Bad Request: can't parse entities: stray > at byte offset {i}")

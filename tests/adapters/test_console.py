@@ -48,7 +48,10 @@ def test_numbered_choices_streamed_answers_and_a_status_line(tmp_path: Path) -> 
     assert "[1] Resume" not in out and "[1] AI foundations  [2] Progress" in out  # nothing to resume yet
     assert LESSON.premise in out and f"{STATUS_MARK} “{LESSON.title}” (AI foundations), at the start" in out
     assert "[1] ◂ Back  [2] Next ▸" in out and LESSON.sections[0].heading in out
-    assert "“In distillation the student is trained on the teacher's outputs.”\nSource: Model distillation › Teacher and student" in out
+    assert (
+        "“In distillation the student is trained on the teacher's outputs.”\nSource: Model distillation › Teacher and student"
+        in out
+    )
     assert "It learns from the teacher's outputs." in out
     assert "Source: Model distillation › Teacher and student" in out
     assert "[1] Back to the lesson ▸" in out and "There is no choice 7; type a number from 1 to 1." in out

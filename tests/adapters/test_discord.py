@@ -17,8 +17,8 @@ import pytest
 from pydantic import SecretStr
 
 from bot.adapters import AdapterError
-from bot.adapters.discord import tutor as discord_adapter
 from bot.adapters.discord import APOLOGY, NOT_YOURS, parse_custom_id, render_text, serve
+from bot.adapters.discord import tutor as discord_adapter
 from bot.config import DiscordSettings
 from bot.core.answering import Answerer, AnswerSettings
 from bot.core.engine import Engine
@@ -28,8 +28,19 @@ from bot.core.quiz import option_label
 from bot.core.reminders import ReminderScheduler
 from bot.knowledge.reader import read_knowledge
 from bot.store.progress import SqliteProgressStore
-from tests.adapters.discord_fake import (BOT_ID, CHANNEL_ID, EPHEMERAL, GUILD_ID, MANAGE_GUILD, MEMBER_PERMISSIONS,
-                                         MODERATOR_ROLE_ID, FakeDiscord, FakeMessage, User, running_fake)
+from tests.adapters.discord_fake import (
+    BOT_ID,
+    CHANNEL_ID,
+    EPHEMERAL,
+    GUILD_ID,
+    MANAGE_GUILD,
+    MEMBER_PERMISSIONS,
+    MODERATOR_ROLE_ID,
+    FakeDiscord,
+    FakeMessage,
+    User,
+    running_fake,
+)
 from tests.fakes import FixedRetriever, GatedModel, ScriptedModel
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,6 +93,7 @@ async def bot(fake: FakeDiscord, engine: Engine, reminders: ReminderScheduler | 
 
 def run(test: Callable[[FakeDiscord], Awaitable[None]]) -> None:
     """Run an async test body against a fresh fake Discord."""
+
     async def main() -> None:
         async with running_fake(token=TOKEN) as fake:
             await test(fake)
@@ -151,7 +163,9 @@ def test_a_3000_character_answer_arrives_as_two_clean_messages(tmp_path: Path) -
     explanation = "It copies what the teacher writes."
     model = ScriptedModel(piece_size=200)
     model.enqueue_answer(["1"], explanation=explanation)
-    passage = Passage(PASSAGE.track, PASSAGE.lesson, PASSAGE.section, PASSAGE.heading, PASSAGE.lesson_title, long_unit, 0.7, 0.7)
+    passage = Passage(
+        PASSAGE.track, PASSAGE.lesson, PASSAGE.section, PASSAGE.heading, PASSAGE.lesson_title, long_unit, 0.7, 0.7
+    )
     engine = build_engine(SqliteProgressStore(tmp_path / "db.sqlite3"), model, AnswerSettings(), passage)
 
     async def body(fake: FakeDiscord) -> None:
@@ -340,7 +354,7 @@ def test_only_moderators_change_the_tracks_a_server_offers(tmp_path: Path) -> No
             assert "Turned off here" in listing[0].content
             turned_on = await press(fake, MOD, listing, f"Turn on {TRACK.title}")
             [dm_home] = await fake.settled(await fake.slash(BOB, "learn", dm=True))  # a DM offers every track
-        assert f"is now offered here (changed by Mira)" in turned_on[0].content
+        assert "is now offered here (changed by Mira)" in turned_on[0].content
         assert store.disabled_tracks(COMMUNITY) == set()
         assert TRACK.title in dm_home.content and not dm_home.ephemeral
         [tracks] = [c for c in fake.commands["global"] if c["name"] == "tracks"]

@@ -16,8 +16,8 @@ from bot.store.progress import SqliteProgressStore
 from tests.adapters import test_discord as discord_tests
 from tests.adapters.discord_fake import FakeDiscord
 from tests.adapters.discord_fake import User as DiscordUser
-from tests.adapters.test_telegram import ADA, running
 from tests.adapters.telegram_fake import User as TelegramUser
+from tests.adapters.test_telegram import ADA, running
 from tests.unit.test_engine import Clock
 from tests.unit.test_reminders import at
 

@@ -28,8 +28,8 @@ from bot.core.engine import Engine
 from bot.core.lessons import Track
 from bot.core.messages import Incoming, Reply
 from bot.core.ports import Passage
-from bot.core.reminders import ReminderScheduler
 from bot.core.prompts import PromptLibrary
+from bot.core.reminders import ReminderScheduler
 from bot.knowledge.reader import read_knowledge
 from bot.logs import SecretFilter
 from bot.store.progress import SqliteProgressStore
@@ -91,7 +91,9 @@ class Running:
         """Press a button carrying ``data`` under ``shown``; wait for ``expect`` new messages and return them."""
         before = len(self.fake.shown(shown.chat_id))
         self.fake.press(user, shown, data)
-        await self.fake.until(lambda: len(self.fake.shown(shown.chat_id)) >= before + expect, what=f"a reply to {data!r}")
+        await self.fake.until(
+            lambda: len(self.fake.shown(shown.chat_id)) >= before + expect, what=f"a reply to {data!r}"
+        )
         return self.fake.shown(shown.chat_id)[before:]
 
     async def say(self, user: User, text: str, chat: Chat | None = None, expect: int = 1,
@@ -100,7 +102,9 @@ class Running:
         chat_id = chat.id if chat else user.id
         before = len(self.fake.shown(chat_id))
         self.fake.say(user, text, chat, reply_to)
-        await self.fake.until(lambda: len(self.fake.shown(chat_id)) >= before + expect, what=f"a reply to {text[:30]!r}")
+        await self.fake.until(
+            lambda: len(self.fake.shown(chat_id)) >= before + expect, what=f"a reply to {text[:30]!r}"
+        )
         return self.fake.shown(chat_id)[before:]
 
     async def answer_poll(self, user: User, option: int, chat_id: int | None = None, expect: int = 2) -> list[Shown]:
@@ -136,7 +140,9 @@ async def running(tmp_path: Path, *, fake: FakeBotApi | None = None, model: Scri
             reminders.comeback = engine.comeback
         task = asyncio.create_task(serve(engine, config, stop, limits=limits, reminders=reminders))
         ready = "setWebhook" if config.webhook_url else "getUpdates"
-        await api.until(lambda: task.done() or any(c.method == ready for c in api.calls[started:]), what="the bot to start")
+        await api.until(
+            lambda: task.done() or any(c.method == ready for c in api.calls[started:]), what="the bot to start"
+        )
         if task.done():
             task.result()  # raises what went wrong
         try:
@@ -234,11 +240,11 @@ def test_a_grounded_answer_grows_in_one_message_and_a_refusal_shows_nothing_befo
             assert "Source: Model distillation › Teacher and student" in answer.plain
             edits = [c for c in fake.calls_to("editMessageText") if c.params["message_id"] == answer.message_id]
             assert len(edits) >= 1  # the quotes were sent first, then the message grew by the explanation
-            gaps = [later.at - earlier.at for earlier, later in zip(edits, edits[1:])]
+            gaps = [later.at - earlier.at for earlier, later in zip(edits, edits[1:], strict=False)]
             assert min(gaps, default=1.0) >= 0.2 - 0.02  # edit_seconds
             [first_send] = fake.calls_to("sendMessage")
             texts = [first_send.params["text"], *answer.edits]
-            assert all(a != b for a, b in zip(texts, texts[1:]))  # an unchanged text is never sent again
+            assert all(a != b for a, b in zip(texts, texts[1:], strict=False))  # an unchanged text is never sent again
             typing = [c for c in fake.calls_to("sendChatAction") if c.params["action"] == "typing"]
             assert typing and typing[0].at <= first_send.at
 
@@ -246,7 +252,9 @@ def test_a_grounded_answer_grows_in_one_message_and_a_refusal_shows_nothing_befo
             refusal = await fake.message_containing(ADA.id, "can't answer that from the lessons")
             assert len(fake.shown(ADA.id)) == 2 and "Source:" not in refusal.plain and "always" not in refusal.plain
             draft = sent_to(fake, "sendMessage", ADA.id)[-1].params["text"]
-            assert draft.startswith("I can't answer") and not refusal.edits  # nothing is shown before the judge passes it
+            assert (
+                draft.startswith("I can't answer") and not refusal.edits
+            )  # nothing is shown before the judge passes it
 
     asyncio.run(scenario())
 
@@ -293,7 +301,10 @@ def test_a_10000_character_question_is_capped_and_the_answer_says_so(tmp_path: P
             question = ("what does the student learn from in distillation? " * 200)[:10_000]
             bot.fake.say(ADA, question)
             answer = await bot.fake.message_containing(ADA.id, "(Your message was long")
-            assert "Source:" in answer.plain and "(Your message was long, so I read only its first 500 characters.)" in answer.plain
+            assert (
+                "Source:" in answer.plain
+                and "(Your message was long, so I read only its first 500 characters.)" in answer.plain
+            )
             prompt = model.history[0][0][-1].content
             assert len(prompt) < 2000
 
@@ -310,7 +321,12 @@ def long_track(tmp_path: Path) -> dict[str, Track]:
     (folder / "track.toml").write_text('id = "long"\ntitle = "Long"\ndescription = "A long track."\n', encoding="utf-8")
     paragraphs = [f"Paragraph {n}: " + " ".join(["teacher <student> & data"] * 20) for n in range(1, 13)]
     body = "# Long lesson\n\n## A long section\n\n" + "\n\n".join(paragraphs) + "\n\n## Short\n\nThe end.\n"
-    write_lesson(folder, "01-long.md", front_matter("long-lesson", title="Long lesson", quiz=[question(section="a-long-section")]), body)
+    write_lesson(
+        folder,
+        "01-long.md",
+        front_matter("long-lesson", title="Long lesson", quiz=[question(section="a-long-section")]),
+        body,
+    )
     results = read_knowledge(tmp_path / "knowledge")
     assert all(r.ok for r in results), [str(p) for r in results for p in r.problems]
     return {r.track.id: r.track for r in results if r.track}

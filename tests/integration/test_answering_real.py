@@ -83,8 +83,12 @@ def test_the_judge_reads_yes_for_a_stating_passage_and_no_for_an_unrelated_one(a
         assert abs(sum(found.values()) - 1) < 1e-6
         return found["yes"]
 
-    stating = odds("what does the student learn from?", "In distillation, the student is trained on the teacher's outputs.")
-    unrelated = odds("what is a good recipe for banana bread?", "In distillation, the student is trained on the teacher's outputs.")
+    stating = odds(
+        "what does the student learn from?", "In distillation, the student is trained on the teacher's outputs."
+    )
+    unrelated = odds(
+        "what is a good recipe for banana bread?", "In distillation, the student is trained on the teacher's outputs."
+    )
     assert stating > 0.5 > unrelated
 
 
@@ -146,7 +150,11 @@ def test_openai_client_gets_schema_constrained_json(server_url: str) -> None:
     import json
 
     model = OpenAIChatModel(server_url, "small", schema_style="json_object")
-    messages = [ChatMessage("user", "[1] The sky is blue.\n[2] Grass is green.\nWhich line says what colour grass is? Reply as JSON.")]
+    messages = [
+        ChatMessage(
+            "user", "[1] The sky is blue.\n[2] Grass is green.\nWhich line says what colour grass is? Reply as JSON."
+        )
+    ]
     reply = json.loads("".join(asyncio.run(collect(model, messages, Generation(40, citation_schema(["1", "2"], 2))))))
     assert set(reply) == {"units"} and 1 <= len(reply["units"]) <= 2 and set(reply["units"]) <= {"1", "2"}
 

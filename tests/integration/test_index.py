@@ -64,7 +64,9 @@ def test_edited_lesson_reembeds_only_changed_chunks(settings: Settings, knowledg
     index.ingest(track)
     lesson_file = knowledge / "02-attention.md"
     text = lesson_file.read_text()
-    lesson_file.write_text(text.replace("## Many heads at once\n", "## Many heads at once\n\nA brand new opening paragraph.\n", 1))
+    lesson_file.write_text(
+        text.replace("## Many heads at once\n", "## Many heads at once\n\nA brand new opening paragraph.\n", 1)
+    )
     report = index.ingest(read_track(knowledge).track)
     assert 1 <= report.embedded <= 2
     assert report.removed == report.embedded  # the old version of the edited chunk(s) is gone
@@ -88,12 +90,19 @@ def test_removed_lesson_disappears_from_the_index(settings: Settings, knowledge:
 def test_a_broken_file_leaves_the_published_index_untouched(settings: Settings, knowledge: Path) -> None:
     assert run_ingest(settings, quiet=True)
     before = stored(LessonIndex.from_settings(settings))
-    (knowledge / "01-distillation.md").write_text((knowledge / "01-distillation.md").read_text() + "\n## Extra\n\nNew text.\n")
+    (knowledge / "01-distillation.md").write_text(
+        (knowledge / "01-distillation.md").read_text() + "\n## Extra\n\nNew text.\n"
+    )
     write_lesson(knowledge, "09-broken.md", front_matter("broken", quiz=[question(n=12)]))
     assert run_ingest(settings, quiet=True) is False
     assert stored(LessonIndex.from_settings(settings)) == before
     served = load_tracks(settings)["ai-foundations"]  # learners get the version the index holds
-    assert [lesson.id for lesson in served.lessons] == ["distillation", "attention", "tokenization-economics", "rlhf-vs-dpo"]
+    assert [lesson.id for lesson in served.lessons] == [
+        "distillation",
+        "attention",
+        "tokenization-economics",
+        "rlhf-vs-dpo",
+    ]
     assert "extra" not in [section.id for section in served.lessons[0].sections]
 
 
@@ -165,7 +174,9 @@ def test_cli_search_without_models_says_how_to_fix(tmp_path: Path, monkeypatch: 
     assert "tutorbot models pull" in result.output or "tutorbot ingest" in result.output
 
 
-def test_models_pull_is_idempotent_and_lists_what_is_installed(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_models_pull_is_idempotent_and_lists_what_is_installed(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TUTORBOT_MODEL__MODELS_DIR", str(settings.models_dir))
     runner = CliRunner()
     result = runner.invoke(app, ["models", "pull", "--embedder-only"])
@@ -176,15 +187,19 @@ def test_models_pull_is_idempotent_and_lists_what_is_installed(settings: Setting
     assert "all-MiniLM-L6-v2 int8 ONNX" in listing.output and "yes" in listing.output
 
 
-def test_lessons_without_a_related_list_get_the_nearest_lessons_computed_at_ingest(settings: Settings, knowledge: Path) -> None:
+def test_lessons_without_a_related_list_get_the_nearest_lessons_computed_at_ingest(
+    settings: Settings, knowledge: Path
+) -> None:
     other = settings.knowledge_dir / "kitchen"
     (other / "track.toml").parent.mkdir()
     (other / "track.toml").write_text('id = "kitchen"\ntitle = "Kitchen"\ndescription = "Cooking."\n')
     bodies = {
         "pasta": "# Pasta\n\n## Boiling\n\nBoil salted water, add the pasta and stir. Drain it when it is al dente.\n",
         "bread": "# Bread\n\n## Dough\n\nMix flour, water, salt and yeast, knead the dough and let it rise before baking.\n",
-        "prices": ("# Paying per token\n\n## Bills\n\nA language model provider bills per token, so a tokenizer that splits "
-                   "your text into more tokens makes every request cost more and fills the context window sooner.\n"),
+        "prices": (
+            "# Paying per token\n\n## Bills\n\nA language model provider bills per token, so a tokenizer that splits "
+            "your text into more tokens makes every request cost more and fills the context window sooner.\n"
+        ),
     }
     for name, body in bodies.items():
         title = body.splitlines()[0].removeprefix("# ")

@@ -46,7 +46,9 @@ def reference(lines: list[str], tmp_path: Path) -> tuple[list[str], SqliteProgre
     for line in lines:
         asyncio.run(learner.say_async(line))
         statuses.append(engine.status(LEARNER))
-    assert len(set(zip(statuses, statuses[1:]))) == len(lines) and all(a != b for a, b in zip(statuses, statuses[1:]))
+    assert len(set(zip(statuses, statuses[1:], strict=False))) == len(lines) and all(
+        a != b for a, b in zip(statuses, statuses[1:], strict=False)
+    )
     return statuses, store
 
 
@@ -122,6 +124,9 @@ def test_killed_at_random_points_the_tutor_loses_nothing(tmp_path: Path) -> None
     assert final.position(LEARNER) == expected.position(LEARNER)
     strip = lambda rows: [(r.track, r.lesson, r.score, r.total) for r in rows]  # noqa: E731
     assert strip(final.results(LEARNER)) == strip(expected.results(LEARNER))
-    answers = lambda store: [(a.question, a.chosen, a.correct) for a in store.attempts(LEARNER, "ai-foundations", "distillation", 1)]  # noqa: E731
+
+    def answers(store):
+        return [(a.question, a.chosen, a.correct) for a in store.attempts(LEARNER, "ai-foundations", "distillation", 1)]
+
     assert answers(final) == answers(expected)  # every answer stored once: none lost, none doubled
     assert [c.key for c in final.cards(LEARNER)] == [c.key for c in expected.cards(LEARNER)]

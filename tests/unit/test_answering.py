@@ -36,7 +36,9 @@ def section(section_id: str, text: str) -> Section:
     return Section(section_id, section_id.replace("-", " ").title(), text, 1, section_units(section_id, text))
 
 
-LESSON = Lesson("distillation", "Model distillation", 5, "premise", (section("teacher-and-student", TEACHER), section("gap", GAP)))
+LESSON = Lesson(
+    "distillation", "Model distillation", 5, "premise", (section("teacher-and-student", TEACHER), section("gap", GAP))
+)
 
 
 def passage(section_id: str, text: str, similarity: float) -> Passage:
@@ -44,10 +46,12 @@ def passage(section_id: str, text: str, similarity: float) -> Passage:
                    similarity, similarity)  # fmt: skip
 
 
-def make(similarity: float = 0.6, track_words: str | None = None, **settings: object) -> tuple[Answerer, ScriptedModel, MemoryLog]:
+def make(
+    similarity: float = 0.6, track_words: str | None = None, **settings: object
+) -> tuple[Answerer, ScriptedModel, MemoryLog]:
     model, log = ScriptedModel(), MemoryLog()
     passages = [passage("teacher-and-student", TEACHER, similarity), passage("gap", GAP, similarity - 0.05)]
-    answerer = Answerer(FixedRetriever(passages), model, PROMPTS, log, lessons=lambda t, l: LESSON if l == LESSON.id else None,
+    answerer = Answerer(FixedRetriever(passages), model, PROMPTS, log, lessons=lambda t, lesson: LESSON if lesson == LESSON.id else None,
                         track_words=(lambda track: track_words) if track_words is not None else None,
                         settings=AnswerSettings(**settings))  # fmt: skip
     return answerer, model, log
@@ -83,7 +87,9 @@ def test_the_cited_units_are_shown_first_word_for_word_then_the_explanation() ->
     assert shown[1] == "\n\nThe student never copies the weights."
     assert answer.text == "".join(shown) and not answer.refused
     assert [q.text for q in answer.quotes] == ["It never copies the teacher's weights."]
-    assert answer.as_dict()["quotes"] == [{"unit": answer.quotes[0].unit, "text": "It never copies the teacher's weights."}]
+    assert answer.as_dict()["quotes"] == [
+        {"unit": answer.quotes[0].unit, "text": "It never copies the teacher's weights."}
+    ]
     assert log.records[-1].sections == ("ai/distillation#teacher-and-student",) and not log.records[-1].refused
     assert list(answer.stages) == ["retrieve", "cite", "judge", "explain"]  # where its time went, in order
 
@@ -94,7 +100,11 @@ def test_the_grammar_admits_only_unit_numbers_that_are_in_the_prompt() -> None:
     ask(answerer, "does the student copy the teacher's weights?")
     messages, generation = model.questions[0]
     enum = generation.json_schema["properties"]["units"]["items"]["enum"]
-    numbered = [line.split("]")[0].strip().lstrip("[") for line in messages[-1].content.splitlines() if line.strip().startswith("[")]
+    numbered = [
+        line.split("]")[0].strip().lstrip("[")
+        for line in messages[-1].content.splitlines()
+        if line.strip().startswith("[")
+    ]
     assert enum == numbered == [str(n) for n in range(1, len(numbered) + 1)]
     assert generation.json_schema["properties"]["units"]["maxItems"] == 3
 
@@ -154,7 +164,11 @@ def test_a_term_the_lessons_never_mention_is_refused_without_the_model() -> None
 
 
 def test_an_explanation_with_a_number_name_or_link_the_units_lack_is_not_shown() -> None:
-    for explanation in ("It needs 8 GPUs.", "As Hinton showed, it never copies them.", "Read more at www.shop.example.com."):
+    for explanation in (
+        "It needs 8 GPUs.",
+        "As Hinton showed, it never copies them.",
+        "Read more at www.shop.example.com.",
+    ):
         answerer, model, _ = make()
         model.enqueue_answer(["6"], explanation=explanation)
         shown, answer = ask(answerer, "does the student copy the teacher's weights?")
@@ -180,7 +194,9 @@ def test_unsupported_is_a_general_check_of_numbers_links_and_names() -> None:
     assert unsupported("Geoffrey Hinton found that.", sources) == {"Hinton"}  # the first word of a sentence is no name
     assert unsupported("Ask GPT-4 instead.", sources) >= {"GPT-4"}
     assert unsupported("Buy at evil.com today.", sources) == {"evil.com"}
-    assert unsupported("Yes, it falls behind. No, Hinton did not.", sources) == {"Hinton"}  # "Yes," and "No," open sentences
+    assert unsupported("Yes, it falls behind. No, Hinton did not.", sources) == {
+        "Hinton"
+    }  # "Yes," and "No," open sentences
 
 
 def test_the_open_lessons_page_is_the_prompt_and_its_prefix_is_what_was_read_ahead() -> None:

@@ -87,7 +87,9 @@ def test_run_all_serves_both_platforms_with_one_engine_and_stops_cleanly(tokens,
     assert result.exit_code == 0, result.output
     scheduler = seen.pop("schedulers")
     assert seen == {"telegram": (engine, "123:telegram-secret"), "discord": (engine, "discord-secret")}
-    assert isinstance(scheduler, list) and scheduler[0] is scheduler[1] and scheduler[0].comeback is engine.comeback  # one for both
+    assert (
+        isinstance(scheduler, list) and scheduler[0] is scheduler[1] and scheduler[0].comeback is engine.comeback
+    )  # one for both
     assert "stopped; progress is saved" in result.output
 
 

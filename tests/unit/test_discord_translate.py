@@ -35,8 +35,15 @@ from bot.adapters.discord import (
     split_text,
 )
 from bot.core.messages import Button, Reply, rows
-from tests.adapters.discord_fake import (BOT_ID, CHANNEL_ID, GUILD_ID, MANAGE_GUILD, MEMBER_PERMISSIONS, FakeDiscord,
-                                         User)
+from tests.adapters.discord_fake import (
+    BOT_ID,
+    CHANNEL_ID,
+    GUILD_ID,
+    MANAGE_GUILD,
+    MEMBER_PERMISSIONS,
+    FakeDiscord,
+    User,
+)
 
 ADA = User("1180000000000000011", "ada")
 MOD = User("1180000000000000013", "mira", permissions=MEMBER_PERMISSIONS | MANAGE_GUILD)
@@ -220,7 +227,7 @@ def test_a_quiz_card_is_shown_as_its_option_buttons() -> None:
     from bot.core.messages import QuizCard
 
     card = QuizCard("Why?", ("a", "b", "c"), 1, None, ("a:7:0", "a:7:1", "a:7:2"))
-    reply = Reply("**Question 1 of 3**\n\nWhy?", buttons=rows([Button(x, a) for x, a in zip("ABC", card.actions)]),
+    reply = Reply("**Question 1 of 3**\n\nWhy?", buttons=rows([Button(x, a) for x, a in zip("ABC", card.actions, strict=False)]),
                   quiz=card, personal=True)  # fmt: skip
     [shown] = render(reply, owner=5)
     assert [b.action for row in shown.buttons for b in row] == list(card.actions)

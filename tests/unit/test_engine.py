@@ -81,7 +81,11 @@ def test_a_whole_lesson_and_quiz_then_keep_going(engine: Engine, store: SqlitePr
     ada.press(AI.title)
     assert all(lesson.title in ada.text for lesson in AI.lessons)
     ada.press("1.")
-    assert DISTILLATION.title in ada.text and DISTILLATION.premise in ada.text and f"{DISTILLATION.minutes} min" in ada.text
+    assert (
+        DISTILLATION.title in ada.text
+        and DISTILLATION.premise in ada.text
+        and f"{DISTILLATION.minutes} min" in ada.text
+    )
     ada.press("Start reading")
     seen = []
     for number, section in enumerate(DISTILLATION.sections, start=1):
@@ -159,7 +163,9 @@ def test_a_question_mid_lesson_is_answered_without_losing_the_place(engine: Engi
     model.enqueue_answer(["1"], explanation="It learns from what the teacher outputs.")
     replies = ada.say("What does the student learn from?")
     partial = [r for r in replies if r.partial]
-    assert len(partial) == 2 and all(b.text.startswith(a.text) for a, b in zip(partial, partial[1:]))  # quotes, then the explanation
+    assert len(partial) == 2 and all(
+        b.text.startswith(a.text) for a, b in zip(partial, partial[1:], strict=False)
+    )  # quotes, then the explanation
     final = replies[-1]
     assert not final.partial and "It learns from what the teacher outputs." in final.text
     assert "Source: Model distillation › Teacher and student" in final.text
@@ -192,7 +198,9 @@ def test_a_question_in_the_quiz_is_answered_and_a_typed_letter_answers(engine: E
     model.enqueue_answer(["1"], explanation="From the teacher's outputs.")
     ada.say("/ask what does the student model learn from when it is being distilled?")
     assert "<<<QUESTION\nwhat does the student model learn from" in model.questions[-1][0][-1].content
-    assert ada.engine.is_question(ada.incoming(text="ask why?")) and not ada.engine.is_question(ada.incoming(text="ask"))
+    assert ada.engine.is_question(ada.incoming(text="ask why?")) and not ada.engine.is_question(
+        ada.incoming(text="ask")
+    )
 
 
 def test_stale_buttons_change_nothing(engine: Engine, store: SqliteProgressStore) -> None:
@@ -256,7 +264,7 @@ def test_bad_input_gets_a_helpful_reply_and_keeps_progress(engine: Engine, model
     assert "read only its first 500 characters" in ada.text
     assert len(model.questions[-1][0][-1].content) < 500 + 2000  # the question went in cut, not whole
     model.enqueue_answer(["1"], explanation="From the teacher.")
-    ada.say("what does the student \ud800 learn from \U0001F600 ?")
+    ada.say("what does the student \ud800 learn from \U0001f600 ?")
     assert "Source:" in ada.text
     assert store.position("test:ada") == where
     ada.say("next")
@@ -361,7 +369,7 @@ def test_many_learners_at_once_keep_their_own_places(engine: Engine, store: Sqli
         await asyncio.gather(*(walk(learner, n % 4) for n, learner in enumerate(learners)))
 
     asyncio.run(everyone())
-    for n, learner in enumerate(learners):
+    for n, _learner in enumerate(learners):
         position = store.position(f"test:u{n}")
         assert (position.step, position.section) == ("section", n % 4)
 

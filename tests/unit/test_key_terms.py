@@ -88,9 +88,14 @@ def test_term_command_finds_a_term_or_says_how_to_ask_instead(engine: Engine, mo
     ada = Learner(engine)
     open_lesson(ada, 2)
     ada.say("term softmax")
-    assert ada.text.startswith("**Softmax**:") and "Back to the lesson" in [b.label for r in ada.last for row in r.buttons for b in row]
+    assert ada.text.startswith("**Softmax**:") and "Back to the lesson" in [
+        b.label for r in ada.last for row in r.buttons for b in row
+    ]
     ada.say("term photosynthesis")
-    assert "No lesson here lists “photosynthesis” as a key term" in ada.text and "'ask what is photosynthesis?'" in ada.text
+    assert (
+        "No lesson here lists “photosynthesis” as a key term" in ada.text
+        and "'ask what is photosynthesis?'" in ada.text
+    )
     ada.say("term")
     assert "Type the term after 'term'" in ada.text
     assert model.history == []

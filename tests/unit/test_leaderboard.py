@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ from bot.store.progress import SqliteProgressStore
 from tests.engine_driver import Learner
 from tests.unit.test_engine import TRACKS, Clock
 
-WEDNESDAY = datetime(2026, 1, 14, 12, tzinfo=timezone.utc).timestamp()
+WEDNESDAY = datetime(2026, 1, 14, 12, tzinfo=UTC).timestamp()
 DAY = 86400.0
 
 
@@ -51,10 +51,16 @@ def test_only_learners_who_opted_in_appear_ranked_by_this_weeks_lessons_then_str
     finish(engine, "cy", ["attention"], WEDNESDAY - DAY)  # a lesson finished twice counts once
     finish(engine, "dee", ["distillation", "attention", "tokenization-economics"], WEDNESDAY)
     for days_ago in (2, 3):
-        engine.store.save("test:ada", Position(), at=WEDNESDAY - days_ago * DAY)  # Ada: three days in a row to yesterday
+        engine.store.save(
+            "test:ada", Position(), at=WEDNESDAY - days_ago * DAY
+        )  # Ada: three days in a row to yesterday
     dee.say("leaderboard")
     lines = dee.text.splitlines()
-    assert lines[1:4] == ["1. Bob · 2 lessons · 🔥 1 day", "2. Ada · 1 lesson · 🔥 3 days", "3. Cy · 1 lesson · 🔥 2 days"]
+    assert lines[1:4] == [
+        "1. Bob · 2 lessons · 🔥 1 day",
+        "2. Ada · 1 lesson · 🔥 3 days",
+        "3. Cy · 1 lesson · 🔥 2 days",
+    ]
     assert "Dee" not in dee.text and "Eve" not in dee.text  # not opted in; another community
     assert "'leaderboard on' puts you on it" in dee.text
     bob.say("leaderboard off")

@@ -10,16 +10,23 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 import bot.store.progress as progress_module
-from bot.core.ports import (LearnerSettings, LessonResult, Position, QuestionRecord, QuizAttempt, ReviewCard,
-                            TrackChange)  # fmt: skip
+from bot.core.ports import (
+    LearnerSettings,
+    LessonResult,
+    Position,
+    QuestionRecord,
+    QuizAttempt,
+    ReviewCard,
+    TrackChange,  # fmt: skip
+)
 from bot.store.database import LATEST_VERSION, Database, DatabaseTooNew
 from bot.store.progress import SqliteProgressStore
 from bot.store.question_log import SqliteQuestionLog
@@ -436,7 +443,9 @@ def test_a_reminder_day_is_claimed_once_and_can_be_released(store: SqliteProgres
     assert store.claim_reminder("bob", "2024-03-01") is False  # reminders off: nothing to claim
 
 
-def test_leaderboard_rows_count_distinct_lessons_since_a_time_for_opted_in_members_only(store: SqliteProgressStore) -> None:
+def test_leaderboard_rows_count_distinct_lessons_since_a_time_for_opted_in_members_only(
+    store: SqliteProgressStore,
+) -> None:
     for learner, opted in (("ada", True), ("bob", False), ("cy", True)):
         store.note_member("g1", learner, MARCH_1)
         store.save_learner_settings(learner, LearnerSettings(leaderboard=opted, display_name=learner.title()))

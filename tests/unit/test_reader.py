@@ -89,7 +89,12 @@ def test_the_bundled_track_is_valid_and_complete() -> None:
     assert result.problems == []
     track = result.track
     assert track is not None
-    assert [lesson.id for lesson in track.lessons] == ["distillation", "attention", "tokenization-economics", "rlhf-vs-dpo"]
+    assert [lesson.id for lesson in track.lessons] == [
+        "distillation",
+        "attention",
+        "tokenization-economics",
+        "rlhf-vs-dpo",
+    ]
     for lesson in track.lessons:
         assert len(lesson.quiz) == 10, lesson.id
         assert all(q.explanation and q.section for q in lesson.quiz), lesson.id

@@ -4,18 +4,17 @@ and stopping when a platform refuses."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from dataclasses import replace
-
 from bot.core.engine import Engine
+from bot.core.localtime import find_timezone, is_quiet, parse_clock, parse_quiet_hours, reminder_day
 from bot.core.messages import Reply
 from bot.core.ports import LearnerSettings, Position, ReviewCard
-from bot.core.localtime import find_timezone, is_quiet, parse_clock, parse_quiet_hours, reminder_day
 from bot.core.reminders import Delivery, ReminderScheduler
 from bot.store.progress import SqliteProgressStore
 from tests.engine_driver import Learner
@@ -180,7 +179,9 @@ def test_each_learner_is_reminded_once_at_their_own_local_time(engine: Engine, s
     scheduler, outbox = scheduler_for(engine, clock)
     clock.now = at("2026-01-14 00:00", "UTC")
     run_ticks(scheduler, clock, until=at("2026-01-15 12:00", "UTC"))
-    sent = {(user, datetime.fromtimestamp(when, ZoneInfo("UTC")).strftime("%d %H:%M")) for user, _r, when in outbox.sent}
+    sent = {
+        (user, datetime.fromtimestamp(when, ZoneInfo("UTC")).strftime("%d %H:%M")) for user, _r, when in outbox.sent
+    }
     # Tokyo's 19:00 is 10:00 UTC; Berlin's 18:00 UTC; New York's 00:00 UTC of the next day (so its 13 January
     # reminder goes at the first check); each once per local day.
     assert sent == {("nyc", "14 00:00"), ("tok", "14 10:00"), ("ber", "14 18:00"), ("nyc", "15 00:00"),
@@ -197,7 +198,9 @@ def test_a_time_skipped_by_spring_forward_fires_at_the_first_check_after_it(engi
     scheduler, outbox = scheduler_for(engine, clock)
     clock.now = at("2026-03-29 00:00", "Europe/Berlin")
     run_ticks(scheduler, clock, until=at("2026-03-29 23:00", "Europe/Berlin"))
-    assert [datetime.fromtimestamp(w, ZoneInfo("Europe/Berlin")).strftime("%H:%M") for _u, _r, w in outbox.sent] == ["03:00"]
+    assert [datetime.fromtimestamp(w, ZoneInfo("Europe/Berlin")).strftime("%H:%M") for _u, _r, w in outbox.sent] == [
+        "03:00"
+    ]
 
 
 def test_a_time_repeated_by_fall_back_fires_once(engine: Engine, store: SqliteProgressStore, clock: Clock) -> None:
@@ -370,7 +373,9 @@ def test_a_streak_is_counted_in_the_learners_own_days_so_tonight_means_their_nig
     assert engine.comeback.reminder("test:ada", at("2026-01-15 19:00", zone)) is None  # broken already: no reason
 
 
-def test_the_timezone_is_asked_once_then_messages_go_where_they_would(engine: Engine, store: SqliteProgressStore) -> None:
+def test_the_timezone_is_asked_once_then_messages_go_where_they_would(
+    engine: Engine, store: SqliteProgressStore
+) -> None:
     ada = Learner(engine)
     ada.say("remind on")
     ada.say("softmax")

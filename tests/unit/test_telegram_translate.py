@@ -249,7 +249,9 @@ class FakeTime:
         self.now += seconds
 
 
-def send_times(limiter: ChatRateLimiter, time: FakeTime, chat_id: int, count: int, endpoint: str = "sendMessage") -> list[float]:
+def send_times(
+    limiter: ChatRateLimiter, time: FakeTime, chat_id: int, count: int, endpoint: str = "sendMessage"
+) -> list[float]:
     times: list[float] = []
 
     async def call() -> bool:

@@ -64,7 +64,9 @@ def by_text_id(units: tuple, unit_id: str) -> str:
 
 def test_unit_ids_survive_unrelated_edits_and_repeats_get_their_own() -> None:
     before = {u.text: u.id for u in section_units("s", MARKDOWN)}
-    edited = MARKDOWN.replace("Dr. Lee wrote 2.5 pages!", "Dr. Lee wrote three pages!").replace("| Qwen | 1.5B |", "| Qwen | 7B |")
+    edited = MARKDOWN.replace("Dr. Lee wrote 2.5 pages!", "Dr. Lee wrote three pages!").replace(
+        "| Qwen | 1.5B |", "| Qwen | 7B |"
+    )
     after = {u.text: u.id for u in section_units("s", edited)}
     unchanged = [text for text in before if text in after]
     assert len(unchanged) == len(before) - 2 and all(before[t] == after[t] for t in unchanged)
@@ -92,7 +94,10 @@ def test_a_long_section_is_cut_between_blocks_never_inside_a_list() -> None:
     parts = parts_of(citation, units, budget=20)
     assert len(parts) > 1
     holding = [p for p in parts if any(u.text == "The three steps are:" for u in p.units)]
-    assert all(text in [u.text for u in holding[0].units] for text in ("Collect the data.", "fix types", "Train with `model.fit()`."))
+    assert all(
+        text in [u.text for u in holding[0].units]
+        for text in ("Collect the data.", "fix types", "Train with `model.fit()`.")
+    )
 
 
 def test_pages_hold_whole_sections_in_order_within_the_budget() -> None:
@@ -116,7 +121,12 @@ def test_a_cited_sentence_brings_the_next_sentence_of_its_paragraph_only() -> No
     assert shown("Students can fail quietly.") == ["Students can fail quietly.", "They look fine on average tests."]
     assert shown("Nobody notices.") == ["Nobody notices."]  # the next paragraph is not brought
     other = Citation("t", "l", "s2", "S2", "L")  # nor the first sentence of the next section
-    _text, two = number_units([*parts_of(citation, section_units("s", "Last one."), 100), *parts_of(other, section_units("s2", "First one."), 100)])
+    _text, two = number_units(
+        [
+            *parts_of(citation, section_units("s", "Last one."), 100),
+            *parts_of(other, section_units("s2", "First one."), 100),
+        ]
+    )
     assert [n.unit.text for n in expand([two[0]], two)] == ["Last one."]
 
 

@@ -70,7 +70,9 @@ def test_duplicate_track_ids_across_folders(tmp_path: Path) -> None:
 def test_duplicate_section_headings(tmp_path: Path) -> None:
     path = write_lesson(tmp_path, "a.md", front_matter(), BODY + "\n## Teacher and student\n\nAgain.\n")
     [problem] = problems_of(path)
-    assert problem.startswith(f"{path}:{len(path.read_text().splitlines()) - 2}: duplicate section id 'teacher-and-student'")
+    assert problem.startswith(
+        f"{path}:{len(path.read_text().splitlines()) - 2}: duplicate section id 'teacher-and-student'"
+    )
 
 
 @pytest.mark.parametrize("marks", [[], [0, 2]])

@@ -19,17 +19,46 @@ import aiohttp
 import discord
 
 from bot.adapters import AdapterError
-from bot.adapters.discord.commands import (MAX_CHOICES, build_commands, lesson_choices, sync_commands,
-                                           track_choices)  # fmt: skip
+from bot.adapters.discord.commands import (
+    MAX_CHOICES,
+    build_commands,
+    lesson_choices,
+    sync_commands,
+    track_choices,  # fmt: skip
+)
 from bot.adapters.discord.components import MAX_LABEL_CHARS, NO_MENTIONS, NOT_YOURS, Outgoing, TutorButton
 from bot.adapters.discord.limits import QuestionLimiter, too_many_questions
 from bot.adapters.discord.outbox import ChannelOutbox, InteractionOutbox, Outbox, Sent, deliver
-from bot.adapters.discord.render import (MAX_BUTTONS_PER_ROW, MAX_MESSAGE_CHARS, MAX_ROWS, clip, discord_length, escape,
-                                         layout, render, render_text, split_text)  # fmt: skip
-from bot.adapters.discord.translate import (CUSTOM_ID_TEMPLATE, MAX_CUSTOM_ID_CHARS, PLATFORM, command_text, custom_id,
-                                            interaction_incoming, message_incoming, parse_custom_id)  # fmt: skip
-from bot.adapters.discord.tutor import (APOLOGY, NAVIGATION_ACK_SECONDS, RESTARTING, SHUTDOWN_GRACE_SECONDS,
-                                        TutorClient, minimal_intents)  # fmt: skip
+from bot.adapters.discord.render import (
+    MAX_BUTTONS_PER_ROW,
+    MAX_MESSAGE_CHARS,
+    MAX_ROWS,
+    clip,
+    discord_length,
+    escape,
+    layout,  # fmt: skip
+    render,
+    render_text,
+    split_text,
+)
+from bot.adapters.discord.translate import (
+    CUSTOM_ID_TEMPLATE,
+    MAX_CUSTOM_ID_CHARS,
+    PLATFORM,
+    command_text,
+    custom_id,
+    interaction_incoming,  # fmt: skip
+    message_incoming,
+    parse_custom_id,
+)
+from bot.adapters.discord.tutor import (
+    APOLOGY,
+    NAVIGATION_ACK_SECONDS,
+    RESTARTING,
+    SHUTDOWN_GRACE_SECONDS,
+    TutorClient,  # fmt: skip
+    minimal_intents,
+)
 from bot.config import DiscordSettings
 from bot.core.engine import Engine
 from bot.core.reminders import ReminderScheduler
@@ -76,9 +105,9 @@ async def serve(engine: Engine, settings: DiscordSettings, stop: asyncio.Event, 
             await client.shutdown()
         else:
             await client.close()
-    error = await _ended(connection)
-    if error is not None and not stop.is_set():
-        raise _start_error(error) from None
+    ended_with = await _ended(connection)
+    if ended_with is not None and not stop.is_set():
+        raise _start_error(ended_with) from None
 
 
 async def _ended(connection: asyncio.Task[None]) -> BaseException | None:

@@ -32,10 +32,10 @@ class TutorButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID_
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> TutorButton:
         """The button a press refers to, rebuilt from its custom id."""
-        return cls(int(match["owner"]), match["action"], item.label or "")
+        return cls(int(match["owner"]), match["action"], getattr(item, "label", None) or "")
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         """Only the learner a message was written for may press its buttons; anyone else gets a quiet note."""

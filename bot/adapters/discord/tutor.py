@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -104,7 +104,7 @@ class TutorClient(discord.Client):
                 await channel.send(**message.kwargs())
         except (discord.Forbidden, discord.NotFound):
             return Delivery.UNREACHABLE  # DMs closed to the bot, the bot blocked, or the account is gone
-        except (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, discord.HTTPException, aiohttp.ClientError, OSError) as error:
             log.warning("could not send a reminder to Discord user %s: %s", user_id, type(error).__name__)
             return Delivery.FAILED
         return Delivery.SENT
@@ -153,7 +153,7 @@ class TutorClient(discord.Client):
         try:
             yield
         finally:
-            self._turns.discard(task)  # type: ignore[arg-type]
+            self._turns.discard(task)
 
     # ------------------------------------------------------------ failures and shutdown
 
@@ -197,7 +197,7 @@ class TutorClient(discord.Client):
         await self.close()
 
 
-async def _once(reply: Reply) -> AsyncIterator[Reply]:
+async def _once(reply: Reply) -> AsyncGenerator[Reply, None]:
     yield reply
 
 

@@ -22,9 +22,9 @@ log = logging.getLogger(__name__)
 
 
 class Window(NamedTuple):
-    """At most ``count`` sends in any ``seconds``."""
+    """At most ``sends`` sends in any ``seconds``."""
 
-    count: int
+    sends: int
     seconds: float
 
 
@@ -172,4 +172,3 @@ class Recent(OrderedDict):
         self.move_to_end(key)
         while len(self) > self.size:
             self.popitem(last=False)
-

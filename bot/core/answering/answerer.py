@@ -167,7 +167,9 @@ class Answerer:
         """The open lesson's page when the best section is in it; otherwise the best sections, within budget."""
         best = passages[0]
         if lesson and best.lesson == lesson:
-            pages = [p for p in self.pages(best.track, lesson) if any(part.citation.section == best.section for part in p)]
+            pages = [
+                p for p in self.pages(best.track, lesson) if any(part.citation.section == best.section for part in p)
+            ]
             if pages:
                 page = max(pages, key=lambda p: sum(_overlap(part.units, best.text) for part in p))
                 return UnitPrompt(page, *number_units(page), page=True)
@@ -184,7 +186,10 @@ class Answerer:
 
     def messages(self, units_text: str, question: str) -> list[ChatMessage]:
         """The citing prompt: fixed rules, the numbered lesson text, then the question (rules restated after it)."""
-        return [ChatMessage("system", self._system), ChatMessage("user", self._user.render(units=units_text, question=question))]
+        return [
+            ChatMessage("system", self._system),
+            ChatMessage("user", self._user.render(units=units_text, question=question)),
+        ]
 
     def judge_messages(self, question: str, cited: list[Numbered]) -> list[ChatMessage]:
         """A fresh prompt for the judge: its rules (a cached prefix), then only the question and the cited units."""
@@ -210,7 +215,9 @@ class Answerer:
     @staticmethod
     def refusal_text(closest: Citation | None, why: str | None = None) -> str:
         """What the learner reads when the lessons do not answer the question."""
-        text = why or "I can't answer that from the lessons: they don't cover it, and I only answer from the lesson text."
+        text = (
+            why or "I can't answer that from the lessons: they don't cover it, and I only answer from the lesson text."
+        )
         if closest:
             text += f" The closest section is “{closest.heading}” in {closest.lesson_title}."
         return text
@@ -225,8 +232,12 @@ class Answerer:
         def stage(name: str) -> None:  # where a question's time goes (bench/answer_eval.py prints it)
             stages[name] = self.clock() - started - sum(stages.values())
 
-        def refuse(reason: str, closest: Citation | None, why: str | None = None, judged: float | None = None) -> Answer:
-            answer = Answer(self.refusal_text(closest, why), True, reason, closest=closest, judged=judged, stages=stages)
+        def refuse(
+            reason: str, closest: Citation | None, why: str | None = None, judged: float | None = None
+        ) -> Answer:
+            answer = Answer(
+                self.refusal_text(closest, why), True, reason, closest=closest, judged=judged, stages=stages
+            )
             return self._finish(answer, cleaned, track, lesson, learner, started, None, truncated)
 
         if not cleaned:
@@ -259,13 +270,19 @@ class Answerer:
         judged = odds.get("yes", 0.0)
         stage("judge")
         if judged < self.settings.judge_threshold:
-            yield refuse(f"the judge found the cited text does not state the answer (P(yes) {judged:.2f})", cited[0].citation, judged=judged)
+            yield refuse(
+                f"the judge found the cited text does not state the answer (P(yes) {judged:.2f})",
+                cited[0].citation,
+                judged=judged,
+            )
             return
 
         shown = quote_text(cited)
         first = self.clock()
         yield AnswerDelta(shown)
-        explanation, withheld = await self._explanation(messages, reply, chosen, cited) if self.settings.explain else ("", "")
+        explanation, withheld = (
+            await self._explanation(messages, reply, chosen, cited) if self.settings.explain else ("", "")
+        )
         if explanation:
             yield AnswerDelta("\n\n" + explanation)
             shown += "\n\n" + explanation
@@ -295,7 +312,11 @@ class Answerer:
                            cited: list[Numbered]) -> tuple[str, str]:  # fmt: skip
         """A short explanation in the model's words, or "" and why not (it states something the cited units lack)."""
         numbers = ", ".join(item.number for item in chosen)
-        follow_up = [*messages, ChatMessage("assistant", reply), ChatMessage("user", self._explain.render(numbers=numbers))]
+        follow_up = [
+            *messages,
+            ChatMessage("assistant", reply),
+            ChatMessage("user", self._explain.render(numbers=numbers)),
+        ]
         text = ""
         try:
             async for piece in self.model.stream(follow_up, Generation(self.settings.explanation_tokens)):

@@ -71,7 +71,9 @@ def unsupported(explanation: str, sources: str) -> set[str]:
     source_plain = f" {plain(sources)} "
     source_numbers = set(_NUMBER.findall(sources))
     lowered = sources.casefold()
-    links = {link.rstrip(".,;:!?)'\"") for link in _LINK.findall(explanation)}  # a sentence's full stop is no part of it
+    links = {
+        link.rstrip(".,;:!?)'\"") for link in _LINK.findall(explanation)
+    }  # a sentence's full stop is no part of it
     missing = {link for link in links if link.casefold() not in lowered}
     without_links = _LINK.sub(" ", explanation)
     missing |= set(_NUMBER.findall(without_links)) - source_numbers

@@ -49,7 +49,9 @@ def citation_of(track: str, lesson: Lesson, section: Section) -> Citation:
 def fallback_units(passage: Passage) -> tuple[Unit, ...]:
     """Units for text that has none (a section built without them): each paragraph is one unit and one block."""
     paragraphs = [" ".join(p.split()) for p in passage.text.split("\n\n") if p.strip()]
-    return tuple(Unit(f"{passage.section}~p{n}", text, "sentence", block=n) for n, text in enumerate(paragraphs, start=1))
+    return tuple(
+        Unit(f"{passage.section}~p{n}", text, "sentence", block=n) for n, text in enumerate(paragraphs, start=1)
+    )
 
 
 def _blocks(units: tuple[Unit, ...]) -> list[tuple[Unit, ...]]:
@@ -155,6 +157,10 @@ def expand(chosen: list[Numbered], numbered: list[Numbered]) -> list[Numbered]:
         following = position[item.unit.id] + 1
         if item.unit.kind == "sentence" and following < len(numbered):
             after = numbered[following]
-            if after.citation == item.citation and after.unit.kind == "sentence" and after.unit.block == item.unit.block:
+            if (
+                after.citation == item.citation
+                and after.unit.kind == "sentence"
+                and after.unit.block == item.unit.block
+            ):
                 wanted.setdefault(after.unit.id, after)
     return sorted(wanted.values(), key=lambda n: position[n.unit.id])
