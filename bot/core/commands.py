@@ -1,15 +1,19 @@
 """Typed text before the engine reads it: cleaned, cut to size, and recognised as a command or not.
 
-A command is a known word, alone (``next``, ``/progress``) or with a short argument (``lesson attention``,
-``/enable ai-foundations``); typed without a slash, commands whose arguments have a shape (``remind at 19:00``,
-``leaderboard on``, ``quiet 22:00-08:00``) are commands only with such an argument. Anything else a learner types is a question, except quiz answers and reset
-confirmations, which the engine recognises itself because they depend on where the learner is.
+A command is a command only when it is exactly one: a known word with its arguments and nothing else.
+With a slash (``/enable ai-foundations``, ``/ask …``) the learner says it is a command, so any argument goes.
+Typed without a slash, a word alone is a command (``next``, ``progress``), and a word with an argument is one
+only when the argument has that command's shape: ``remind at 19:00``, ``leaderboard on``, ``quiet 22:00-08:00``,
+or, for ``track``, ``lesson``, ``enable`` and ``disable``, the id or title of something that exists (the caller
+says what exists). "enable caching in attention?" and "track record of GPT-4?" are questions. Quiz answers and
+reset confirmations are recognised by the engine itself, because they depend on where the learner is.
 """
 
 from __future__ import annotations
 
 import hashlib
 import unicodedata
+from collections.abc import Callable
 
 from bot.core.localtime import parse_clock, parse_quiet_hours
 
@@ -35,9 +39,11 @@ def clean_text(text: str, limit: int = MAX_MESSAGE_CHARS) -> tuple[str, bool]:
     return kept.strip(), cut
 
 
-def parse_command(text: str) -> tuple[str, str] | None:
+def parse_command(text: str, names: Names | None = None) -> tuple[str, str] | None:
     """``(command, argument)`` for ``/next``, ``next``, ``lesson attention``…; None for anything else.
 
+    ``names(command, argument)`` says whether ``argument`` names a track or lesson that exists (for ``track``,
+    ``lesson``, ``enable``, ``disable`` typed without a slash); without it, those are commands only with a slash.
     A slash command that is not known comes back as ``("?", name)``.
     """
     if text.startswith("/"):
@@ -48,29 +54,35 @@ def parse_command(text: str) -> tuple[str, str] | None:
         known = word in WORD_COMMANDS or word in ARG_COMMANDS
         return (word, rest.strip()) if known else ("?", word)
     word, _, rest = text.partition(" ")
-    word = word.casefold()
-    if word in WORD_COMMANDS and not rest.strip():
-        return word, ""
-    if word == "ask" or (word == "term" and _argument_fits(word, rest.strip())):
-        return word, rest.strip()  # a question of any length, or a term; alone, a hint
-    if word in ARG_COMMANDS and rest.strip() and len(rest.split()) <= 3 and _argument_fits(word, rest.strip()):
-        return word, rest.strip()
-    if word in {"lesson", "track"} and not rest.strip():
-        return word + "s", ""  # "lesson" alone lists the lessons, "track" alone the tracks
-    return None
-
-
-def _argument_fits(word: str, argument: str) -> bool:
-    """Whether typed ``word argument`` is that command exactly ("remind me of softmax" is a question)."""
+    word, argument = word.casefold(), rest.strip()
+    if not argument:
+        if word in WORD_COMMANDS:
+            return word, ""
+        if word in {"lesson", "track"}:
+            return word + "s", ""  # "lesson" alone lists the lessons, "track" alone the tracks
+        if word in {"ask", "term"}:
+            return word, ""  # alone, a hint on how to use them
+        return None
+    if word == "ask":
+        return word, argument  # the learner said it is a question, of any length
+    if word not in ARG_COMMANDS:
+        return None
     shape = _ARGUMENT_SHAPES.get(word)
-    return shape is None or shape(argument.casefold())
+    if shape is not None:
+        return (word, argument) if shape(argument.casefold()) else None
+    return (word, argument) if names is not None and names(word, argument) else None
 
 
-_ARGUMENT_SHAPES = {
+Names = Callable[[str, str], bool]
+"""``names(command, argument)``: whether the argument of ``track``/``lesson``/``enable``/``disable`` names
+something that exists."""
+
+_ARGUMENT_SHAPES: dict[str, Callable[[str], bool]] = {
     "remind": lambda a: a in {"on", "off"} or parse_clock(a.removeprefix("at ").strip()) is not None,
     "leaderboard": lambda a: a in {"on", "off", "enable", "disable"},
     "quiet": lambda a: parse_quiet_hours(a) is not None,
     "term": lambda a: len(a.split()) <= 6 and not a.endswith("?"),  # "term limits of a context window?" asks
+    "tz": lambda a: len(a.split()) <= 3 and not a.endswith("?"),  # a zone or city; a wrong one gets explained
 }
 
 

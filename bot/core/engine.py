@@ -138,7 +138,7 @@ class Engine:
         position, _note = self._checked_position(incoming.learner)
         if not text:
             return False
-        command = parse_command(text)
+        command = parse_command(text, self._names)
         if command is not None:
             return command[0] == "ask" and bool(command[1])
         if position.pending == "reset" and text.casefold() in YES | NO:
@@ -191,7 +191,7 @@ class Engine:
             return _note("I got an empty message. Ask me a question about the lesson, or type 'help'.")
         if position.pending == "reset" and text.casefold() in YES | NO:
             return self._confirm_reset(incoming, position, text.casefold() in YES)
-        command = parse_command(text)
+        command = parse_command(text, self._names)
         if command is None:
             if position.step == "quiz":
                 chosen = typed_option(self._lesson(position).quiz[position.question], text)
@@ -362,6 +362,17 @@ class Engine:
     def _track_view(self, incoming: Incoming, track: Track) -> Outcome:
         blocked = self._not_offered(incoming, track)
         return blocked or Outcome([views.lessons(track, self._best_scores(incoming.learner))])
+
+    def _names(self, command: str, argument: str) -> bool:
+        """Whether typed ``command argument`` names a track or lesson, so it is that command, not a question."""
+        wanted = argument.casefold()
+        if command in {"enable", "disable"}:
+            return wanted in self.tracks
+        if command == "track":
+            return any(wanted in {t.id, t.title.casefold()} for t in self.tracks.values())
+        return (wanted.isascii() and wanted.isdigit()) or any(
+            wanted in {lesson.id, lesson.title.casefold()} for t in self.tracks.values() for lesson in t.lessons
+        )
 
     def _open_track_named(self, incoming: Incoming, named: str) -> Outcome:
         wanted = named.casefold()

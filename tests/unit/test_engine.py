@@ -443,7 +443,7 @@ def test_commands_and_cleaning() -> None:
     assert parse_command("/next") == ("next", "")
     assert parse_command("/start@tutor_bot") == ("start", "")
     assert parse_command("NEXT") == ("next", "")
-    assert parse_command("lesson attention") == ("lesson", "attention")
+    assert parse_command("/lesson attention") == ("lesson", "attention")
     assert parse_command("/nope") == ("?", "nope")
     assert parse_command("/lesson") == ("lessons", "") and parse_command("lesson") == ("lessons", "")
     assert parse_command("/track@tutor_bot") == ("tracks", "")
