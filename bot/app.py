@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from bot.core.answering import Answerer, AnswerSettings
-from bot.core.answering.checks import plain
+from bot.core.answering.checks import Vocabulary
 from bot.core.engine import Engine
 from bot.core.lessons import Lesson, Track
 from bot.core.localtime import parse_quiet_hours
@@ -44,18 +45,18 @@ def lesson_lookup(tracks: dict[str, Track]):  # noqa: ANN201 - a Callable[[str, 
     return find
 
 
-def track_words(tracks: dict[str, Track]):  # noqa: ANN201 - a Callable[[str | None], str]
-    """A function giving the words of a track (every track for None), computed once, to check what lessons mention."""
-    cache: dict[str | None, str] = {}
+def track_words(tracks: dict[str, Track]) -> Callable[[str | None], Vocabulary]:
+    """The words of a track (every track for None), indexed once, to check what the lessons mention."""
+    cache: dict[str | None, Vocabulary] = {}
 
     def lesson_text(lesson: Lesson) -> str:
         parts = [lesson.title, *(f"{s.heading}\n{s.text}" for s in lesson.sections)]
         return "\n".join(parts + [f"{term}: {meaning}" for term, meaning in lesson.key_terms])
 
-    def words(track: str | None) -> str:
+    def words(track: str | None) -> Vocabulary:
         if track not in cache:
             chosen = [tracks[track]] if track in tracks else list(tracks.values())
-            cache[track] = plain("\n".join(lesson_text(lesson) for found in chosen for lesson in found.lessons))
+            cache[track] = Vocabulary("\n".join(lesson_text(lesson) for found in chosen for lesson in found.lessons))
         return cache[track]
 
     return words

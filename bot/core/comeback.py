@@ -9,6 +9,7 @@ when a reminder may go and sends it.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -48,6 +49,7 @@ class Comeback:
         self.default_quiet = default_quiet
         self.reminder_platforms: set[str] = set()  # platforms a reminder can reach (ReminderScheduler adds them)
         self._members: OrderedDict[tuple[str, str], None] = OrderedDict()  # (community, learner) noted lately
+        self._members_lock = threading.Lock()  # turns run on worker threads
 
     # ------------------------------------------------------------ the learner's own day
 
@@ -193,13 +195,15 @@ class Comeback:
         if incoming.is_direct:
             return
         key = (incoming.community, incoming.learner)
-        if key in self._members:
-            self._members.move_to_end(key)
-            return
+        with self._members_lock:
+            if key in self._members:
+                self._members.move_to_end(key)
+                return
         self.store.note_member(incoming.community, incoming.learner, self.clock())
-        self._members[key] = None
-        if len(self._members) > MEMBERS_REMEMBERED:
-            self._members.popitem(last=False)
+        with self._members_lock:
+            self._members[key] = None
+            if len(self._members) > MEMBERS_REMEMBERED:
+                self._members.popitem(last=False)
 
     def leaderboard(self, incoming: Incoming, argument: str) -> Outcome:
         """``leaderboard``: the week's board here; ``on|off``: appear or not; moderators: ``enable|disable``."""

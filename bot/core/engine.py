@@ -20,7 +20,7 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.core import progress, views
@@ -28,6 +28,7 @@ from bot.core.answering import Answer, AnswerDelta, Answerer
 from bot.core.comeback import Comeback
 from bot.core.commands import MAX_MESSAGE_CHARS, NO, YES, clean_text, parse_command, question_in, short_hash
 from bot.core.lessons import Lesson, Track
+from bot.core.limits import QuestionLimit, too_many_questions
 from bot.core.localtime import DEFAULT_QUIET
 from bot.core.messages import Button, Incoming, Reply, rows
 from bot.core.outcome import Outcome
@@ -67,6 +68,29 @@ class _LearnerLocks:
                 self._locks[key] = (lock, users - 1)
 
 
+# One question per learner at a time: the model's queue is shared fairly, not filled by one person.
+_ONE_AT_A_TIME = Reply("I'm still answering your last question; ask this one again when that answer is done.",
+                       personal=True)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What the engine says of a turn before it runs: a question for the model or not, and a note to show instead."""
+
+    question: bool
+    refusal: Reply | None = None
+
+
+@dataclass
+class _Turn:
+    """What a turn's non-model part decided: replies to show, and the question for the model, if any."""
+
+    replies: list[Reply]
+    position: Position
+    question: str | None
+    cut: bool
+
+
 class Engine:
     """Walks learners through tracks, lessons and quizzes, answers their questions, keeps their progress."""
 
@@ -87,6 +111,7 @@ class Engine:
         self.clock = clock
         self._locks = _LearnerLocks()
         self._asking: set[str] = set()  # learners whose question is with the model right now
+        self._question_limits: dict[str, QuestionLimit] = {}  # by platform (the console has none)
         self._track_ids = {short_hash(t.id): t for t in self.tracks.values()}
         self._lesson_ids = {(short_hash(t.id), short_hash(lesson.id)): (t, lesson)
                             for t in self.tracks.values() for lesson in t.lessons}  # fmt: skip
@@ -96,44 +121,75 @@ class Engine:
     # ------------------------------------------------------------ the turn
 
     async def handle(self, incoming: Incoming) -> AsyncGenerator[Reply, None]:
-        """Handle one turn; yield its replies (iterate to the end: the learner's lock is held until then)."""
-        if incoming.learner in self._asking and self.is_question(incoming):
-            # One question per learner at a time: the model's queue is shared fairly, not filled by one person.
-            yield Reply("I'm still answering your last question; ask this one again when that answer is done.",
-                        personal=True)  # fmt: skip
+        """Handle one turn; yield its replies (iterate to the end: the learner's lock is held until then).
+
+        The turn's reading and writing of the store runs on a worker thread: a database that waits for a lock, or
+        a slow disk, holds up this learner only, never the event loop that serves everyone else.
+        """
+        if incoming.learner in self._asking and await self.is_question(incoming):
+            yield _ONE_AT_A_TIME
             return
         async with self._locks.hold(incoming.learner):
-            self.comeback.note_member(incoming)
-            position, note = self._checked_position(incoming.learner)
-            question: str | None = None
-            cut = False
-            outcome: Outcome | None
-            if incoming.action is not None:
-                outcome = self._on_action(incoming, position, incoming.action)
-            else:
-                text, cut = clean_text(incoming.text or "")
-                outcome = self._on_text(incoming, position, text)
-                if outcome is None:
-                    question = question_in(text)
-            if note:  # shown, not stored: if the lesson comes back, so does the learner's place in it
-                outcome = outcome or Outcome()
-                outcome.replies.insert(0, Reply(note, personal=True))
-            if outcome is not None:
-                self._store(incoming.learner, outcome)
-                for reply in outcome.replies:
-                    yield reply
-            if question is not None:
+            turn = await asyncio.to_thread(self._turn, incoming)
+            for reply in turn.replies:
+                yield reply
+            if turn.question is not None:
                 self._asking.add(incoming.learner)
                 try:
-                    async for reply in self._answer(incoming, position, question, cut):
+                    async for reply in self._answer(incoming, turn.position, turn.question, turn.cut):
                         yield reply
                 finally:
                     self._asking.discard(incoming.learner)
 
-    def is_question(self, incoming: Incoming) -> bool:
-        """Whether typed text would go to the model (not a command, nor a quiz answer, nor a confirmation)."""
+    def _turn(self, incoming: Incoming) -> _Turn:
+        """The non-model part of a turn, stored: its replies, and the question for the model if it asks one."""
+        self.comeback.note_member(incoming)
+        position, note = self._checked_position(incoming.learner)
+        question: str | None = None
+        cut = False
+        outcome: Outcome | None
         if incoming.action is not None:
+            outcome = self._on_action(incoming, position, incoming.action)
+        else:
+            text, cut = clean_text(incoming.text or "")
+            outcome = self._on_text(incoming, position, text)
+            if outcome is None:
+                question = question_in(text)
+        if note:  # shown, not stored: if the lesson comes back, so does the learner's place in it
+            outcome = outcome or Outcome()
+            outcome.replies.insert(0, Reply(note, personal=True))
+        if outcome is not None:
+            self._store(incoming.learner, outcome)
+        return _Turn(outcome.replies if outcome else [], position, question, cut)
+
+    def limit_questions(self, platform: str, per_minute: int) -> None:
+        """Let each learner on ``platform`` ask the model at most ``per_minute`` questions a minute."""
+        self._question_limits[platform] = QuestionLimit(per_minute)
+
+    def is_asking(self, learner: str) -> bool:
+        """Whether the learner's last question is with the model right now."""
+        return learner in self._asking
+
+    async def admit(self, incoming: Incoming) -> Admission:
+        """Before a turn: whether it is a question for the model, and the note to show instead when it may not be
+        asked now (one question at a time; the platform's per-minute limit, which this counts against)."""
+        if not await self.is_question(incoming):
+            return Admission(False)
+        if incoming.learner in self._asking:
+            return Admission(True, _ONE_AT_A_TIME)
+        limit = self._question_limits.get(incoming.platform)
+        wait = limit.wait(incoming.learner) if limit is not None else 0.0
+        if limit is not None and wait > 0:
+            return Admission(True, Reply(too_many_questions(limit.per_minute, wait), personal=True))
+        return Admission(True)
+
+    async def is_question(self, incoming: Incoming) -> bool:
+        """Whether typed text would go to the model (not a command, nor a quiz answer, nor a confirmation)."""
+        if incoming.action is not None or not (incoming.text or "").strip():
             return False
+        return await asyncio.to_thread(self._is_question, incoming)
+
+    def _is_question(self, incoming: Incoming) -> bool:
         text, _cut = clean_text(incoming.text or "")
         position, _note = self._checked_position(incoming.learner)
         if not text:
@@ -632,8 +688,8 @@ class Engine:
 
     # ------------------------------------------------------------ questions
 
-    def _answer_track(self, incoming: Incoming, position: Position) -> str | None:
-        offered = self.offered(incoming)
+    @staticmethod
+    def _answer_track(offered: list[Track], position: Position) -> str | None:
         if position.track and any(t.id == position.track for t in offered):
             return position.track
         return offered[0].id if len(offered) == 1 else None
@@ -642,10 +698,11 @@ class Engine:
         if self.answerer is None:
             yield Reply("Questions can't be answered right now (no model is configured).", personal=True)
             return
-        if not incoming.is_direct and not self.offered(incoming):
+        offered = await asyncio.to_thread(self.offered, incoming)
+        if not incoming.is_direct and not offered:
             yield Reply("No tracks are offered here, so there are no lessons to answer from.", personal=True)
             return
-        track = self._answer_track(incoming, position)
+        track = self._answer_track(offered, position)
         lesson = position.lesson if track and track == position.track else None
         shown = ""
         final: Answer | None = None

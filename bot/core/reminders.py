@@ -82,9 +82,10 @@ class ReminderScheduler:
                 sent.append(learner)
             elif delivery is Delivery.UNREACHABLE:
                 log.info("a %s learner can't be messaged; their reminders are off now", platform)
-                self.comeback.stop_reminders(learner, f"{platform.title()} didn't let me message you")
+                why = f"{platform.title()} didn't let me message you"
+                await asyncio.to_thread(self.comeback.stop_reminders, learner, why)
             else:
-                self.comeback.store.release_reminder(learner, day, previous)
+                await asyncio.to_thread(self.comeback.store.release_reminder, learner, day, previous)
         return sent
 
     def _due(self, now: float) -> list[tuple[str, str, str | None]]:

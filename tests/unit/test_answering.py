@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.answering import Answer, AnswerDelta, Answerer, AnswerSettings
-from bot.core.answering.checks import unknown_terms, unsupported
+from bot.core.answering.checks import Vocabulary, unknown_terms, unsupported
 from bot.core.lessons import Lesson, Section
 from bot.core.ports import Passage
 from bot.core.prompts import PromptLibrary
@@ -52,7 +52,7 @@ def make(
     model, log = ScriptedModel(), MemoryLog()
     passages = [passage("teacher-and-student", TEACHER, similarity), passage("gap", GAP, similarity - 0.05)]
     answerer = Answerer(FixedRetriever(passages), model, PROMPTS, log, lessons=lambda t, lesson: LESSON if lesson == LESSON.id else None,
-                        track_words=(lambda track: track_words) if track_words is not None else None,
+                        track_words=(lambda track: Vocabulary(track_words)) if track_words is not None else None,
                         settings=AnswerSettings(**settings))  # fmt: skip
     return answerer, model, log
 
@@ -160,7 +160,15 @@ def test_a_term_the_lessons_never_mention_is_refused_without_the_model() -> None
     shown, answer = ask(answerer, "does KTO beat DPO with GPUs?")
     assert answer.refused and "never mention" in answer.text and not model.history
     assert "KTO" not in answer.text and "KTO, DPO" in answer.reason  # not said back to the chat; logged for moderators
-    assert unknown_terms("how many GPUs?", "one gpu") == []  # a plural of a named term is named
+    assert unknown_terms("how many GPUs?", Vocabulary("one gpu")) == []  # a plural of a named term is named
+
+
+def test_a_tracks_vocabulary_finds_whole_words_and_phrases_only() -> None:
+    known = Vocabulary("GPT-4 answers; a teacher (GPT-4o) trains the student. Llama 3.1 too.")
+    assert "gpt 4" in known and "gpt 4o" in known and "llama 3 1" in known and "teacher" in known
+    assert "gpt 5" not in known and "gp" not in known and "4 answers a" in known and "student llama" in known
+    assert "" not in known and "trains student" not in known
+    assert unknown_terms("Is GPT-4 better than GPT-5 or Llama-3.1?", known) == ["GPT-5"]
 
 
 def test_an_explanation_with_a_number_name_or_link_the_units_lack_is_not_shown() -> None:

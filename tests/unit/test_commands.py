@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -79,13 +80,13 @@ def engine(tmp_path: Path) -> Engine:
 def test_a_question_that_starts_with_a_command_word_is_asked(engine: Engine, question: str) -> None:
     learner = Learner(engine)
     assert parse_command(question, engine._names) is None
-    assert engine.is_question(learner.incoming(text=question))
+    assert asyncio.run(engine.is_question(learner.incoming(text=question)))
 
 
 @pytest.mark.parametrize(("text", "expected"), COMMANDS.items())
 def test_a_command_with_its_arguments_and_nothing_else_is_a_command(engine: Engine, text: str, expected) -> None:
     assert parse_command(text, engine._names) == expected
-    assert not engine.is_question(Learner(engine).incoming(text=text)) or expected[0] == "ask"
+    assert not asyncio.run(engine.is_question(Learner(engine).incoming(text=text))) or expected[0] == "ask"
 
 
 def test_without_knowing_what_exists_a_typed_name_is_not_taken_for_a_command() -> None:

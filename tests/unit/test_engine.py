@@ -198,8 +198,8 @@ def test_a_question_in_the_quiz_is_answered_and_a_typed_letter_answers(engine: E
     model.enqueue_answer(["1"], explanation="From the teacher's outputs.")
     ada.say("/ask what does the student model learn from when it is being distilled?")
     assert "<<<QUESTION\nwhat does the student model learn from" in model.questions[-1][0][-1].content
-    assert ada.engine.is_question(ada.incoming(text="ask why?")) and not ada.engine.is_question(
-        ada.incoming(text="ask")
+    assert asyncio.run(ada.engine.is_question(ada.incoming(text="ask why?"))) and not asyncio.run(
+        ada.engine.is_question(ada.incoming(text="ask"))
     )
 
 

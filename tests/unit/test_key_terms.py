@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,7 @@ def test_what_is_a_key_term_is_answered_without_the_model_and_its_button_opens_t
         engine: Engine, model: ScriptedModel) -> None:  # fmt: skip
     ada = Learner(engine)
     question = ada.incoming(text="what are soft targts?")
-    assert engine.is_question(question) is False  # so adapters neither count it nor show "typing"
+    assert asyncio.run(engine.is_question(question)) is False  # so adapters neither count it nor show "typing"
     ada.say("what are soft targts?")
     assert ada.text.startswith(f"Did you mean “Soft targets”? **Soft targets**: {SOFT}")  # "targts": a guess
     assert "From “Model distillation” › Teacher and student (AI foundations)." in ada.text
@@ -99,13 +100,15 @@ def test_term_command_finds_a_term_or_says_how_to_ask_instead(engine: Engine, mo
     ada.say("term")
     assert "Type the term after 'term'" in ada.text
     assert model.history == []
-    assert engine.is_question(ada.incoming(text="term limits of the context window?"))  # a question, not a command
+    assert asyncio.run(
+        engine.is_question(ada.incoming(text="term limits of the context window?"))
+    )  # a question, not a command
 
 
 def test_a_question_that_is_not_a_key_term_still_goes_to_the_answerer(engine: Engine, model: ScriptedModel) -> None:
     ada = Learner(engine)
     model.enqueue_answer(["1"], explanation="From the teacher.")
-    assert engine.is_question(ada.incoming(text="what is distillation good for?")) is True
+    assert asyncio.run(engine.is_question(ada.incoming(text="what is distillation good for?"))) is True
     ada.say("what is distillation good for?")
     assert "Source:" in ada.text and len(model.questions) == 1
 
@@ -129,7 +132,7 @@ def test_key_terms_of_a_fresh_track_are_found(tmp_path: Path) -> None:
 def test_text_that_merely_is_a_word_must_be_the_term_itself_and_a_guess_says_so(engine: Engine) -> None:
     ada = Learner(engine)
     for word in ("police", "taken", "valve"):  # one letter from Policy, Token, Value
-        assert engine.is_question(ada.incoming(text=word)), word
+        assert asyncio.run(engine.is_question(ada.incoming(text=word))), word
     ada.say("Softmax")
     assert ada.text.startswith("**Softmax**:")
     ada.say("what is polcy?")

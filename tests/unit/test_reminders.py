@@ -163,7 +163,7 @@ def test_remind_at_sets_the_time_but_not_in_quiet_hours(engine: Engine, store: S
     ada.say("/remind sometimes")
     assert "Type 'remind on', 'remind off' or 'remind at 19:00'" in ada.text
     for question in ("remind me of softmax", "remind me what DPO is", "quiet layers?", "leaderboard of models?"):
-        assert engine.is_question(ada.incoming(text=question)), question
+        assert asyncio.run(engine.is_question(ada.incoming(text=question))), question
     ada.say("tz Atlantis")
     assert "I don't know the timezone “Atlantis”" in ada.text
 
@@ -328,7 +328,9 @@ def test_while_the_timezone_is_asked_commands_and_quiz_answers_still_work_and_bu
     answer = ada.button("B")
     ada.say("remind on")
     assert "Which timezone are you in?" in ada.text
-    assert engine.is_question(ada.incoming(text="Munich")) is False  # the answer, not a question for the model
+    assert (
+        asyncio.run(engine.is_question(ada.incoming(text="Munich"))) is False
+    )  # the answer, not a question for the model
     ada.say("Munich")
     assert "I don't know the timezone “Munich”" in ada.text and "UTC+2" in ada.text
     ada.act(answer)  # the quiz button from before 'remind on' still answers

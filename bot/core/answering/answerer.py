@@ -22,7 +22,14 @@ from dataclasses import dataclass
 
 import pydantic_core
 
-from bot.core.answering.checks import clean_question, first_sentences, sentence_count, unknown_terms, unsupported
+from bot.core.answering.checks import (
+    Vocabulary,
+    clean_question,
+    first_sentences,
+    sentence_count,
+    unknown_terms,
+    unsupported,
+)
 from bot.core.answering.outcome import Answer, AnswerDelta, AnswerSettings, Quote
 from bot.core.answering.units import (
     Numbered,
@@ -116,7 +123,7 @@ class Answerer:
         prompts: PromptLibrary,
         log: QuestionLog | None = None,
         lessons: Callable[[str, str], Lesson | None] | None = None,
-        track_words: Callable[[str | None], str] | None = None,
+        track_words: Callable[[str | None], Vocabulary] | None = None,
         settings: AnswerSettings | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ):
@@ -232,30 +239,30 @@ class Answerer:
         def stage(name: str) -> None:  # where a question's time goes (bench/answer_eval.py prints it)
             stages[name] = self.clock() - started - sum(stages.values())
 
-        def refuse(
+        async def refuse(
             reason: str, closest: Citation | None, why: str | None = None, judged: float | None = None
         ) -> Answer:
             answer = Answer(
                 self.refusal_text(closest, why), True, reason, closest=closest, judged=judged, stages=stages
             )
-            return self._finish(answer, cleaned, track, lesson, learner, started, None, truncated)
+            return await self._finish(answer, cleaned, track, lesson, learner, started, None, truncated)
 
         if not cleaned:
-            yield refuse("empty question", None, "Ask me something about the lesson, in a sentence or two.")
+            yield await refuse("empty question", None, "Ask me something about the lesson, in a sentence or two.")
             return
         passages = await asyncio.to_thread(self.retrieve, cleaned, track, lesson)  # keeps other learners' turns moving
         stage("retrieve")
         best = passages[0] if passages else None
         closest = passage_citation(best) if best and best.similarity >= self.settings.point_similarity else None
         if best is None or best.similarity < self.settings.min_similarity:
-            yield refuse("no lesson text is close to the question", closest)
+            yield await refuse("no lesson text is close to the question", closest)
             return
         missing = unknown_terms(cleaned, self.track_words(track)) if self.track_words is not None else []
         if missing:
             named = ", ".join(missing)
             # The learner's own words are not repeated back: they may be what an injected instruction wants said.
             why = "Your question names something the lessons never mention, so I can't answer it from them."
-            yield refuse(f"the lessons never mention {named}", closest, why)
+            yield await refuse(f"the lessons never mention {named}", closest, why)
             return
 
         prompt = self.prompt_for(passages, lesson)
@@ -263,14 +270,14 @@ class Answerer:
         chosen, reply = await self._cite(messages, prompt.numbered)
         stage("cite")
         if not chosen:
-            yield refuse("no unit of the lesson text states the answer", closest)
+            yield await refuse("no unit of the lesson text states the answer", closest)
             return
         cited = expand(chosen, prompt.numbered)
         odds = await self.model.next_word_probabilities(self.judge_messages(cleaned, cited), ("yes", "no"))
         judged = odds.get("yes", 0.0)
         stage("judge")
         if judged < self.settings.judge_threshold:
-            yield refuse(
+            yield await refuse(
                 f"the judge found the cited text does not state the answer (P(yes) {judged:.2f})",
                 cited[0].citation,
                 judged=judged,
@@ -292,7 +299,7 @@ class Answerer:
         reason = f"answered; explanation withheld: {withheld}" if withheld else "answered"
         answer = Answer(shown, False, reason, citations, closest=citations[0], quotes=quotes,
                         explanation=explanation, judged=judged, stages=stages)  # fmt: skip
-        yield self._finish(answer, cleaned, track, lesson, learner, started, first, truncated)
+        yield await self._finish(answer, cleaned, track, lesson, learner, started, first, truncated)
 
     async def _cite(self, messages: list[ChatMessage], numbered: list[Numbered]) -> tuple[list[Numbered], str]:
         """The units the model cites (at most ``max_units``, in the order it gave them) and its raw reply."""
@@ -338,13 +345,14 @@ class Answerer:
             return "", f"the judge found it says more than the cited units (P(yes) {odds.get('yes', 0.0):.2f})"
         return explanation, ""
 
-    def _finish(self, answer: Answer, question: str, track: str | None, lesson: str | None, learner: str | None,
+    async def _finish(self, answer: Answer, question: str, track: str | None, lesson: str | None, learner: str | None,
                 started: float, first: float | None, truncated: bool = False) -> Answer:  # fmt: skip
         now = self.clock()
         answer.timings = {"ttft_s": (first or now) - started, "total_s": now - started}
         answer.truncated_question = truncated
-        if self.log is not None:
-            self.log.record(
+        if self.log is not None:  # a database write: off the event loop, as it may wait for a lock
+            await asyncio.to_thread(
+                self.log.record,
                 QuestionRecord(
                     question=question,
                     track=track,
@@ -354,6 +362,6 @@ class Answerer:
                     sections=tuple(f"{c.track}/{c.lesson}#{c.section}" for c in answer.citations),
                     learner=learner,
                     timings=dict(answer.timings),
-                )
+                ),
             )
         return answer

@@ -44,13 +44,33 @@ def clean_question(text: str, limit: int) -> tuple[str, bool]:
     return text[:limit].rsplit(" ", 1)[0], True
 
 
-def unknown_terms(question: str, known_words: str) -> list[str]:
-    """Name-like terms in ``question`` that ``known_words`` (a track's text through ``plain``) never mentions."""
-    padded = f" {known_words} "
+class Vocabulary:
+    """The words of a text (through ``plain``), indexed once, to ask whether a word or phrase occurs in it.
+
+    Built once per track, so a question's check looks up its few terms instead of scanning the track's text.
+    """
+
+    def __init__(self, text: str) -> None:
+        self._words = plain(text).split()
+        self._at: dict[str, list[int]] = {}
+        for position, word in enumerate(self._words):
+            self._at.setdefault(word, []).append(position)
+
+    def __contains__(self, phrase: object) -> bool:
+        """Whether ``phrase`` (plain words, space-separated) occurs in the text, word for word."""
+        words = str(phrase).split()
+        if not words:
+            return False
+        length = len(words)
+        return any(self._words[start : start + length] == words for start in self._at.get(words[0], ()))
+
+
+def unknown_terms(question: str, known: Vocabulary) -> list[str]:
+    """Name-like terms in ``question`` that the ``known`` text (a track's) never mentions."""
     missing = []
     for term in dict.fromkeys(_TERM.findall(question)):
-        word = plain(term)
-        if f" {word} " not in padded and f" {word.removesuffix('s')} " not in padded:  # "GPUs" is named where "GPU" is
+        phrase = plain(term)
+        if phrase not in known and phrase.removesuffix("s") not in known:  # "GPUs" is named where "GPU" is
             missing.append(term)
     return missing
 
