@@ -121,8 +121,11 @@ class LlamaChatModel:
         self._preload = preload
         self._preloaded = threading.Event()
         self._jobs: queue.Queue[_Job | None | object] = queue.Queue(maxsize=queue_size)
-        self._prompts_to_warm: collections.deque[list[dict[str, str]]] = collections.deque(maxlen=WARM_BACKLOG)
-        self._warmed: set[int] = set()
+        # Prompts waiting to be read, by key, oldest first (at most WARM_BACKLOG). Whether a prompt is already
+        # read is asked of the prompt cache itself when its turn comes, so one the cache evicted is read again.
+        self._prompts_to_warm: collections.OrderedDict[int, list[dict[str, str]]] = collections.OrderedDict()
+        self._warm_lock = threading.Lock()  # warm() is called from the event loop and from turn threads
+        self._warming = False  # the worker is reading a prompt ahead
         self._formatter: Any = None
         self._worker = threading.Thread(target=self._run, name="llama-worker", daemon=True)
         self._worker.start()
@@ -183,21 +186,24 @@ class LlamaChatModel:
         """
         prompt = [{"role": m.role, "content": m.content} for m in messages]
         key = hash(tuple((m["role"], m["content"]) for m in prompt))
-        if key in self._warmed:
-            return
-        self._warmed.add(key)
-        self._prompts_to_warm.append(prompt)
+        with self._warm_lock:
+            if key in self._prompts_to_warm:
+                return
+            self._prompts_to_warm[key] = prompt
+            if len(self._prompts_to_warm) > WARM_BACKLOG:
+                self._prompts_to_warm.popitem(last=False)
         if self._jobs.empty():  # the worker may be asleep; a busy worker looks at this list after its call
             with contextlib.suppress(queue.Full):
                 self._jobs.put_nowait(_WAKE)
 
     def idle(self) -> bool:
         """True when no call is waiting or running and nothing is left to warm."""
-        return self._jobs.unfinished_tasks == 0 and not self._prompts_to_warm
+        return self._jobs.unfinished_tasks == 0 and not self._prompts_to_warm and not self._warming
 
     def close(self) -> None:
         """Stop the worker after the calls already queued (prompts not yet warmed are dropped)."""
-        self._prompts_to_warm.clear()
+        with self._warm_lock:
+            self._prompts_to_warm.clear()
         self._jobs.put(None)
         self._worker.join(timeout=self.max_seconds)
 
@@ -212,8 +218,12 @@ class LlamaChatModel:
             finally:
                 self._preloaded.set()
         while True:
-            if self._prompts_to_warm and self._jobs.empty():
-                self._warm_one(self._prompts_to_warm.popleft())
+            prompt = self._next_to_warm() if self._jobs.empty() else None
+            if prompt is not None:
+                try:
+                    self._warm_one(prompt)
+                finally:
+                    self._warming = False
                 continue
             job = self._jobs.get()
             try:
@@ -225,7 +235,30 @@ class LlamaChatModel:
             finally:
                 self._jobs.task_done()
 
+    def _next_to_warm(self) -> list[dict[str, str]] | None:
+        with self._warm_lock:
+            if not self._prompts_to_warm:
+                return None
+            self._warming = True
+            return self._prompts_to_warm.popitem(last=False)[1]
+
+    def _is_cached(self, prompt: list[dict[str, str]]) -> bool:
+        """Whether the prompt cache holds the state of this whole prompt (then reading it again is waste)."""
+        from llama_cpp import Llama
+
+        cache = getattr(self.llm, "cache", None)
+        if cache is None:
+            return False
+        try:
+            tokens = self._prompt_tokens(prompt)
+            cached = cache[tokens]
+        except Exception:  # noqa: BLE001 - not found, or a stand-in without a tokenizer: read it
+            return False
+        return Llama.longest_token_prefix(cached.input_ids.tolist(), tokens) >= len(tokens)
+
     def _warm_one(self, prompt: list[dict[str, str]]) -> None:
+        if self._is_cached(prompt):
+            return
         try:
             for _chunk in self.llm.create_chat_completion(messages=prompt, max_tokens=1, temperature=0.0, stream=True):
                 pass  # reading the prompt is the point; the state is saved to the cache at the end

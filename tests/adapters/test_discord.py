@@ -197,7 +197,7 @@ def test_questions_over_the_per_minute_limit_get_a_private_note(tmp_path: Path) 
             [note] = await fake.settled(second)
             other = await fake.slash(BOB, "help")  # the limit is per learner, and only for questions
             await fake.settled(other)
-        assert note.ephemeral and "limit of 1 question a minute" in note.content
+        assert note.ephemeral and "asked one question in the last minute" in note.content
         assert len(model.questions) == 1
 
     run(body)

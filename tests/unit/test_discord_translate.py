@@ -16,7 +16,6 @@ from bot.adapters.discord import (
     MAX_MESSAGE_CHARS,
     NO_MENTIONS,
     Outgoing,
-    QuestionLimiter,
     TutorButton,
     _start_error,
     clip,
@@ -274,19 +273,6 @@ def test_a_growing_answer_is_edited_at_most_once_per_interval_and_ends_with_the_
     ]  # fmt: skip
     assert outbox.log[2][2] == "the final answer" and slept == [pytest.approx(0.7)]
     assert outbox.log[3][3] is True  # the personal reply is sent privately
-
-
-def test_the_question_limit_is_per_learner_and_per_minute() -> None:
-    now = [0.0]
-    limiter = QuestionLimiter(2, clock=lambda: now[0])
-    assert limiter.wait("ada") == 0 and limiter.wait("ada") == 0
-    now[0] = 10.0
-    assert limiter.wait("ada") == pytest.approx(50.0) and limiter.wait("bob") == 0
-    now[0] = 60.5
-    assert limiter.wait("ada") == 0
-    now[0] = 200.0
-    limiter.forget_idle()
-    assert limiter._asked == {}
 
 
 def test_start_failures_say_what_to_do() -> None:

@@ -208,3 +208,75 @@ def test_warming_waits_for_idle_time_and_never_takes_a_callers_place() -> None:
     assert order[2:] == [f"lesson section {n}" for n in range(5)]
     assert all(call["max_tokens"] == 1 for call in fake.calls[2:])
     model.close()
+
+
+class _State:
+    def __init__(self, tokens: list[int]):
+        import numpy as np
+
+        self.input_ids = np.array(tokens)
+
+
+class CachingLlama(FakeLlama):
+    """Saves each prompt's state in a prompt cache the test can evict from, as llama_cpp's LlamaRAMCache does."""
+
+    def __init__(self) -> None:
+        super().__init__(words=1)
+        self.cache: dict[tuple[int, ...], _State] = {}  # type: ignore[assignment]
+
+    def create_chat_completion(self, **kwargs):
+        yield from super().create_chat_completion(**kwargs)
+        tokens = _tokens(kwargs["messages"])
+        self.cache[tuple(tokens)] = _State([*tokens, 0])  # the prompt, and the one token generated
+
+
+def _tokens(prompt: list[dict[str, str]]) -> list[int]:
+    return [ord(ch) for ch in prompt[-1]["content"]]
+
+
+class _Lookup(dict):
+    def __getitem__(self, tokens):  # the cache is asked with a token list
+        return dict.__getitem__(self, tuple(tokens))
+
+
+def test_a_prompt_read_ahead_is_read_again_once_the_cache_evicted_it() -> None:
+    fake = CachingLlama()
+    fake.cache = _Lookup()
+    model = LlamaChatModel(None, loader=lambda: fake)
+    model._prompt_tokens = _tokens  # type: ignore[method-assign] # the fake has no chat template
+
+    def warm_and_settle() -> None:
+        model.warm([ChatMessage("user", "lesson page")])
+
+        async def settle() -> None:
+            while not model.idle():
+                await asyncio.sleep(0.01)
+
+        asyncio.run(settle())
+
+    warm_and_settle()
+    warm_and_settle()  # still cached: not read again
+    assert len(fake.calls) == 1
+    fake.cache.clear()  # the cache made room for other prompts
+    warm_and_settle()
+    assert len(fake.calls) == 2
+    model.close()
+
+
+def test_prompts_waiting_to_be_read_are_bounded() -> None:
+    fake = FakeLlama(words=1)
+    fake.release.clear()  # the worker is held inside a call; warm() only queues
+    model = LlamaChatModel(None, loader=lambda: fake)
+
+    async def scenario() -> None:
+        first = asyncio.create_task(collect(model))
+        while fake.active == 0:
+            await asyncio.sleep(0.01)
+        for n in range(1000):
+            model.warm([ChatMessage("user", f"page {n}")])
+        assert len(model._prompts_to_warm) == 64  # the newest pages; the oldest were dropped
+        fake.release.set()
+        await first
+
+    asyncio.run(scenario())
+    model.close()

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from telegram import Update
-from telegram.error import RetryAfter
+from telegram.ext import AIORateLimiter
 
-from bot.adapters.telegram.limits import ChatRateLimiter, QuestionBudget, Recent, SendLimits, Window, too_many_questions
+from bot.adapters.telegram.limits import Recent, SendLimits
 from bot.adapters.telegram.render import (
     CALLBACK_PREFIX,
     Span,
@@ -234,101 +234,16 @@ def test_the_first_message_of_a_group_turn_answers_the_learners_message_once() -
 # ---------------------------------------------------------------- limits
 
 
-class FakeTime:
-    """A clock and a sleep that only moves the clock."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-def send_times(
-    limiter: ChatRateLimiter, time: FakeTime, chat_id: int, count: int, endpoint: str = "sendMessage"
-) -> list[float]:
-    times: list[float] = []
-
-    async def call() -> bool:
-        times.append(time.now)
-        return True
-
-    async def run() -> None:
-        for _ in range(count):
-            await limiter.process_request(call, (), {}, endpoint, {"chat_id": chat_id}, None)
-
-    asyncio.run(run())
-    return times
-
-
-def test_sends_to_a_group_stay_within_20_a_minute_and_bursts_of_three() -> None:
-    time = FakeTime()
-    limiter = ChatRateLimiter(SendLimits(), time.clock, time.sleep)
-    times = send_times(limiter, time, -100500, 25)
-    for n in range(len(times)):
-        assert len([t for t in times if times[n] <= t < times[n] + 60]) <= 20
-        assert len([t for t in times if times[n] <= t < times[n] + 3]) <= 3
-    assert times[20] - times[0] >= 60
-
-
-def test_sends_to_a_private_chat_average_one_a_second_and_other_calls_are_not_held() -> None:
-    time = FakeTime()
-    limiter = ChatRateLimiter(SendLimits(), time.clock, time.sleep)
-    times = send_times(limiter, time, 101, 9)
-    assert times[:3] == [1000.0] * 3 and times[8] - times[0] >= 6  # a short burst, then about one a second
-    assert send_times(limiter, time, 101, 3, "answerCallbackQuery") == [time.now] * 3
-
-
-@RETRY_AFTER_WARNING  # python-telegram-bot warns about its own int/timedelta migration
-def test_a_429_is_waited_out_for_as_long_as_asked_and_the_call_made_again() -> None:
-    time = FakeTime()
-    limiter = ChatRateLimiter(SendLimits(retries=2), time.clock, time.sleep)
-    attempts: list[float] = []
-
-    async def flaky() -> str:
-        attempts.append(time.now)
-        if len(attempts) < 3:
-            raise RetryAfter(5)
-        return "sent"
-
-    assert asyncio.run(limiter.process_request(flaky, (), {}, "sendMessage", {"chat_id": 101}, None)) == "sent"
-    assert attempts == [1000.0, 1005.0, 1010.0]
-    attempts.clear()
-
-    async def always_busy() -> str:
-        attempts.append(time.now)
-        raise RetryAfter(1)
-
-    with pytest.raises(RetryAfter):
-        asyncio.run(limiter.process_request(always_busy, (), {}, "sendMessage", {"chat_id": 101}, None))
-    assert len(attempts) == 3  # the first try and two retries
-
-
-def test_the_question_budget_is_per_learner_and_per_minute() -> None:
-    time = FakeTime()
-    budget = QuestionBudget(2, time.clock)
-    assert budget.wait("telegram:1") == 0 and budget.wait("telegram:1") == 0
-    assert budget.wait("telegram:1") == 60 and budget.wait("telegram:2") == 0
-    time.now += 30
-    assert budget.wait("telegram:1") == 30
-    time.now += 30
-    assert budget.wait("telegram:1") == 0
-    assert "Please ask again in 30 seconds" in too_many_questions(2, 29.2)
-
-
 def test_recent_forgets_the_oldest_entries() -> None:
     recent = Recent(2)
     recent["a"], recent["b"], recent["c"] = 1, 2, 3
     assert list(recent) == ["b", "c"]
 
 
-def test_windows_are_plain_numbers() -> None:
-    assert SendLimits().group == (Window(3, 3.0), Window(20, 60.0))
+def test_send_limits_become_python_telegram_bots_rate_limiter() -> None:
+    limiter = SendLimits(group_per_minute=20, retries=2).rate_limiter()
+    assert isinstance(limiter, AIORateLimiter) and limiter._max_retries == 2
+    assert limiter._group_max_rate == 20 and limiter._group_time_period == 60
 
 
 # ---------------------------------------------------------------- a growing answer
@@ -346,6 +261,16 @@ class RecordingBot:
 
     async def edit_message_text(self, text: str, reply_markup: Any = None, **kwargs: Any) -> None:
         self.calls.append(("edit", text, reply_markup is not None))
+
+
+class FakeTime:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def clock(self) -> float:
+        return self.now
 
 
 def live_message(time: FakeTime) -> tuple[LiveMessage, RecordingBot]:

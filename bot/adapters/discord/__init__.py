@@ -27,7 +27,6 @@ from bot.adapters.discord.commands import (
     track_choices,  # fmt: skip
 )
 from bot.adapters.discord.components import MAX_LABEL_CHARS, NO_MENTIONS, NOT_YOURS, Outgoing, TutorButton
-from bot.adapters.discord.limits import QuestionLimiter, too_many_questions
 from bot.adapters.discord.outbox import ChannelOutbox, InteractionOutbox, Outbox, Sent, deliver
 from bot.adapters.discord.render import (
     MAX_BUTTONS_PER_ROW,
@@ -67,10 +66,10 @@ __all__ = [
     "APOLOGY", "CUSTOM_ID_TEMPLATE", "MAX_BUTTONS_PER_ROW", "MAX_CHOICES", "MAX_CUSTOM_ID_CHARS", "MAX_LABEL_CHARS",
     "MAX_MESSAGE_CHARS", "MAX_ROWS", "NAVIGATION_ACK_SECONDS", "NOT_YOURS", "NO_MENTIONS", "PLATFORM", "RESTARTING",
     "SHUTDOWN_GRACE_SECONDS", "TOKEN_HINT", "ChannelOutbox", "InteractionOutbox", "Outbox", "Outgoing",
-    "QuestionLimiter", "Sent", "TutorButton", "TutorClient", "build_commands", "clip", "command_text", "custom_id",
+    "Sent", "TutorButton", "TutorClient", "build_commands", "clip", "command_text", "custom_id",
     "deliver", "discord_length", "escape", "interaction_incoming", "layout", "lesson_choices", "message_incoming",
     "minimal_intents", "parse_custom_id", "render", "render_text", "serve", "split_text", "sync_commands",
-    "too_many_questions", "track_choices",
+    "track_choices",
 ]  # fmt: skip
 
 TOKEN_HINT = "check TUTORBOT_DISCORD__TOKEN"

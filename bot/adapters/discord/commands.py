@@ -4,7 +4,7 @@ lessons, and their registration with Discord."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import discord
 from discord import app_commands
@@ -14,18 +14,17 @@ from bot.adapters.discord.translate import command_text, interaction_incoming
 from bot.core.engine import Engine
 from bot.core.messages import Incoming
 
-if TYPE_CHECKING:
-    from bot.adapters.discord.tutor import TutorClient
-
 MAX_CHOICES = 25
 
 
-def _tutor(interaction: discord.Interaction) -> TutorClient:
-    from bot.adapters.discord.tutor import TutorClient  # imported here: tutor imports this module
+class CommandHandler(Protocol):
+    """What the slash commands call: the client, passed in (so this module never imports it)."""
 
-    client = interaction.client
-    assert isinstance(client, TutorClient)
-    return client
+    engine: Engine
+
+    async def on_command(self, interaction: discord.Interaction, text: str) -> None: ...
+
+    async def on_question(self, interaction: discord.Interaction, question: str) -> None: ...
 
 
 def track_choices(engine: Engine, incoming: Incoming, current: str) -> list[app_commands.Choice[str]]:
@@ -45,20 +44,18 @@ def lesson_choices(engine: Engine, incoming: Incoming, current: str) -> list[app
             for t, lesson in found][:MAX_CHOICES]  # fmt: skip
 
 
-async def _complete_track(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-    return track_choices(_tutor(interaction).engine, interaction_incoming(interaction), current)
+def build_commands(tutor: CommandHandler) -> list[app_commands.Command[Any, ..., Any] | app_commands.Group]:
+    """The slash commands, each a thin call into ``tutor`` (a fresh set per client)."""
 
+    async def _complete_track(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return track_choices(tutor.engine, interaction_incoming(interaction), current)
 
-async def _complete_lesson(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-    return lesson_choices(_tutor(interaction).engine, interaction_incoming(interaction), current)
-
-
-def build_commands() -> list[app_commands.Command[Any, ..., Any] | app_commands.Group]:
-    """The slash commands, each a thin call into the engine (a fresh set per client)."""
+    async def _complete_lesson(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return lesson_choices(tutor.engine, interaction_incoming(interaction), current)
 
     def simple(name: str, description: str) -> app_commands.Command[Any, ..., Any]:
         async def callback(interaction: discord.Interaction) -> None:
-            await _tutor(interaction).on_command(interaction, command_text(name))
+            await tutor.on_command(interaction, command_text(name))
 
         return app_commands.Command(name=name, description=description, callback=callback)
 
@@ -66,39 +63,39 @@ def build_commands() -> list[app_commands.Command[Any, ..., Any] | app_commands.
     @app_commands.describe(track="A track to open; leave empty to see them all")
     @app_commands.autocomplete(track=_complete_track)
     async def learn(interaction: discord.Interaction, track: str | None = None) -> None:
-        await _tutor(interaction).on_command(interaction, command_text("learn", track))
+        await tutor.on_command(interaction, command_text("learn", track))
 
     @app_commands.command(name="lesson", description="Open a lesson by name")
     @app_commands.describe(name="The lesson's id or title")
     @app_commands.autocomplete(name=_complete_lesson)
     async def lesson(interaction: discord.Interaction, name: str) -> None:
-        await _tutor(interaction).on_command(interaction, command_text("lesson", name))
+        await tutor.on_command(interaction, command_text("lesson", name))
 
     @app_commands.command(name="ask", description="Ask a question; the answer comes from the lessons only")
     @app_commands.describe(question="Your question, in your own words")
     async def ask(interaction: discord.Interaction, question: app_commands.Range[str, 1, 1000]) -> None:
-        await _tutor(interaction).on_question(interaction, question)
+        await tutor.on_question(interaction, question)
 
     @app_commands.command(name="term", description="A key term's meaning, from the lessons")
     @app_commands.describe(name="The term, e.g. soft targets")
     async def term(interaction: discord.Interaction, name: app_commands.Range[str, 1, 100]) -> None:
-        await _tutor(interaction).on_command(interaction, command_text("term", name))
+        await tutor.on_command(interaction, command_text("term", name))
 
     @app_commands.command(name="remind", description="Reminders by direct message when reviews are due")
     @app_commands.describe(setting="on, off, or a time like 19:00; empty shows your reminders")
     async def remind(interaction: discord.Interaction, setting: app_commands.Range[str, 1, 40] | None = None) -> None:
-        await _tutor(interaction).on_command(interaction, command_text("remind", setting))
+        await tutor.on_command(interaction, command_text("remind", setting))
 
     @app_commands.command(name="tz", description="Your timezone, for reminders at your local time")
     @app_commands.describe(zone="A zone like Europe/Berlin, or a big city near you")
     async def tz(interaction: discord.Interaction, zone: app_commands.Range[str, 1, 60] | None = None) -> None:
-        await _tutor(interaction).on_command(interaction, command_text("tz", zone))
+        await tutor.on_command(interaction, command_text("tz", zone))
 
     @app_commands.command(name="leaderboard", description="This week's top learners in this server")
     @app_commands.describe(setting="on or off: appear on leaderboards or not; moderators: enable or disable it here")
     async def leaderboard(interaction: discord.Interaction,
                           setting: app_commands.Range[str, 1, 20] | None = None) -> None:  # fmt: skip
-        await _tutor(interaction).on_command(interaction, command_text("leaderboard", setting))
+        await tutor.on_command(interaction, command_text("leaderboard", setting))
 
     servers_only = app_commands.AppCommandContext(guild=True, dm_channel=False, private_channel=False)
     tracks = app_commands.Group(name="tracks", description="Moderators: choose the tracks this server offers",
@@ -107,19 +104,19 @@ def build_commands() -> list[app_commands.Command[Any, ..., Any] | app_commands.
 
     @tracks.command(name="list", description="The tracks this server offers and those turned off")
     async def tracks_list(interaction: discord.Interaction) -> None:
-        await _tutor(interaction).on_command(interaction, command_text("tracks list"))
+        await tutor.on_command(interaction, command_text("tracks list"))
 
     @tracks.command(name="enable", description="Offer a track in this server")
     @app_commands.describe(track="The track's id")
     @app_commands.autocomplete(track=_complete_track)
     async def tracks_enable(interaction: discord.Interaction, track: str) -> None:
-        await _tutor(interaction).on_command(interaction, command_text("tracks enable", track))
+        await tutor.on_command(interaction, command_text("tracks enable", track))
 
     @tracks.command(name="disable", description="Stop offering a track in this server (learners keep progress)")
     @app_commands.describe(track="The track's id")
     @app_commands.autocomplete(track=_complete_track)
     async def tracks_disable(interaction: discord.Interaction, track: str) -> None:
-        await _tutor(interaction).on_command(interaction, command_text("tracks disable", track))
+        await tutor.on_command(interaction, command_text("tracks disable", track))
 
     return [
         learn,

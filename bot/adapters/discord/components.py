@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import discord
 
@@ -18,6 +18,13 @@ NO_MENTIONS = discord.AllowedMentions.none()
 
 
 # ---------------------------------------------------------------- buttons
+
+
+@runtime_checkable
+class ButtonHandler(Protocol):
+    """The client a button press goes to."""
+
+    async def on_button(self, interaction: discord.Interaction, action: str) -> None: ...
 
 
 class TutorButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID_TEMPLATE):
@@ -46,10 +53,8 @@ class TutorButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID_
 
     async def callback(self, interaction: discord.Interaction) -> None:
         """Hand the press to the client as a turn."""
-        from bot.adapters.discord.tutor import TutorClient  # imported here: tutor imports this module
-
         client = interaction.client
-        if isinstance(client, TutorClient):
+        if isinstance(client, ButtonHandler):  # the TutorClient; checked by shape, so this never imports it
             await client.on_button(interaction, self.action)
 
 

@@ -15,10 +15,9 @@ from discord import app_commands
 
 from bot.adapters.discord.commands import build_commands, sync_commands
 from bot.adapters.discord.components import NO_MENTIONS, TutorButton
-from bot.adapters.discord.limits import QuestionLimiter, too_many_questions
 from bot.adapters.discord.outbox import ChannelOutbox, InteractionOutbox, deliver
 from bot.adapters.discord.render import render
-from bot.adapters.discord.translate import interaction_incoming, message_incoming
+from bot.adapters.discord.translate import PLATFORM, interaction_incoming, message_incoming
 from bot.config import DiscordSettings
 from bot.core.engine import Engine
 from bot.core.messages import Incoming, Reply
@@ -48,16 +47,15 @@ class TutorClient(discord.Client):
         super().__init__(intents=minimal_intents(), allowed_mentions=NO_MENTIONS)
         self.engine = engine
         self.settings = settings
-        self.limiter = QuestionLimiter(settings.questions_per_minute)
+        engine.limit_questions(PLATFORM, settings.questions_per_minute)
         contexts = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=False)
         installs = app_commands.AppInstallationType(guild=True, user=False)
         self.tree = app_commands.CommandTree(self, allowed_contexts=contexts, allowed_installs=installs)
-        for command in build_commands():
+        for command in build_commands(self):
             self.tree.add_command(command)
         self.tree.error(self._on_command_error)
         self.accepting = True
         self._turns: set[asyncio.Task[Any]] = set()
-        self._asking: set[str] = set()  # learners whose question turn is in flight here
 
     async def setup_hook(self) -> None:
         """Make old buttons work again and register the slash commands."""
@@ -89,7 +87,7 @@ class TutorClient(discord.Client):
         outbox, owner = ChannelOutbox(message), message.author.id
         try:
             with self._in_flight():
-                note = self._limit_note(incoming) if self.engine.is_question(incoming) else None
+                note = (await self.engine.admit(incoming)).refusal
                 async with contextlib.aclosing(_once(note) if note else self.engine.handle(incoming)) as replies:
                     await deliver(replies, outbox, owner, self.settings.edit_seconds)
         except Exception as error:  # noqa: BLE001 - one handler for every failure
@@ -117,32 +115,19 @@ class TutorClient(discord.Client):
             await interaction.response.send_message(RESTARTING, ephemeral=True)
             return
         with self._in_flight():
-            # A learner whose question is in flight gets the engine's instant "one at a time" note instead.
-            question = self.engine.is_question(incoming) and incoming.learner not in self._asking
-            note = self._limit_note(incoming) if question else None
-            if note is not None:
-                await deliver(_once(note), outbox, interaction.user.id, self.settings.edit_seconds)
+            admission = await self.engine.admit(incoming)
+            if admission.refusal is not None:  # one question at a time, or over the per-minute limit
+                await deliver(_once(admission.refusal), outbox, interaction.user.id, self.settings.edit_seconds)
                 return
-            if question:
+            if admission.question:
                 # The model takes seconds: say "thinking…" now. An answer is for everyone in the channel.
                 await outbox.acknowledge(private=False)
-                self._asking.add(incoming.learner)
-            try:
-                # Closed even when sending fails: a suspended turn would keep holding the learner's lock.
-                async with contextlib.aclosing(self.engine.handle(incoming)) as replies:
-                    slow = NAVIGATION_ACK_SECONDS
-                    stream = replies if question else await _acknowledge_if_slow(replies, outbox, slow)
-                    await deliver(stream, outbox, interaction.user.id, self.settings.edit_seconds)
-                await outbox.finish()
-            finally:
-                if question:
-                    self._asking.discard(incoming.learner)
-
-    def _limit_note(self, incoming: Incoming) -> Reply | None:
-        """The note for a learner over the question limit; None lets the question through (and counts it)."""
-        self.limiter.forget_idle()
-        wait = self.limiter.wait(incoming.learner)
-        return Reply(too_many_questions(self.limiter.per_minute, wait), personal=True) if wait else None
+            # Closed even when sending fails: a suspended turn would keep holding the learner's lock.
+            async with contextlib.aclosing(self.engine.handle(incoming)) as replies:
+                slow = NAVIGATION_ACK_SECONDS
+                stream = replies if admission.question else await _acknowledge_if_slow(replies, outbox, slow)
+                await deliver(stream, outbox, interaction.user.id, self.settings.edit_seconds)
+            await outbox.finish()
 
     @contextlib.contextmanager
     def _in_flight(self) -> Iterator[None]:

@@ -3,11 +3,12 @@
 Long polling by default, a webhook when ``webhook_url`` is set. In a private chat every message is a turn; in a
 group only what is addressed to the bot (a command, a mention, a reply to the bot). Buttons become inline
 keyboards (callback data = ``tb:`` + the engine's action id), quiz questions native quiz polls whose answers come
-back as ``poll_answer`` updates, a model answer one message edited as it grows. Sends are throttled per chat, a
-429 is waited out and retried, and each learner has a per-minute budget of model questions.
+back as ``poll_answer`` updates, a model answer one message edited as it grows. Sends are throttled overall and
+per group by python-telegram-bot's AIORateLimiter, which also waits out a 429 and retries; the per-minute limit of
+each learner's model questions is the engine's.
 
 The package: ``render`` (text, keyboards and polls as Telegram sends them), ``translate`` (updates to turns),
-``limits`` (send rates, the question budget), ``tutor`` (the update handlers), and here the plumbing: the
+``limits`` (send rates, bounded memory), ``tutor`` (the update handlers), and here the plumbing: the
 Application, long polling or the webhook server, and a graceful shutdown.
 """
 
@@ -28,7 +29,7 @@ from telegram.ext import Application, ApplicationBuilder, ExtBot
 from telegram.request import HTTPXRequest
 
 from bot.adapters import AdapterError
-from bot.adapters.telegram.limits import ChatRateLimiter, SendLimits
+from bot.adapters.telegram.limits import SendLimits
 from bot.adapters.telegram.translate import ALLOWED_UPDATES, PLATFORM
 from bot.adapters.telegram.tutor import TelegramTutor
 from bot.config import TelegramSettings
@@ -62,14 +63,14 @@ TOKEN_LOGGERS = ("httpx", "telegram.Bot", "telegram.ext.ExtBot")  # they log Bot
 
 def build_application(settings: TelegramSettings, limits: SendLimits,
                       requests: tuple[HTTPXRequest, HTTPXRequest]) -> Application:  # fmt: skip
-    """The python-telegram-bot Application: our rate limiter, concurrent turns, the Bot API server if overridden."""
+    """The python-telegram-bot Application: its rate limiter set to our limits, concurrent turns, the Bot API server if overridden."""
     assert settings.token is not None
     builder = (
         ApplicationBuilder()
         .token(settings.token.get_secret_value())
         .request(requests[0])
         .get_updates_request(requests[1])
-        .rate_limiter(ChatRateLimiter(limits))
+        .rate_limiter(limits.rate_limiter())
         .concurrent_updates(CONCURRENT_UPDATES)
     )
     if settings.base_url:
@@ -107,6 +108,7 @@ async def serve(engine: Engine, settings: TelegramSettings, stop: asyncio.Event,
         requests = (HTTPXRequest(), HTTPXRequest(connection_pool_size=1))
         application = build_application(settings, limits or SendLimits(), requests)
         tutor = TelegramTutor(engine, settings)
+        engine.limit_questions(PLATFORM, settings.questions_per_minute)
         tutor.install(application)
         await _initialize(application, requests)
         try:

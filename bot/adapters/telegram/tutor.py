@@ -26,7 +26,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.adapters.telegram.limits import QuestionBudget, Recent, too_many_questions
+from bot.adapters.telegram.limits import Recent
 from bot.adapters.telegram.render import NO_PREVIEW, as_poll, message_kwargs, partial_text, poll_kwargs
 from bot.adapters.telegram.translate import (
     PLATFORM,
@@ -76,7 +76,6 @@ class TelegramTutor:
         self.engine = engine
         self.settings = settings
         self.clock = clock
-        self.questions = QuestionBudget(settings.questions_per_minute, clock)
         self.polls: Recent = Recent(20_000)  # poll id -> PollTicket
         self.owners: Recent = Recent(20_000)  # (chat id, message id) -> user id, for buttons sent in groups
         self.admins: Recent = Recent(20_000)  # (chat id, user id) -> (is admin, until)
@@ -101,13 +100,11 @@ class TelegramTutor:
         turn = Turn(message.chat.id, message.from_user.id, incoming.is_direct, thread_of(message),
                     None if incoming.is_direct else message.message_id)  # fmt: skip
         incoming = await self._with_rights(context.bot, incoming, turn)
-        question = self.engine.is_question(incoming)
-        if question:
-            wait = self.questions.wait(incoming.learner)
-            if wait > 0:
-                await self.send(context.bot, turn, Reply(too_many_questions(self.settings.questions_per_minute, wait)))
-                return
-        await self.run_turn(context.bot, incoming, turn, typing=question)
+        admission = await self.engine.admit(incoming)
+        if admission.refusal is not None:
+            await self.send(context.bot, turn, admission.refusal)
+            return
+        await self.run_turn(context.bot, incoming, turn, typing=admission.question)
 
     async def on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A button press: always answered; in a group only the learner whose turn showed the buttons may press."""
