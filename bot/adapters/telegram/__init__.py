@@ -57,6 +57,7 @@ COMMANDS = (
 TOKEN_REJECTED = "Telegram rejected the bot token: check TUTORBOT_TELEGRAM__TOKEN (from @BotFather)"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 POLL_SECONDS = 30  # long-polling timeout of getUpdates
+MAX_QUEUED_UPDATES = 1024  # webhook updates waiting for a turn; beyond it a call gets 503 and Telegram retries
 CONCURRENT_UPDATES = 256  # turns handled at once; the engine keeps each learner's turns in order
 TOKEN_LOGGERS = ("httpx", "telegram.Bot", "telegram.ext.ExtBot")  # they log Bot API URLs, and the token is in each
 
@@ -166,7 +167,8 @@ async def _poll(application: Application, stop: asyncio.Event) -> None:
 
 
 def webhook_app(application: Application, path: str, secret: str | None) -> Any:
-    """An aiohttp app taking webhook calls at ``path``: a wrong secret header gets 403, an update is queued."""
+    """An aiohttp app taking webhook calls at ``path``: a wrong secret header gets 403, an update is queued
+    (a full queue answers 503, and Telegram sends the update again later)."""
     from aiohttp import web  # aiohttp comes with discord.py; PTB's own webhook server needs tornado, not installed
 
     async def receive(request: web.Request) -> web.Response:
@@ -178,7 +180,11 @@ def webhook_app(application: Application, path: str, secret: str | None) -> Any:
         except (ValueError, TypeError, KeyError, AttributeError):
             log.warning("a webhook call did not carry an update")
             return web.Response(status=400)
-        await application.update_queue.put(update)
+        if application.update_queue.qsize() >= MAX_QUEUED_UPDATES:
+            # Telegram delivers the update again later: better than holding an unbounded backlog in memory.
+            log.warning("the webhook's update queue is full (%d); Telegram will retry", MAX_QUEUED_UPDATES)
+            return web.Response(status=503)
+        application.update_queue.put_nowait(update)
         return web.Response()
 
     app = web.Application()
