@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.core import progress, views
+from bot.core.actions import SCREENS, VERSIONED, Action, parse_action
 from bot.core.answering import Answer, AnswerDelta, Answerer
 from bot.core.comeback import Comeback
 from bot.core.commands import MAX_MESSAGE_CHARS, NO, YES, clean_text, parse_command, question_in, short_hash
@@ -280,7 +281,7 @@ class Engine:
         if name in {"enable", "disable"}:
             return self._set_track(incoming, argument, name == "enable")
         return Outcome([Reply(f"I don't know the command /{argument[:40]}. Type 'help' to see what I understand.",
-                              buttons=rows([Button("Help", "help")]), personal=True)])  # fmt: skip
+                              buttons=rows([Button("Help", Action.HELP)]), personal=True)])  # fmt: skip
 
     # ------------------------------------------------------------ key terms
 
@@ -315,42 +316,45 @@ class Engine:
         return Outcome([self._view(incoming, moved)], moved)
 
     def _screens(self) -> dict[str, Callable[[Incoming, Position], Outcome]]:
-        """What each command word opens, all called with ``(incoming, position)`` (``w`` is the Resume button)."""
+        """What each command word and screen action opens, all called with ``(incoming, position)``."""
         return {"start": self._home, "menu": self._home, "home": self._home, "tracks": self._tracks,
                 "lessons": self._lessons_of_current, "next": self._next, "back": self._back, "quiz": self._start_quiz,
                 "progress": self._progress, "help": self._help, "reset": self._ask_reset, "review": self._review,
-                "resume": self._resume, "continue": self._resume, "w": self._resume}  # fmt: skip
+                "resume": self._resume, "continue": self._resume, Action.RESUME: self._resume}  # fmt: skip
 
     # ------------------------------------------------------------ button actions
 
     def _on_action(self, incoming: Incoming, position: Position, action: str) -> Outcome:
-        """The outcome of a button: ``verb`` or ``verb:arg:arg``; versioned verbs act only on the current position."""
-        verb, _, rest = action.partition(":")
-        args = rest.split(":") if rest else []
-        if verb in {"home", "help", "progress", "review", "tracks", "reset", "w"} and not args:
+        """The outcome of a button (see ``bot.core.actions``); versioned actions act only on the current position."""
+        parsed = parse_action(action)
+        if parsed is None:
+            return self._stale(incoming, position)
+        verb, args = parsed
+        if verb in SCREENS and not args:
             return self._screens()[verb](incoming, position)
-        if verb == "t" and len(args) == 1 and args[0] in self._track_ids:
+        if verb is Action.OPEN_TRACK and len(args) == 1 and args[0] in self._track_ids:
             return self._track_view(incoming, self._track_ids[args[0]])
-        if verb == "l" and len(args) == 2 and (args[0], args[1]) in self._lesson_ids:
+        if verb is Action.OPEN_LESSON and len(args) == 2 and (args[0], args[1]) in self._lesson_ids:
             track, lesson = self._lesson_ids[(args[0], args[1])]
             return self._start_lesson(incoming, position, track, lesson)
-        if verb == "s" and len(args) == 3 and (args[0], args[1]) in self._lesson_ids and args[2].isdigit():
+        if (verb is Action.OPEN_SECTION and len(args) == 3 and (args[0], args[1]) in self._lesson_ids
+                and args[2].isdigit()):  # fmt: skip
             track, lesson = self._lesson_ids[(args[0], args[1])]
             return self._open_section(incoming, position, track, lesson, int(args[2]))
-        if verb in {"me", "md"} and len(args) == 1 and args[0] in self._track_ids:
-            return self._set_track(incoming, self._track_ids[args[0]], verb == "me")
-        if verb == "v" and len(args) == 2 and args[1].isdigit():
+        if verb in {Action.ENABLE_TRACK, Action.DISABLE_TRACK} and len(args) == 1 and args[0] in self._track_ids:
+            return self._set_track(incoming, self._track_ids[args[0]], verb is Action.ENABLE_TRACK)
+        if verb is Action.REVIEW_ANSWER and len(args) == 2 and args[1].isdigit():
             return self._answer_review(incoming, position, args[0], int(args[1]))
-        versioned = {"n", "b", "q", "a", "k", "ry", "rn"}
-        if verb in versioned and args and args[0].isdigit():
+        if verb in VERSIONED and args and args[0].isdigit():
             if int(args[0]) != position.version:
                 return self._stale(incoming, position)
-            moves = {"n": self._next, "b": self._back, "q": self._start_quiz, "k": self._keep_going}
+            moves = {Action.NEXT: self._next, Action.BACK: self._back, Action.QUIZ: self._start_quiz,
+                     Action.KEEP_GOING: self._keep_going}  # fmt: skip
             if verb in moves:
                 return moves[verb](incoming, position)
-            if verb in {"ry", "rn"}:
-                return self._confirm_reset(incoming, position, verb == "ry")
-            if verb == "a" and len(args) == 2 and args[1].isdigit() and position.step == "quiz":
+            if verb in {Action.RESET_YES, Action.RESET_NO}:
+                return self._confirm_reset(incoming, position, verb is Action.RESET_YES)
+            if verb is Action.QUIZ_ANSWER and len(args) == 2 and args[1].isdigit() and position.step == "quiz":
                 return self._answer_quiz(incoming, position, int(args[1]))
         return self._stale(incoming, position)
 
@@ -374,7 +378,7 @@ class Engine:
             return None
         text = (f"The track “{track.title}” isn't offered here: this community's moderators turned it off. "
                 "Your progress in it is kept; you can continue in a direct message or pick another track.")  # fmt: skip
-        return Outcome([Reply(text, buttons=rows([Button("Tracks here", "home")]), personal=True)])
+        return Outcome([Reply(text, buttons=rows([Button("Tracks here", Action.HOME)]), personal=True)])
 
     def _tracks(self, incoming: Incoming, position: Position) -> Outcome:
         off: list[Track] = []
@@ -397,13 +401,15 @@ class Engine:
         was_enabled = track.id not in self.store.disabled_tracks(incoming.community)
         if was_enabled == enabled:
             state = "already offered" if enabled else "already turned off"
-            return Outcome([Reply(f"“{track.title}” is {state} here.", buttons=rows([Button("Tracks", "tracks")]))])
+            return Outcome(
+                [Reply(f"“{track.title}” is {state} here.", buttons=rows([Button("Tracks", Action.TRACKS)]))]
+            )
         self.store.set_track_enabled(incoming.community, track.id, enabled, incoming.learner, self.clock())
         done = "now offered" if enabled else "turned off"
         text = f"“{track.title}” is {done} here (changed by {incoming.display_name or incoming.user_id})."
         if not enabled:
             text += " Learners keep their progress in it."
-        return Outcome([Reply(text, buttons=rows([Button("Tracks", "tracks")]))])
+        return Outcome([Reply(text, buttons=rows([Button("Tracks", Action.TRACKS)]))])
 
     # ------------------------------------------------------------ home, tracks, lessons
 
@@ -647,7 +653,10 @@ class Engine:
             replies.append(self._review_view(rest[0], len(rest)))
         else:
             replies.append(
-                Reply("Review done for now. 🎉", buttons=rows([Button("Resume lesson", "w"), Button("Home", "home")]))
+                Reply(
+                    "Review done for now. 🎉",
+                    buttons=rows([Button("Resume lesson", Action.RESUME), Button("Home", Action.HOME)]),
+                )
             )
         return Outcome(replies, position, card=reviewed)
 
@@ -678,7 +687,8 @@ class Engine:
         if not confirmed:
             kept = _moved(position)
             return Outcome(
-                [Reply("Kept: nothing was erased.", buttons=rows([Button("Resume ▸", "w")]), personal=True)], kept
+                [Reply("Kept: nothing was erased.", buttons=rows([Button("Resume ▸", Action.RESUME)]), personal=True)],
+                kept,
             )
         self.store.reset(incoming.learner)
         fresh = Position(version=position.version + 1)  # keep counting so old buttons stay stale

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from bot.core.actions import Action
 from bot.core.answering import Answer
 from bot.core.commands import short_hash
 from bot.core.lessons import Lesson, Question, Track
@@ -22,7 +23,7 @@ from bot.core.terms import TermMatch
 
 
 def _lesson_action(track: Track, lesson: Lesson) -> str:
-    return f"l:{short_hash(track.id)}:{short_hash(lesson.id)}"
+    return Action.OPEN_LESSON(short_hash(track.id), short_hash(lesson.id))
 
 
 def _options(question: Question) -> str:
@@ -44,12 +45,15 @@ def reading(
 ) -> Reply:
     """The premise, a section, or the wrap-up (key terms, practice, ``related`` lessons) of a lesson, as ``position`` says."""
     v = position.version
-    back, forward = Button("◂ Back", f"b:{v}"), Button("Next ▸", f"n:{v}")
+    back, forward = Button("◂ Back", Action.BACK(v)), Button("Next ▸", Action.NEXT(v))
     if position.step == "premise":
         outline = "\n".join(f"{n}. {s.heading}" for n, s in enumerate(lesson.sections, start=1))
         text = f"**{lesson.title}** · about {lesson.minutes} min · {track.title}\n\n{lesson.premise}\n\n{outline}"
         return Reply(
-            text, buttons=rows([Button("Start reading ▸", f"n:{v}"), Button("Lessons", f"t:{short_hash(track.id)}")])
+            text,
+            buttons=rows(
+                [Button("Start reading ▸", Action.NEXT(v)), Button("Lessons", Action.OPEN_TRACK(short_hash(track.id)))]
+            ),
         )
     if position.step == "section":
         section = lesson.sections[position.section]
@@ -62,8 +66,8 @@ def reading(
         parts.append("**Key terms**\n" + "\n".join(f"• **{term}**: {meaning}" for term, meaning in lesson.key_terms))
     if lesson.practice:
         parts.append("**Practice**\n" + "\n".join(f"{n}. {step}" for n, step in enumerate(lesson.practice, 1)))
-    done = Button(f"Take the quiz ({len(lesson.quiz)} questions) ▸", f"q:{v}") if lesson.quiz else Button(
-        "Finish the lesson ✓", f"n:{v}")  # fmt: skip
+    done = Button(f"Take the quiz ({len(lesson.quiz)} questions) ▸", Action.QUIZ(v)) if lesson.quiz else Button(
+        "Finish the lesson ✓", Action.NEXT(v))  # fmt: skip
     more: list[Button] = []
     if related:
         text, more = _related_part(related, track)
@@ -90,7 +94,7 @@ def question(lesson: Lesson, position: Position) -> Reply:
     """The quiz question ``position`` is on, with a button (and a native-quiz card) per option."""
     asked = lesson.quiz[position.question]
     text = f"**Question {position.question + 1} of {len(lesson.quiz)}** · {lesson.title}\n\n{asked.prompt}\n\n{_options(asked)}"
-    actions = tuple(f"a:{position.version}:{i}" for i in range(len(asked.options)))
+    actions = tuple(Action.QUIZ_ANSWER(position.version, i) for i in range(len(asked.options)))
     card = QuizCard(asked.prompt, asked.options, asked.correct_index, asked.explanation, actions)
     buttons = [Button(option_label(i), action) for i, action in enumerate(actions)]
     return Reply(text, buttons=rows(buttons), quiz=card, personal=True)
@@ -143,22 +147,22 @@ def result(track: Track, lesson: Lesson, position: Position, right: int, review:
     buttons = []
     if following:
         parts.append(f"**Next up:** “{following.title}”.")
-        buttons.append(Button("Keep going ▸", f"k:{v}"))
+        buttons.append(Button("Keep going ▸", Action.KEEP_GOING(v)))
     else:
         parts.append(f"That was the last lesson of “{track.title}”.")
-        buttons.append(Button("Tracks", "home"))
+        buttons.append(Button("Tracks", Action.HOME))
     if lesson.quiz:
-        buttons.append(Button("Retake the quiz", f"q:{v}"))
+        buttons.append(Button("Retake the quiz", Action.QUIZ(v)))
     if review.cards and review.first_in is not None and review.first_in <= 0:
-        buttons.append(Button("Review now", "review"))
-    buttons.append(Button("Progress", "progress"))
+        buttons.append(Button("Review now", Action.REVIEW))
+    buttons.append(Button("Progress", Action.PROGRESS))
     return Reply("\n\n".join(parts), buttons=rows(buttons) + rows(more, 1))
 
 
 def review_card(card: ReviewCard, lesson: Lesson, question: Question, due: int) -> Reply:
     """A review question (``due`` of them are waiting), answered with buttons that name the card."""
     text = f"**Review** · {due} due · {lesson.title}\n\n{question.prompt}\n\n{_options(question)}"
-    actions = tuple(f"v:{short_hash(card.key)}:{i}" for i in range(len(question.options)))
+    actions = tuple(Action.REVIEW_ANSWER(short_hash(card.key), i) for i in range(len(question.options)))
     quiz = QuizCard(question.prompt, question.options, question.correct_index, question.explanation, actions)
     return Reply(text, buttons=rows([Button(option_label(i), a) for i, a in enumerate(actions)]), quiz=quiz,
                  personal=True)  # fmt: skip
@@ -170,7 +174,7 @@ def nothing_to_review(next_in: float | None) -> Reply:
         text = f"Nothing to review right now; the next question comes back in {_duration(next_in)}."
     else:
         text = "Nothing to review: questions you miss in quizzes come back here later, like flashcards."
-    return Reply(text, buttons=rows([Button("Home", "home")]), personal=True)
+    return Reply(text, buttons=rows([Button("Home", Action.HOME)]), personal=True)
 
 
 # ---------------------------------------------------------------- home, tracks, progress
@@ -184,13 +188,13 @@ def home(display_name: str, where: str | None, offered: list[Track]) -> Reply:
     buttons: list[Button] = []
     if where:
         parts.append(f"You left off in {where}.")
-        buttons.append(Button("Resume ▸", "w"))
+        buttons.append(Button("Resume ▸", Action.RESUME))
     if offered:
         parts.append("**Tracks here**\n" + "\n".join(f"• {t.title} ({len(t.lessons)} lessons)" for t in offered))
-        buttons += [Button(t.title[:60], f"t:{short_hash(t.id)}") for t in offered[:15]]
+        buttons += [Button(t.title[:60], Action.OPEN_TRACK(short_hash(t.id))) for t in offered[:15]]
     else:
         parts.append("No tracks are offered here yet; a moderator can turn some on with 'enable TRACK'.")
-    buttons += [Button("Progress", "progress"), Button("Help", "help")]
+    buttons += [Button("Progress", Action.PROGRESS), Button("Help", Action.HELP)]
     return Reply("\n\n".join(parts), buttons=rows(buttons, 1 if len(buttons) <= 5 else 3))
 
 
@@ -198,15 +202,15 @@ def tracks(offered: list[Track], off: list[Track], *, direct: bool, moderator: b
     """The tracks offered here; for a community's moderators also those turned off, with on/off buttons."""
     lines = [f"• **{t.title}** ({t.id}): {t.description}" for t in offered] or ["No tracks are offered here yet."]
     text = "**Tracks here**\n" + "\n".join(lines)
-    buttons = [Button(t.title[:60], f"t:{short_hash(t.id)}") for t in offered]
+    buttons = [Button(t.title[:60], Action.OPEN_TRACK(short_hash(t.id))) for t in offered]
     if direct:
         text += "\n\nIn a direct message every published track is available."
     elif moderator:
         if off:
             text += "\n\n**Turned off here**\n" + "\n".join(f"• {t.title} ({t.id})" for t in off)
         text += "\n\nAs a moderator you can turn tracks on and off: 'enable TRACK' or 'disable TRACK', or the buttons."
-        buttons += [Button(f"Turn off {t.title}"[:60], f"md:{short_hash(t.id)}") for t in offered]
-        buttons += [Button(f"Turn on {t.title}"[:60], f"me:{short_hash(t.id)}") for t in off]
+        buttons += [Button(f"Turn off {t.title}"[:60], Action.DISABLE_TRACK(short_hash(t.id))) for t in offered]
+        buttons += [Button(f"Turn on {t.title}"[:60], Action.ENABLE_TRACK(short_hash(t.id))) for t in off]
     else:
         text += "\n\nModerators choose which tracks this community offers."
     return Reply(text, buttons=rows(buttons, 1 if len(buttons) <= 5 else 3))
@@ -232,7 +236,7 @@ def lessons(track: Track, best: BestScores) -> Reply:
         buttons = rows(numbered)
         if len(track.lessons) > 20:
             text += "\n\nType 'lesson ID' to open a lesson beyond the 20th."
-    return Reply(text, buttons=buttons + rows([Button("◂ Tracks", "home")]))
+    return Reply(text, buttons=buttons + rows([Button("◂ Tracks", Action.HOME)]))
 
 
 def progress(all_tracks: Iterable[Track], best: BestScores, position: Position, where: str | None,
@@ -256,15 +260,15 @@ def progress(all_tracks: Iterable[Track], best: BestScores, position: Position, 
     buttons = []
     if where:
         parts.append(f"Now: {where}.")
-        buttons.append(Button("Resume ▸", "w"))
+        buttons.append(Button("Resume ▸", Action.RESUME))
     if up_next:
         parts.append(f"Next up: “{up_next[1].title}” ({up_next[0].title}).")
         if not where or position.step == "result":
             buttons.append(Button("Start it ▸", _lesson_action(*up_next)))
     parts.append(f"Streak: {streak} day{'s' if streak != 1 else ''} · due for review: {due}")
     if due:
-        buttons.append(Button(f"Review ({due})", "review"))
-    buttons.append(Button("Home", "home"))
+        buttons.append(Button(f"Review ({due})", Action.REVIEW))
+    buttons.append(Button("Home", Action.HOME))
     return Reply("\n\n".join(parts), buttons=rows(buttons), personal=True)
 
 
@@ -289,13 +293,13 @@ def help_screen(direct: bool) -> Reply:
     if not direct:
         text += ("\n• moderators: enable TRACK / disable TRACK choose the tracks offered here; "
                  "leaderboard enable / disable")  # fmt: skip
-    return Reply(text, buttons=rows([Button("Home", "home")]), personal=True)
+    return Reply(text, buttons=rows([Button("Home", Action.HOME)]), personal=True)
 
 
 def reset_confirmation(version: int) -> Reply:
     """The question before erasing a learner's progress; its buttons carry the pending position's version."""
     text = "This erases all your progress: where you are, quiz scores and review questions. Erase it?"
-    buttons = rows([Button("Yes, erase", f"ry:{version}"), Button("No, keep it", f"rn:{version}")])
+    buttons = rows([Button("Yes, erase", Action.RESET_YES(version)), Button("No, keep it", Action.RESET_NO(version))])
     return Reply(text, buttons=buttons, personal=True)
 
 
@@ -304,7 +308,7 @@ def answer(final: Answer, read_only: int | None, in_lesson: bool) -> Reply:
     text = final.text
     if read_only is not None:
         text += f"\n\n(Your message was long, so I read only its first {read_only} characters.)"
-    buttons = rows([Button("Back to the lesson ▸", "w")]) if in_lesson else ()
+    buttons = rows([Button("Back to the lesson ▸", Action.RESUME)]) if in_lesson else ()
     return Reply(text, buttons=buttons, citations=tuple(final.citations))
 
 
@@ -320,11 +324,12 @@ def key_term(found: TermMatch, in_lesson: bool) -> Reply:
     if found.section is not None:
         index = lesson.sections.index(found.section)
         go = Button(
-            f"Read “{found.section.heading}” ▸"[:60], f"s:{short_hash(track.id)}:{short_hash(lesson.id)}:{index}"
+            f"Read “{found.section.heading}” ▸"[:60],
+            Action.OPEN_SECTION(short_hash(track.id), short_hash(lesson.id), index),
         )
     else:
         go = Button(f"Open “{lesson.title}” ▸"[:60], _lesson_action(track, lesson))
-    buttons = [go] + ([Button("Back to the lesson", "w")] if in_lesson else [])
+    buttons = [go] + ([Button("Back to the lesson", Action.RESUME)] if in_lesson else [])
     return Reply(text, buttons=rows(buttons, 1), personal=True)
 
 
@@ -349,8 +354,8 @@ def reminder(due: int, streak: int, in_lesson: bool) -> Reply:
     if streak:
         parts.append(f"🔥 **Your {streak}-day streak ends tonight** unless you study today.")
     parts.append("Reply 'stop' to turn reminders off, or 'remind at 20:00' to move them.")
-    buttons = [Button(f"Start the review ({due}) ▸", "review")] if due else []
-    buttons += [Button("Resume lesson ▸", "w")] if in_lesson else [Button("Lessons", "home")]
+    buttons = [Button(f"Start the review ({due}) ▸", Action.REVIEW)] if due else []
+    buttons += [Button("Resume lesson ▸", Action.RESUME)] if in_lesson else [Button("Lessons", Action.HOME)]
     return Reply("\n\n".join(parts), buttons=rows(buttons, 1), personal=True)
 
 
