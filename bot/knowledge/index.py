@@ -163,20 +163,6 @@ class LessonIndex:
             self._bm25.clear()
         return len(stored["ids"])
 
-    def lesson_passages(self, track: str, lesson: str) -> list[Passage]:
-        """A lesson's text chunks as search returns them (what the model reads ahead), each section's in reading order."""
-        with self._search_lock:
-            stored = self.collection.get(where=self._where(track, lesson), include=["documents", "metadatas"])
-        chunks = [
-            (meta, document)
-            for document, meta in zip(stored["documents"] or [], stored["metadatas"] or [], strict=True)
-            if meta.get("kind", "text") == "text"
-        ]
-        return [
-            Passage(meta["track"], meta["lesson"], meta["section"], meta["heading"], meta["lesson_title"], document)
-            for meta, document in sorted(chunks, key=lambda pair: (pair[0]["section"], pair[0]["position"]))
-        ]
-
     # ------------------------------------------------------------ search
 
     @staticmethod

@@ -136,20 +136,6 @@ def test_search_never_returns_probe_text(settings: Settings, knowledge: Path) ->
     assert hits and all(hit.text in texts for hit in hits)
 
 
-def test_lesson_passages_are_the_chunks_search_returns(settings: Settings, knowledge: Path) -> None:
-    assert run_ingest(settings, quiet=True)
-    index = LessonIndex.from_settings(settings)
-    track = read_track(knowledge).track
-    assert track is not None
-    passages = index.lesson_passages("ai-foundations", "attention")
-    expected = sorted((c for c in index.chunks_for(track).values() if c.kind == "text" and c.lesson == "attention"),
-                      key=lambda c: (c.section, c.position))  # fmt: skip
-    assert [(p.section, p.text) for p in passages] == [(c.section, c.text) for c in expected]
-    hit = index.search("what does the query describe?", k=1, lesson="attention")[0]
-    same = [p for p in passages if p.text == hit.text]
-    assert same and (same[0].heading, same[0].lesson_title) == (hit.heading, hit.lesson_title)
-
-
 def test_cli_ingest_and_search_json(settings: Settings, knowledge: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TUTORBOT_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("TUTORBOT_KNOWLEDGE_DIR", str(settings.knowledge_dir))
