@@ -3,6 +3,7 @@ lessons, and their registration with Discord."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -48,10 +49,11 @@ def build_commands(tutor: CommandHandler) -> list[app_commands.Command[Any, ...,
     """The slash commands, each a thin call into ``tutor`` (a fresh set per client)."""
 
     async def _complete_track(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return track_choices(tutor.engine, interaction_incoming(interaction), current)
+        # off the event loop: which tracks a server offers is a database read
+        return await asyncio.to_thread(track_choices, tutor.engine, interaction_incoming(interaction), current)
 
     async def _complete_lesson(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return lesson_choices(tutor.engine, interaction_incoming(interaction), current)
+        return await asyncio.to_thread(lesson_choices, tutor.engine, interaction_incoming(interaction), current)
 
     def simple(name: str, description: str) -> app_commands.Command[Any, ..., Any]:
         async def callback(interaction: discord.Interaction) -> None:
