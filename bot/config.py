@@ -114,6 +114,15 @@ class StorageSettings(BaseModel):
     """Where learner progress is kept."""
 
     database: str = Field("tutorbot.sqlite3", description="SQLite file name inside the data dir.")
+    busy_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description=(
+            "How long a write waits for another process writing the same database; after that the learner is "
+            "asked to try again (turns wait on the event loop meanwhile, so keep it short)."
+        ),
+    )
 
 
 class TelegramSettings(BaseModel):

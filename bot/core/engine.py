@@ -34,7 +34,16 @@ from bot.core.localtime import DEFAULT_QUIET
 from bot.core.messages import Button, Incoming, Reply, rows
 from bot.core.outcome import Outcome
 from bot.core.outcome import note as _note
-from bot.core.ports import LessonResult, ModelBusy, ModelFailed, Position, ProgressStore, QuizAttempt, ReviewCard
+from bot.core.ports import (
+    LessonResult,
+    ModelBusy,
+    ModelFailed,
+    Position,
+    ProgressStore,
+    QuizAttempt,
+    ReviewCard,
+    StoreUnavailable,
+)
 from bot.core.quiz import ReviewScheduler, option_label, typed_option
 from bot.core.terms import KeyTerms, TermMatch, asked_term
 
@@ -131,7 +140,11 @@ class Engine:
             yield _ONE_AT_A_TIME
             return
         async with self._locks.hold(incoming.learner):
-            turn = await asyncio.to_thread(self._turn, incoming)
+            try:
+                turn = await asyncio.to_thread(self._turn, incoming)
+            except StoreUnavailable as error:  # nothing of this turn is shown: the learner is where they were
+                yield Reply(str(error), personal=True)
+                return
             for reply in turn.replies:
                 yield reply
             if turn.question is not None:

@@ -23,6 +23,39 @@ class ModelFailed(RuntimeError):
     """The model could not produce an answer (it crashed, timed out before a word, or is unreachable)."""
 
 
+class StoreUnavailable(RuntimeError):
+    """Progress could not be saved or read just now; what was saved before is untouched.
+
+    The message is for the learner; the store logs what happened, and what the host should do, itself.
+    """
+
+    def __init__(
+        self, message: str = "I couldn't reach your saved progress just now; please try that again in a moment. "
+        "Everything you did before is saved."
+    ) -> None:  # fmt: skip
+        super().__init__(message)
+
+
+class StoreBusy(StoreUnavailable):
+    """Another writer held the progress store longer than the store waits for it."""
+
+    def __init__(
+        self, message: str = "The tutor is busy saving other learners' progress; please try that again in a "
+        "moment. Everything you did before is saved."
+    ) -> None:  # fmt: skip
+        super().__init__(message)
+
+
+class StoreFull(StoreUnavailable):
+    """The disk that holds the progress store is full."""
+
+    def __init__(
+        self, message: str = "I couldn't save that step: the tutor's storage is full. Everything you did before "
+        "is saved; the host has been told. Please try again later."
+    ) -> None:  # fmt: skip
+        super().__init__(message)
+
+
 @dataclass(frozen=True)
 class ChatMessage:
     """One message of a chat prompt."""

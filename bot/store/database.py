@@ -9,6 +9,7 @@ together with the ``user_version`` bump, so a migration is either wholly applied
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -16,8 +17,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bot.core.ports import StoreBusy, StoreFull, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
 BUSY_TIMEOUT_MS = 5000
 CHECKPOINT_SECONDS = 1.0
+
+# Primary SQLite result codes (an extended code's low byte) that are a passing condition of the file, not a bug.
+_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+_FULL_CODES = {sqlite3.SQLITE_FULL}
+_IO_CODES = {sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY}
 
 # Append only; the position in the list (1-based) is the version a database has after applying the script.
 MIGRATIONS: list[str] = [
@@ -172,21 +182,27 @@ class Database:
 
     The file is in WAL mode with ``synchronous=NORMAL``: a committed transaction survives the process being killed
     (it is in the write-ahead log, which the OS keeps), though the last few commits could be lost if the whole
-    machine loses power before the log is checkpointed. Writers wait up to ``BUSY_TIMEOUT_MS`` for another process.
+    machine loses power before the log is checkpointed. Writers wait up to ``busy_timeout_ms`` for another process.
+
+    A passing condition of the file is raised as the core's ``StoreUnavailable``, with a log line for the host that
+    says what to do: ``StoreBusy`` when another writer held the file past the busy timeout, ``StoreFull`` when its
+    disk is full, ``StoreUnavailable`` for an I/O error. The failed transaction is rolled back whole, so every
+    earlier commit stays as it was. Any other SQLite error is a bug and is raised as it is.
 
     Checkpoints (copying the log into the file, with an fsync that can take tens of milliseconds) run on a
     thread of their own every ``checkpoint_seconds``, never inside a commit, so no learner's turn pays for one.
     """
 
     def __init__(self, path: Path | str, migrations: Sequence[str] = MIGRATIONS,
-                 checkpoint_seconds: float = CHECKPOINT_SECONDS) -> None:  # fmt: skip
+                 checkpoint_seconds: float = CHECKPOINT_SECONDS, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:  # fmt: skip
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._migrations = list(migrations)
+        self.busy_timeout_ms = busy_timeout_ms
         self._lock = threading.RLock()  # re-entrant so a read inside a transaction on the same thread works
         self._connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         try:
-            self._connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             # Check before anything that could write to the file (journal mode, migrations).
             self._refuse_if_too_new(self.version)
             self._connection.execute("PRAGMA journal_mode = WAL")
@@ -203,15 +219,31 @@ class Database:
         self._checkpointer.start()
 
     def _checkpoint_loop(self, seconds: float) -> None:
-        """Copy committed transactions from the log into the database file, off the writers' path."""
-        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        """Copy committed transactions from the log into the database file, off the writers' path.
+
+        A failed checkpoint (a full disk: the file cannot grow) is logged once and tried again each period: until
+        one succeeds, commits stay in the log, which then grows, and the writers report the full disk themselves.
+        """
+        connection: sqlite3.Connection | None = None
+        failing = False
         try:
             while not self._closed.wait(seconds):
-                connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits for, nor blocks, a writer
-        except sqlite3.Error:  # pragma: no cover - the file vanished; the next commit reports the real error
-            pass
+                try:
+                    connection = connection or sqlite3.connect(self.path, check_same_thread=False,
+                                                               isolation_level=None)  # fmt: skip
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits for, nor blocks, a writer
+                except sqlite3.Error as error:
+                    if not failing:
+                        log.warning("could not copy the log of %s into the file (%s); trying again every %.0f s",
+                                    self.path, error, seconds)  # fmt: skip
+                    failing = True
+                    continue
+                if failing:
+                    log.info("the log of %s is copied into the file again", self.path)
+                failing = False
         finally:
-            connection.close()
+            if connection is not None:
+                connection.close()
 
     @property
     def version(self) -> int:
@@ -230,25 +262,61 @@ class Database:
 
         Yields the connection to run statements on. Transactions do not nest.
         """
-        with self._lock:
-            self._connection.execute("BEGIN IMMEDIATE")
+        with self._lock, self._translated("saving"):
+            self._connection.execute("BEGIN IMMEDIATE")  # waits up to the busy timeout for another writer
             try:
                 yield self._connection
                 self._connection.execute("COMMIT")
             except BaseException:
-                if self._connection.in_transaction:
+                if self._connection.in_transaction:  # SQLite may have rolled back already (a full disk does)
                     self._connection.execute("ROLLBACK")
                 raise
 
     def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Every row of a query."""
-        with self._lock:
+        with self._lock, self._translated("reading"):
             return self._connection.execute(sql, parameters).fetchall()
 
     def fetch_one(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         """The first row of a query, or ``None``."""
-        with self._lock:
+        with self._lock, self._translated("reading"):
             return self._connection.execute(sql, parameters).fetchone()
+
+    @contextmanager
+    def _translated(self, doing: str) -> Iterator[None]:
+        """Raise a passing condition of the file as ``StoreUnavailable`` (logged); anything else as it is."""
+        try:
+            yield
+        except sqlite3.OperationalError as error:
+            unavailable = self._unavailable(error, doing)
+            if unavailable is None:
+                raise
+            raise unavailable from error
+
+    def _unavailable(self, error: sqlite3.OperationalError, doing: str) -> StoreUnavailable | None:
+        """The learner-facing error for a passing condition of the file, logged for the host; None for a bug."""
+        primary = (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
+        if primary in _BUSY_CODES:
+            log.warning(
+                "%s progress: %s stayed locked by another writer for over %.1f s (%s); the learner was asked to try "
+                "again. If this repeats, make sure one tutorbot process at a time uses this data dir, or raise "
+                "TUTORBOT_STORAGE__BUSY_TIMEOUT_SECONDS",
+                doing, self.path, self.busy_timeout_ms / 1000, error,
+            )  # fmt: skip
+            return StoreBusy()
+        if primary in _FULL_CODES:
+            log.error(
+                "%s progress: the disk holding %s is full (%s). Free space there (or move TUTORBOT_DATA_DIR to a "
+                "larger disk); until then learners' steps are not saved and they are asked to try again later. "
+                "Everything saved before is kept.",
+                doing, self.path, error,
+            )  # fmt: skip
+            return StoreFull()
+        if primary in _IO_CODES:
+            log.error("%s progress: %s could not be read or written (%s); check the disk and the file's permissions",
+                      doing, self.path, error)  # fmt: skip
+            return StoreUnavailable()
+        return None
 
     def close(self) -> None:
         """Stop the checkpointer and close the connection (safe to call twice)."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
-from bot.core.ports import QuestionRecord
+from bot.core.ports import QuestionRecord, StoreUnavailable
 from bot.store.database import Database
+
+log = logging.getLogger(__name__)
 
 
 class SqliteQuestionLog:
@@ -22,14 +25,21 @@ class SqliteQuestionLog:
         self._db = database if isinstance(database, Database) else Database(database)
 
     def record(self, entry: QuestionRecord) -> None:
-        """Store one question's outcome."""
-        with self._db.transaction() as connection:
-            connection.execute(
-                "INSERT INTO questions (asked_at, learner, track, lesson, question, refused, reason, sections, timings)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (time.time(), entry.learner, entry.track, entry.lesson, entry.question, int(entry.refused),
-                 entry.reason, json.dumps(list(entry.sections)), json.dumps(entry.timings)),
-            )  # fmt: skip
+        """Store one question's outcome; when the file is busy or full, log that it is left out instead.
+
+        The entry is written after the learner has seen the answer: a moderators' report missing one question
+        is better than an answer withdrawn (the database has logged what the host should do).
+        """
+        try:
+            with self._db.transaction() as connection:
+                connection.execute(
+                    "INSERT INTO questions (asked_at, learner, track, lesson, question, refused, reason, sections,"
+                    " timings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (time.time(), entry.learner, entry.track, entry.lesson, entry.question, int(entry.refused),
+                     entry.reason, json.dumps(list(entry.sections)), json.dumps(entry.timings)),
+                )  # fmt: skip
+        except StoreUnavailable as error:
+            log.warning("a question was left out of the question log: %s", type(error).__name__)
 
     def recent(self, limit: int = 50) -> list[QuestionRecord]:
         """The latest questions, newest first."""

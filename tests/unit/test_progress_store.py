@@ -25,6 +25,7 @@ from bot.core.ports import (
     QuestionRecord,
     QuizAttempt,
     ReviewCard,
+    StoreBusy,
     TrackChange,  # fmt: skip
 )
 from bot.store.database import LATEST_VERSION, Database, DatabaseTooNew
@@ -263,6 +264,31 @@ def test_the_question_log_and_the_progress_store_share_one_database(db_path: Pat
     assert log.recent() == [question]
     assert store.position("ada") == Position(version=1)
     database.close()
+
+
+def test_a_locked_database_raises_store_busy_and_the_question_log_leaves_the_entry_out(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = Database(db_path, busy_timeout_ms=50)
+    store, log = SqliteProgressStore(database), SqliteQuestionLog(database)
+    store.save("ada", Position(version=1), at=MARCH_1)
+    with closing(sqlite3.connect(db_path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")  # another process's write transaction
+        with pytest.raises(StoreBusy):
+            store.save("ada", Position(version=2), at=MARCH_1)
+        log.record(QuestionRecord("What is a list", "python", "intro", False, "answered"))  # no exception
+        assert "left out of the question log" in caplog.text
+        assert store.position("ada") == Position(version=1)  # reading goes on meanwhile
+        other.execute("ROLLBACK")
+    store.save("ada", Position(version=2), at=MARCH_1)
+    assert store.position("ada") == Position(version=2)
+    assert log.recent() == []
+    database.close()
+
+
+def test_an_sql_mistake_is_raised_as_it_is_not_as_a_passing_condition(store: SqliteProgressStore) -> None:
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        store._db.fetch_all("SELECT * FROM no_such_table")
 
 
 # ---------------------------------------------------------------- migrations
