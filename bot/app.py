@@ -91,9 +91,9 @@ def build_answerer(settings: Settings, model: ChatModel | None = None, index: Le
     """The grounded answerer over the indexed lessons, logging questions to the database."""
     tracks = load_tracks(settings) if tracks is None else tracks
     if index is None:
-        from bot.knowledge.index import LessonIndex
+        from bot.knowledge.recovery import open_index
 
-        index = LessonIndex.from_settings(settings)
+        index = open_index(settings)
     return Answerer(
         retriever=index,
         model=model or build_chat_model(settings),
@@ -112,7 +112,7 @@ def build_engine(settings: Settings, index: LessonIndex | None = None, model: Ch
     ``answers=False`` builds an engine for lessons and quizzes only (no index or model is opened).
     """
     tracks = load_tracks(settings)
-    database = Database(settings.database_path)
+    database = Database(settings.database_path, busy_timeout_ms=round(settings.storage.busy_timeout_seconds * 1000))
     answerer = build_answerer(settings, model, index, tracks, database) if answers else None
     return Engine(tracks, SqliteProgressStore(database), answerer, default_quiet=default_quiet_hours(settings))
 

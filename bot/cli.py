@@ -16,7 +16,7 @@ from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progres
 from rich.table import Table
 
 from bot.config import Settings
-from bot.knowledge.published import PublishedTracks
+from bot.knowledge.published import PublishedTracks, PublishFailed
 from bot.knowledge.reader import Problem, read_knowledge, validate_path
 from bot.models.catalog import CHAT_MODELS, EMBEDDER_FILES, ModelFile, chat_model_file, chat_model_path
 from bot.models.pull import ModelPullError, is_installed, pull_model
@@ -135,9 +135,9 @@ def models_list() -> None:
 
 
 def _open_index(settings: Settings):  # noqa: ANN202 - LessonIndex, imported lazily (chromadb is slow to import)
-    from bot.knowledge.index import LessonIndex
+    from bot.knowledge.recovery import open_index
 
-    return LessonIndex.from_settings(settings)
+    return open_index(settings)
 
 
 def run_ingest(settings: Settings, track_id: str | None = None, quiet: bool = False, index=None) -> bool:  # noqa: ANN001
@@ -166,6 +166,7 @@ def run_ingest(settings: Settings, track_id: str | None = None, quiet: bool = Fa
             continue
         track = result.track
         assert track is not None
+        published.begin(track.id)  # until save(): a killed ingest is undone at the next start
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=err, transient=True) as progress:
             task = progress.add_task(f"embedding {track.id}", total=None)
@@ -203,8 +204,11 @@ def ingest(
         ensure_models(settings, embedder_only=True)
     except ModelPullError as error:
         raise _fail(str(error)) from None
-    if not run_ingest(settings, track):
-        raise typer.Exit(1)
+    try:
+        if not run_ingest(settings, track):
+            raise typer.Exit(1)
+    except PublishFailed as error:
+        raise _fail(str(error)) from None
 
 
 @app.command()

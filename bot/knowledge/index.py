@@ -63,6 +63,7 @@ class LessonIndex:
 
     def __init__(self, client: Any, embedder: OfflineMiniLM, collection: str = "lessons", chunk_tokens: int = 128,
                  keyword_weight: float = KEYWORD_WEIGHT, probes: bool = True):  # fmt: skip
+        self.client = client
         self.embedder = embedder
         self.chunk_tokens = chunk_tokens
         self.keyword_weight = keyword_weight
@@ -81,6 +82,27 @@ class LessonIndex:
         retrieval = settings.retrieval
         return cls(make_client(settings), embedder, retrieval.collection, retrieval.chunk_tokens,
                    retrieval.keyword_weight, retrieval.probes)  # fmt: skip
+
+    def damage(self) -> str | None:
+        """What is wrong with the stored vectors (None when nothing is): a search must reach every chunk listed.
+
+        Chroma lists chunks from its SQLite file and searches vectors kept in segment folders; a lost or broken
+        segment leaves chunks listed that no search can find (or a read of their vectors fails).
+        """
+        count = self.collection.count()
+        if count == 0:
+            return None
+        sample = self.collection.get(limit=1, include=["embeddings"])
+        wanted = min(count, DENSE_CANDIDATES)
+        found = self.collection.query(query_embeddings=[sample["embeddings"][0]], n_results=wanted, include=[])
+        reached = len(found["ids"][0])
+        return None if reached >= wanted else f"a search reaches {reached} of the {wanted} chunks it should"
+
+    def close(self) -> None:
+        """Let go of the store (its files can then be moved; a later open starts afresh)."""
+        close = getattr(self.client, "close", None)
+        if close is not None:
+            close()
 
     # ------------------------------------------------------------ ingest
 

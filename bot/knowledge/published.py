@@ -3,13 +3,21 @@
 Learners are served what was published, not whatever is on disk right now: when a lesson file is broken
 (a bad edit, a half-copied upload), the tutor keeps serving the track as it was last indexed, the same
 version its search index holds, until the file is fixed and ingested again.
+
+Copies are written whole or not at all (a temporary file, synced, then renamed over the old copy), so a
+process killed mid-write, or a full disk, leaves the previous copy. An ingest marks its track before it
+changes the index (``begin``) and the mark goes when the copy is saved: a mark found at start means an
+ingest was cut short, and ``bot.knowledge.recovery`` puts the index back to the published copy.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import tempfile
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +29,52 @@ from bot.knowledge.units import section_units
 log = logging.getLogger(__name__)
 FORMAT = 1
 NEAREST_FILE = "_nearest-lessons.json"  # not a track copy: track ids never start with "_"
+INGESTING = ".ingesting"  # suffix of the mark an ingest leaves until its track's copy is saved
+STALE_TEMPORARY_SECONDS = 3600  # a temporary file this old was left by a killed process
+
+
+class PublishFailed(OSError):
+    """A published copy could not be written (the data dir's disk is full, or not writable); the old one stays."""
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` whole or not at all, and make the change survive a crash of the machine.
+
+    The text goes to a temporary file in the same folder, which is synced and then renamed over ``path``; the
+    folder is synced so the rename itself is on disk. On failure the temporary file is removed and ``path`` is
+    as it was; a full disk or a folder that cannot be written raises ``PublishFailed`` saying what to do.
+    """
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(name, path)
+    except BaseException as error:
+        Path(name).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            reason = "its disk is full" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "it cannot be written"
+            message = (f"could not write {path}: {reason} ({error.strerror}). Free space in (or fix) {path.parent} "
+                       "and run 'tutorbot ingest' again; learners keep the version published before")  # fmt: skip
+            log.error("%s", message)
+            raise PublishFailed(error.errno, message) from error
+        raise
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the platform allows opening a folder)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - Windows cannot open a folder; its renames are durable enough
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:  # pragma: no cover - some file systems refuse fsync on a folder
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def track_to_dict(track: Track, folder: str) -> dict[str, Any]:
@@ -71,25 +125,48 @@ class PublishedTracks:
     def _file(self, track_id: str) -> Path:
         return self.folder / f"{track_id}.json"
 
-    def save(self, track: Track, folder: Path) -> None:
-        """Keep ``track`` (read from ``folder``) as its published version; written atomically."""
+    def begin(self, track_id: str) -> None:
+        """Mark that an ingest of ``track_id`` is about to change the index (``save`` removes the mark)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        target = self._file(track.id)
-        temporary = target.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(track_to_dict(track, folder.name), ensure_ascii=False), encoding="utf-8")
-        os.replace(temporary, target)
+        write_atomically(self.folder / f"{track_id}{INGESTING}", f"{time.time():.0f}\n")
+
+    def interrupted(self) -> set[str]:
+        """Ids of the tracks whose ingest began and never saved its copy (the process was killed, or failed)."""
+        if not self.folder.is_dir():
+            return set()
+        return {path.name.removesuffix(INGESTING) for path in self.folder.glob(f"*{INGESTING}")}
+
+    def finish(self, track_id: str) -> None:
+        """Remove the mark ``begin`` left (the index matches the published copy again)."""
+        (self.folder / f"{track_id}{INGESTING}").unlink(missing_ok=True)
+        _sync_folder(self.folder)
+
+    def tidy(self) -> None:
+        """Remove temporary files a killed process left (old enough that no live writer owns them)."""
+        if not self.folder.is_dir():
+            return
+        for path in self.folder.glob(".*.tmp"):
+            try:
+                if time.time() - path.stat().st_mtime > STALE_TEMPORARY_SECONDS:
+                    path.unlink()
+            except OSError:  # gone already, or not ours to remove: harmless either way
+                continue
+
+    def save(self, track: Track, folder: Path) -> None:
+        """Keep ``track`` (read from ``folder``) as its published version (whole or not at all); end its ingest."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_atomically(self._file(track.id), json.dumps(track_to_dict(track, folder.name), ensure_ascii=False))
+        self.finish(track.id)
 
     def remove(self, track_id: str) -> None:
         """Forget a track that is no longer published."""
         self._file(track_id).unlink(missing_ok=True)
+        self.finish(track_id)
 
     def save_nearest(self, nearest: dict[str, list[str]]) -> None:
         """Keep the lessons most alike each lesson (``track/lesson`` -> the same), computed at ingest."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        target = self.folder / NEAREST_FILE
-        temporary = target.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(nearest, ensure_ascii=False), encoding="utf-8")
-        os.replace(temporary, target)
+        write_atomically(self.folder / NEAREST_FILE, json.dumps(nearest, ensure_ascii=False))
 
     def nearest(self) -> dict[str, list[str]]:
         """What ``save_nearest`` kept (empty before the first ingest, or when the file is unreadable)."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
+import pytest
+
 from bot.core.lessons import Track
-from bot.knowledge.published import PublishedTracks, track_from_dict, track_to_dict
+from bot.knowledge import published as published_module
+from bot.knowledge.published import PublishedTracks, PublishFailed, track_from_dict, track_to_dict
 from bot.knowledge.reader import read_knowledge, read_track
-from tests.helpers import write_lesson, write_track
+from tests.helpers import front_matter, write_lesson, write_track
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,3 +70,40 @@ def test_a_copy_written_before_units_had_blocks_gets_its_units_split_anew() -> N
         return [(u.text, u.block) for lesson in t.lessons for section in lesson.sections for u in section.units]
 
     assert blocks(track_from_dict(data)) == blocks(track)  # not every unit in block 0, one long paragraph
+
+
+def test_a_copy_that_cannot_be_written_for_a_full_disk_leaves_the_old_copy_and_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = write_track(tmp_path / "knowledge" / "demo", "demo", lessons=2)
+    published = PublishedTracks(tmp_path / "published")
+    before = read_track(folder).track
+    assert before is not None
+    published.save(before, folder)
+    write_lesson(folder, "02-lesson.md", front_matter("lesson-2", title="Edited"))
+    after = read_track(folder).track
+    assert after is not None and after != before
+
+    def no_space(_descriptor: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(published_module.os, "fsync", no_space)
+    with pytest.raises(PublishFailed, match="disk is full.*run 'tutorbot ingest' again"):
+        published.save(after, folder)
+    monkeypatch.undo()
+    assert published.load()["demo"][1] == before
+    assert [path.name for path in published.folder.iterdir()] == ["demo.json"]
+
+
+def test_an_ingest_is_marked_until_its_copy_is_saved_or_removed(tmp_path: Path) -> None:
+    folder = write_track(tmp_path / "knowledge" / "demo", "demo", lessons=1)
+    track = read_track(folder).track
+    assert track is not None
+    published = PublishedTracks(tmp_path / "published")
+    published.begin("demo")
+    published.begin("other")
+    assert published.interrupted() == {"demo", "other"}
+    assert published.load() == {}  # a mark is not a copy
+    published.save(track, folder)
+    published.remove("other")
+    assert published.interrupted() == set()
