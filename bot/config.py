@@ -120,7 +120,7 @@ class StorageSettings(BaseModel):
         le=600,
         description=(
             "How long a write waits for another process writing the same database; after that the learner is "
-            "asked to try again (turns wait on the event loop meanwhile, so keep it short)."
+            "asked to try again."
         ),
     )
 
