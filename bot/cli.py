@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -40,7 +41,8 @@ def _settings() -> Settings:
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    # soft_wrap: a long path stays whole; escape: a "[...]" in a path or title is text, not markup
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -437,7 +439,12 @@ def import_course(
         Path | None, typer.Option("--quizzes", help="Quiz-app JSON file (default: found in SRC).")
     ] = None,
     dest: Annotated[Path | None, typer.Option("--dest", help="Where to write the track folder.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing track folder.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace the track already in the target folder (never a folder without track.toml)."
+        ),
+    ] = False,
 ) -> None:
     """Turn a *-For-Beginners style course into a track; report what cannot be imported faithfully."""
     from bot.knowledge.importer import ImportError_

@@ -10,6 +10,7 @@ too long options) and a quiz no lesson links are reported and left out, never al
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import shutil
@@ -20,17 +21,33 @@ from typing import Any
 import yaml
 
 from bot.core.lessons import slugify
-from bot.knowledge.reader import WORDS_PER_MINUTE, lesson_id_from_path
+from bot.knowledge.course_source import (
+    LICENCES,
+    ImportError_,
+    LessonSource,
+    find_quiz_file,
+    load_quizzes,
+    read_lessons,
+    refused_reads,
+)
+from bot.knowledge.reader import TRACK_FILE, WORDS_PER_MINUTE
+from bot.knowledge.safe_files import (
+    FolderListing,
+    UnsafeFile,
+    list_folder,
+    read_bytes,
+    replace_folder,
+    staging_folder,
+    tidy_after_crash,
+)
 from bot.knowledge.schema import MAX_OPTION_CHARS, MAX_OPTIONS, MAX_PREMISE_CHARS, MAX_QUESTION_CHARS
 
+log = logging.getLogger(__name__)
 _QUIZ_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*/quiz/(\d+)/?)[^)]*\)", re.IGNORECASE)
 _QUIZ_HEADING = re.compile(r"^#{1,6}\s*\[[^\]]*\]\([^)\s]*/quiz/\d+/?[^)]*\)\s*$", re.IGNORECASE)
 _IMAGE_LINE = re.compile(r"^\s*(\[!\[[^\]]*\]\([^)]*\)\]\([^)]*\)|!\[[^\]]*\]\([^)]*\))\s*$")
-_SKIP_NAMES = {"readme.md", "source.md", "license.md", "contributing.md", "code_of_conduct.md", "security.md"}
 
-
-class ImportError_(RuntimeError):  # noqa: N801 - ImportError is a builtin
-    """The course cannot be imported; the message says why and what to do."""
+__all__ = ["ImportError_", "ImportReport", "import_course", "post_lecture_quiz_id"]
 
 
 @dataclass
@@ -43,44 +60,24 @@ class ImportReport:
     notes: list[str] = field(default_factory=list)  # other changes worth knowing (images removed, ...)
 
 
-@dataclass
-class _LessonSource:
-    path: Path
-    lesson_id: str
-    text: str
-
-
-def find_lessons(src: Path) -> list[_LessonSource]:
-    """Lesson files of a course: ``*/README.md`` per lesson folder, else ``lessons/*.md``, else ``*.md``."""
-    readmes = sorted(p for p in src.rglob("README.md") if p.parent != src)
-    if readmes:
-        found = [(p, lesson_id_from_path(p.parent)) for p in readmes]
-    else:
-        folder = src / "lessons" if (src / "lessons").is_dir() else src
-        found = [(p, lesson_id_from_path(p)) for p in sorted(folder.glob("*.md")) if p.name.lower() not in _SKIP_NAMES]
-    return [_LessonSource(path, lesson_id, path.read_text(encoding="utf-8")) for path, lesson_id in found]
-
-
-def find_quiz_file(src: Path) -> Path | None:
-    """The first JSON file under ``src`` shaped like the quiz app's translations file."""
-    for path in sorted(src.rglob("*.json")):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, list) and data and isinstance(data[0], dict) and "quizzes" in data[0]:
-            return path
-    return None
-
-
-def _load_quizzes(path: Path) -> dict[int, dict[str, Any]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return {int(quiz["id"]): quiz for block in data for quiz in block["quizzes"]}
-    except (OSError, ValueError, KeyError, TypeError) as error:
+def _check_target(dest: Path, replace: bool) -> None:
+    """Refuse a target that is not a track folder (so --force never deletes anything else) or that needs --force."""
+    if dest.is_symlink():
+        raise ImportError_(f"{dest} is a symbolic link; pass the real folder with --dest")
+    if not dest.exists():
+        return
+    if not dest.is_dir():
+        raise ImportError_(f"{dest} is a file, not a track folder; choose another --dest")
+    if not any(dest.iterdir()):
+        return
+    track_file = dest / TRACK_FILE
+    if not track_file.is_file() or track_file.is_symlink():
         raise ImportError_(
-            f"{path} is not a quiz-app JSON file ({error}); pass the right file with --quizzes"
-        ) from error
+            f"{dest} holds files but no {TRACK_FILE}, so it is not a track and import will not replace it "
+            "(not even with --force); choose another --dest, or empty the folder yourself"
+        )
+    if not replace:
+        raise ImportError_(f"{dest} already holds a track; pass --force to replace it or --dest to write elsewhere")
 
 
 def post_lecture_quiz_id(text: str, quizzes: dict[int, dict[str, Any]]) -> tuple[int | None, list[int]]:
@@ -201,20 +198,44 @@ def import_course(
         )
     if not src.is_dir():
         raise ImportError_(f"{src} is not a folder; point SRC at the course's folder")
-    if dest.exists() and any(dest.iterdir()) and not replace:
-        raise ImportError_(f"{dest} already exists; pass --force to replace it or --dest to write elsewhere")
-    lessons = find_lessons(src)
+    if tidy_after_crash(dest):
+        log.warning("put back %s, which an interrupted import had moved aside", dest)
+    _check_target(dest, replace)
+    listing = list_folder(src)
+    refused, skipped = refused_reads(src, listing, quiz_file is not None)
+    if refused:
+        # Stop rather than import the rest: a track silently missing a lesson or its quizzes is worse than
+        # no track, and a link out of a course may be an attempt to publish a private file.
+        raise ImportError_(
+            "the course has entries import does not read, so nothing was written:\n  "
+            + "\n  ".join(refused)
+            + "\nput a plain file in place of each (or delete it), then import again"
+        )
+    try:
+        lessons = read_lessons(listing)
+    except UnsafeFile as error:  # it changed since it was listed
+        raise ImportError_(f"{error}; nothing was written") from None
     if not lessons:
         raise ImportError_(f"no lesson Markdown files found in {src}")
-    quiz_path = quiz_file or find_quiz_file(src)
-    quizzes = _load_quizzes(quiz_path) if quiz_path else {}
+    quiz_path = quiz_file or find_quiz_file(listing)
+    quizzes = load_quizzes(quiz_path) if quiz_path else {}
 
-    report = ImportReport()
+    report = ImportReport(notes=skipped)
     if quiz_path is None:
         report.notes.append(f"no quiz-app JSON file found in {src}: the lessons have no quizzes (use --quizzes FILE)")
-    staging = dest.with_name(dest.name + ".importing")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging = staging_folder(dest)
+    try:
+        _write_track(listing, track_id, title, lessons, quizzes, staging, report)
+        replace_folder(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return report
+
+
+def _write_track(listing: FolderListing, track_id: str, title: str | None, lessons: list[LessonSource],
+                 quizzes: dict[int, dict[str, Any]], staging: Path, report: ImportReport) -> None:  # fmt: skip
+    """Write the track's files into ``staging``, noting in ``report`` what was left out."""
     used_quizzes: set[int] = set()
     order: list[str] = []
     for number, source in enumerate(lessons, start=1):
@@ -266,15 +287,12 @@ def import_course(
     toml = (
         f"id = {json.dumps(track_id)}\n"
         f"title = {json.dumps(track_title)}\n"
-        f"description = {json.dumps(f'{track_title}: {report.lessons} lessons imported from {src.name}.')}\n"
+        f"description = {json.dumps(f'{track_title}: {report.lessons} lessons imported from {listing.root.name}.')}\n"
         f"order = [{', '.join(json.dumps(lesson_id) for lesson_id in order)}]\n"
     )
     (staging / "track.toml").write_text(toml, encoding="utf-8")
-    for licence in ("LICENSE", "LICENSE.md", "LICENSE.txt", "SOURCE.md"):
-        if (src / licence).is_file():
+    for licence in LICENCES:
+        if Path(licence) in listing.files:
             # Third-party text keeps its licence and provenance beside it.
-            shutil.copyfile(src / licence, staging / (licence if licence != "SOURCE.md" else "SOURCE.txt"))
-    if dest.exists():
-        shutil.rmtree(dest)
-    staging.replace(dest)
-    return report
+            text = read_bytes(listing.root / licence, listing.root)
+            (staging / (licence if licence != "SOURCE.md" else "SOURCE.txt")).write_bytes(text)
