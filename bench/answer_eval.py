@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import EVAL_DIR, answering_stack, corpora, new_workdir, percentile, scratch_settings  # noqa: E402
 from bench.heldout_course import ANSWERS, DEFAULT_SRC, MissingCourse, build_all  # noqa: E402
-from bot.cli import ensure_models  # noqa: E402
+from bot.app import ensure_models  # noqa: E402
 from bot.core.answering import Answer, AnswerDelta  # noqa: E402
 from bot.core.answering.checks import unsupported  # noqa: E402
 

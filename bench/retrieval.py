@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import corpora, new_workdir, percentile, questions, scratch_settings  # noqa: E402
-from bot.cli import ensure_models  # noqa: E402
+from bot.app import ensure_models  # noqa: E402
 from bot.knowledge.index import LessonIndex  # noqa: E402
 
 

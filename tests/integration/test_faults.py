@@ -23,12 +23,12 @@ import pytest
 
 from bot.adapters.console import STATUS_MARK
 from bot.app import build_engine
-from bot.cli import run_ingest
 from bot.config import Settings
 from bot.core.engine import Engine
 from bot.core.lessons import Track
 from bot.core.ports import StoreBusy, StoreFull
 from bot.knowledge.index import LessonIndex
+from bot.knowledge.ingest import ingest_knowledge
 from bot.knowledge.published import PublishedTracks, PublishFailed
 from bot.knowledge.reader import read_knowledge
 from bot.knowledge.recovery import forget_store, open_index
@@ -188,7 +188,7 @@ def start_ingest(settings: Settings) -> bool:
     """The next start: what ``tutorbot ingest`` and the engine's start run (open the index, ingest every track)."""
     index = open_index(settings)
     try:
-        return run_ingest(settings, quiet=True, index=index)
+        return ingest_knowledge(settings, index)
     finally:
         index.close()
         forget_store(settings)

@@ -10,9 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.app import load_tracks
-from bot.cli import app, run_ingest
+from bot.cli import app
 from bot.config import Settings
 from bot.knowledge.index import LessonIndex
+from bot.knowledge.ingest import ingest_knowledge
 from bot.knowledge.reader import read_track
 from tests.helpers import front_matter, question, write_lesson
 
@@ -74,27 +75,27 @@ def test_edited_lesson_reembeds_only_changed_chunks(settings: Settings, knowledg
 
 
 def test_removed_lesson_disappears_from_the_index(settings: Settings, knowledge: Path) -> None:
-    assert run_ingest(settings, quiet=True)
+    assert ingest_knowledge(settings)
     (knowledge / "04-rlhf-vs-dpo.md").unlink()
     text = (knowledge / "track.toml").read_text().replace(', "rlhf-vs-dpo"', "")
     (knowledge / "track.toml").write_text(text)
-    assert run_ingest(settings, quiet=True) is False  # distillation still lists it among its related lessons
+    assert ingest_knowledge(settings) is False  # distillation still lists it among its related lessons
     distillation = knowledge / "01-distillation.md"
     distillation.write_text(distillation.read_text().replace("related: [rlhf-vs-dpo, ", "related: ["))
-    assert run_ingest(settings, quiet=True)
+    assert ingest_knowledge(settings)
     index = LessonIndex.from_settings(settings)
     assert stored(index, lesson="rlhf-vs-dpo") == {}
     assert stored(index, lesson="attention")
 
 
 def test_a_broken_file_leaves_the_published_index_untouched(settings: Settings, knowledge: Path) -> None:
-    assert run_ingest(settings, quiet=True)
+    assert ingest_knowledge(settings)
     before = stored(LessonIndex.from_settings(settings))
     (knowledge / "01-distillation.md").write_text(
         (knowledge / "01-distillation.md").read_text() + "\n## Extra\n\nNew text.\n"
     )
     write_lesson(knowledge, "09-broken.md", front_matter("broken", quiz=[question(n=12)]))
-    assert run_ingest(settings, quiet=True) is False
+    assert ingest_knowledge(settings) is False
     assert stored(LessonIndex.from_settings(settings)) == before
     served = load_tracks(settings)["ai-foundations"]  # learners get the version the index holds
     assert [lesson.id for lesson in served.lessons] == [
@@ -107,15 +108,15 @@ def test_a_broken_file_leaves_the_published_index_untouched(settings: Settings, 
 
 
 def test_removed_track_folder_is_dropped_from_the_index(settings: Settings, knowledge: Path) -> None:
-    assert run_ingest(settings, quiet=True)
+    assert ingest_knowledge(settings)
     shutil.rmtree(knowledge)
-    assert run_ingest(settings, quiet=True)
+    assert ingest_knowledge(settings)
     assert LessonIndex.from_settings(settings).collection.count() == 0
     assert load_tracks(settings) == {}
 
 
 def test_search_finds_the_section_that_answers(settings: Settings, knowledge: Path) -> None:
-    assert run_ingest(settings, quiet=True)
+    assert ingest_knowledge(settings)
     index = LessonIndex.from_settings(settings)
     hits = index.search("What is a reward model trained on in RLHF?", k=3, track="ai-foundations")
     assert hits[0].lesson == "rlhf-vs-dpo"
@@ -126,7 +127,7 @@ def test_search_finds_the_section_that_answers(settings: Settings, knowledge: Pa
 
 
 def test_search_never_returns_probe_text(settings: Settings, knowledge: Path) -> None:
-    assert run_ingest(settings, quiet=True)
+    assert ingest_knowledge(settings)
     index = LessonIndex.from_settings(settings)
     track = read_track(knowledge).track
     assert track is not None
@@ -191,7 +192,7 @@ def test_lessons_without_a_related_list_get_the_nearest_lessons_computed_at_inge
         title = body.splitlines()[0].removeprefix("# ")
         front = front_matter(name, title=title, premise=f"{title}.", related=None, quiz=[], key_terms={}, practice=[])
         write_lesson(other, f"{name}.md", front, body)
-    assert run_ingest(settings, quiet=True)
+    assert ingest_knowledge(settings)
     served = load_tracks(settings)
     kitchen = served["kitchen"]
     related = {lesson.id: lesson.related for lesson in kitchen.lessons}

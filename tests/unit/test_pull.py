@@ -130,7 +130,7 @@ def test_chat_model_setting_can_be_a_path(tmp_path: Path) -> None:
 
 
 def test_a_model_server_needs_no_chat_model_download(tmp_path: Path) -> None:
-    from bot.cli import required_models
+    from bot.app import required_models
     from bot.config import Settings
 
     local = Settings(_env_file=None, data_dir=tmp_path)
