@@ -133,6 +133,16 @@ def models_list() -> None:
 # ---------------------------------------------------------------- ingest and search
 
 
+def _open_index(settings: Settings) -> LessonIndex:
+    """The lesson index; an unreachable Chroma server ends the command with what to check."""
+    from bot.knowledge.chroma_http import ChromaUnreachable
+
+    try:
+        return open_index(settings)
+    except ChromaUnreachable as error:
+        raise _fail(str(error)) from None
+
+
 @contextlib.contextmanager
 def _embedding_bar(track: Track) -> Iterator[EmbedCounters]:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -167,10 +177,12 @@ def _print_ingest(event: IngestEvent, quiet: bool) -> None:
 def _ingest(settings: Settings, track_id: str | None = None, quiet: bool = False,
             index: LessonIndex | None = None) -> bool:  # fmt: skip
     """Index the tracks (see ``ingest_knowledge``) with progress bars and a line per track; True when all went in."""
+    from bot.knowledge.chroma_http import ChromaUnreachable
+
     try:
         return ingest_knowledge(settings, index, track_id, functools.partial(_print_ingest, quiet=quiet),
                                 _embedding_bar)  # fmt: skip
-    except (UnknownTrack, PublishFailed) as error:
+    except (UnknownTrack, ChromaUnreachable, PublishFailed) as error:
         raise _fail(str(error)) from None
 
 
@@ -197,7 +209,7 @@ def search(
     settings = _settings()
     from bot.knowledge.embedder import EmbedderMissing
 
-    index = open_index(settings)
+    index = _open_index(settings)
     try:
         hits = index.search(question, k or settings.retrieval.k, track, lesson)
     except EmbedderMissing as error:
@@ -238,7 +250,7 @@ def ask(
 
     settings = _settings()
     _ensure_models(settings)
-    answerer = build_answerer(settings)
+    answerer = build_answerer(settings, index=_open_index(settings))
 
     async def run() -> Answer:
         final: Answer | None = None
@@ -303,7 +315,7 @@ def _running_engine(settings: Settings):  # noqa: ANN202 - an Iterator[Engine] (
     from bot.app import NoTracks, running_engine
 
     _ensure_models(settings)
-    index = open_index(settings)
+    index = _open_index(settings)
     if not _ingest(settings, quiet=True, index=index):
         err.print("[yellow]some tracks have problems (listed above); learners keep their last indexed version[/yellow]")
     try:

@@ -88,6 +88,14 @@ class RetrievalSettings(BaseModel):
         None, description="Host of a Chroma server; empty means the embedded store under the data dir."
     )
     chroma_port: int = Field(8000, description="Port of the Chroma server, when chroma_host is set.")
+    chroma_timeout: int = Field(
+        30,
+        ge=1,
+        description=(
+            "Seconds one request to the Chroma server may take (connecting, sending, reading), when chroma_host "
+            "is set; then the search or ingest fails instead of waiting for ever."
+        ),
+    )
 
 
 class AnsweringSettings(BaseModel):

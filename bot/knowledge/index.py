@@ -24,6 +24,7 @@ from chromadb.config import Settings as ChromaSettings
 from bot.config import Settings
 from bot.core.lessons import Track
 from bot.core.ports import Passage
+from bot.knowledge.chroma_http import http_client
 from bot.knowledge.chunking import Chunk, chunk_track
 from bot.knowledge.embedder import OfflineMiniLM
 from bot.models.catalog import embedder_dir
@@ -50,10 +51,9 @@ class IngestReport:
 def make_client(settings: Settings) -> Any:
     """The Chroma client the settings ask for: embedded under the data dir, or a Chroma server."""
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
-    if settings.retrieval.chroma_host:
-        return chromadb.HttpClient(
-            host=settings.retrieval.chroma_host, port=settings.retrieval.chroma_port, settings=chroma_settings
-        )
+    retrieval = settings.retrieval
+    if retrieval.chroma_host:
+        return http_client(retrieval.chroma_host, retrieval.chroma_port, retrieval.chroma_timeout, chroma_settings)
     settings.chroma_dir.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
 
