@@ -106,8 +106,7 @@ def test_a_chroma_server_that_never_answers_is_named_at_start(silent_port: int, 
 def test_search_against_a_silent_chroma_server_says_what_to_check(
     silent_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from click.testing import Result
-    from typer.testing import CliRunner
+    from typer.testing import CliRunner, Result
 
     from bot.cli import app
 
