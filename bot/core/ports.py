@@ -23,6 +23,10 @@ class ModelFailed(RuntimeError):
     """The model could not produce an answer (it crashed, timed out before a word, or is unreachable)."""
 
 
+class ModelTimedOut(ModelFailed):
+    """The model call reached its time limit before it wrote a word (a long prompt, a stalled model)."""
+
+
 class StoreUnavailable(RuntimeError):
     """Progress could not be saved or read just now; what was saved before is untouched.
 

@@ -3,7 +3,9 @@
 One ``Llama`` object must never serve two calls at once, so every call goes through a bounded queue to a
 single worker thread; when the queue is full the caller gets ``ModelBusy`` at once instead of waiting
 without limit. Tokens stream back to the caller's event loop as they are sampled. Each call is capped in
-output tokens and in seconds. A RAM state cache keeps the KV state of lesson prompts read ahead while the
+output tokens and in seconds: the caller stops waiting at the limit whatever the model is doing (see
+``bot.llm.deadline``), and llama.cpp is stopped between two batches of the prompt it reads, so a cancelled or
+late call stops computing instead of holding the worker. A RAM state cache keeps the KV state of lesson prompts read ahead while the
 model is idle (``warm``), so a question whose prompt starts the same way (same rules, same lesson passage)
 skips re-reading that prefix, even when learners interleave lessons. Answers are not cached: they would
 crowd out the read-ahead prompts that later questions share.
@@ -19,18 +21,53 @@ import os
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.core.ports import ChatMessage, Generation, ModelBusy, ModelFailed
+from bot.core.ports import ChatMessage, Generation, ModelBusy, ModelFailed, ModelTimedOut
+from bot.llm.deadline import until
 
 log = logging.getLogger(__name__)
 _END = object()
 _WAKE = object()  # wakes the worker to look at prompts to warm
 WARM_BACKLOG = 64  # prompts waiting to be warmed; older ones are dropped first
 REPEAT_PENALTY = 1.1  # small models loop on their own sentences without it
+
+
+class Interrupted(Exception):  # noqa: N818 - not an error: the call it stops is over
+    """Raised between two batches of llama.cpp's evaluation when the call it serves is cancelled or late."""
+
+
+def _never() -> bool:
+    return False
+
+
+class InterruptibleEval:
+    """A mixin for ``llama_cpp.Llama``: evaluates tokens one batch at a time and asks ``interrupt`` before each.
+
+    llama.cpp cannot be stopped inside a batch, so a call past its time or no longer wanted stops computing
+    within one batch (``n_batch`` tokens, a few seconds on two cores) and raises ``Interrupted``. The tokens
+    evaluated so far stay valid: ``Llama.eval`` counts them batch by batch.
+    """
+
+    interrupt: Callable[[], bool] = staticmethod(_never)
+    n_batch: int
+
+    def eval(self, tokens: Sequence[int]) -> None:
+        """``Llama.eval``, batch by batch, stopping with ``Interrupted`` when ``interrupt()`` says so."""
+        for start in range(0, len(tokens), self.n_batch):
+            if self.interrupt():
+                raise Interrupted()
+            super().eval(tokens[start : start + self.n_batch])  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class _Started:
+    """The worker began a call: the time (``time.monotonic()``) by which it must be over."""
+
+    deadline: float
 
 
 @dataclass
@@ -41,6 +78,7 @@ class _Job:
     out: asyncio.Queue
     cancelled: threading.Event = field(default_factory=threading.Event)
     ended: bool = False  # the end of the reply was already sent
+    emitted: bool = False  # a piece of the reply was sent
     words: tuple[str, ...] = ()  # a probe: report these words' next-token probabilities instead of generating
 
     def emit(self, item: object) -> None:
@@ -51,7 +89,8 @@ class _Job:
 
 
 def lean_state_llama() -> type:
-    """A ``llama_cpp.Llama`` whose saved prompt states leave out the per-token score matrix.
+    """A ``llama_cpp.Llama`` whose saved prompt states leave out the per-token score matrix (and whose prompt
+    evaluation can be interrupted, see ``InterruptibleEval``).
 
     ``Llama.save_state`` copies ``scores`` (n_batch x vocabulary floats: 311 MB for Qwen2.5) and
     ``load_state`` copies it back and scans it: 0.7 s and 1.4 s on two cores, holding the GIL for much of
@@ -62,7 +101,7 @@ def lean_state_llama() -> type:
     """
     from llama_cpp import Llama
 
-    class LeanStateLlama(Llama):
+    class LeanStateLlama(InterruptibleEval, Llama):
         def save_state(self):  # noqa: ANN202 - a llama_cpp.LlamaState
             scores, self.scores = self.scores, self.scores[:0]
             try:
@@ -151,17 +190,40 @@ class LlamaChatModel:
             raise ModelBusy() from None
         return self._drain(job)
 
-    async def _drain(self, job: _Job) -> AsyncIterator[str]:
+    async def _drain(self, job: _Job) -> AsyncIterator[Any]:
+        """The job's reply, ended (or failed) at its time limit whatever the worker is doing."""
         try:
-            while True:
-                item = await job.out.get()
-                if item is _END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
+            deadline = await self._started(job)
+            async for item in until(deadline, self._items(job), self.max_seconds):
                 yield item
         finally:
-            job.cancelled.set()  # stop generating when the caller stops listening
+            job.cancelled.set()  # stop generating when the caller stops listening (or stops waiting)
+
+    async def _started(self, job: _Job) -> float:
+        """Wait for the worker to begin the job; its deadline.
+
+        Every call ahead of this one ends by its own time limit, so a wait longer than a full queue of them
+        means the worker is stuck: the caller is told instead of waiting for ever.
+        """
+        try:
+            async with asyncio.timeout(self.max_seconds * (self._jobs.maxsize + 2)):
+                item = await job.out.get()
+        except TimeoutError:
+            raise ModelTimedOut("the chat model did not get to this call in time; it may be stuck") from None
+        if isinstance(item, BaseException):
+            raise item  # it could not even start (the model file would not load)
+        assert isinstance(item, _Started), item
+        return item.deadline
+
+    @staticmethod
+    async def _items(job: _Job) -> AsyncGenerator[Any, None]:
+        while True:
+            item = await job.out.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
     async def next_word_probabilities(self, messages: Sequence[ChatMessage], words: Sequence[str]) -> dict[str, float]:
         """How likely the reply is to start with each of ``words`` (any case), normalised over them."""
@@ -174,7 +236,7 @@ class LlamaChatModel:
             raise ModelBusy() from None
         result: dict[str, float] = {}
         async for item in self._drain(job):
-            result = item  # type: ignore[assignment]
+            result = item
         return result
 
     def warm(self, messages: Sequence[ChatMessage]) -> None:
@@ -260,17 +322,32 @@ class LlamaChatModel:
         if self._is_cached(prompt):
             return
         try:
+            deadline = time.monotonic() + self.max_seconds  # a prompt read ahead has the same time limit as a call
+            self.llm.interrupt = lambda: time.monotonic() > deadline
             for _chunk in self.llm.create_chat_completion(messages=prompt, max_tokens=1, temperature=0.0, stream=True):
                 pass  # reading the prompt is the point; the state is saved to the cache at the end
+        except Interrupted:
+            log.info("a prompt read ahead took longer than %g s; left unread", self.max_seconds)
         except Exception:  # noqa: BLE001 - warming is an optimisation; a failure must not stop the worker
             log.warning("could not warm a prompt", exc_info=True)
 
     def _serve(self, job: _Job) -> None:
         try:
+            llm = self.llm  # loading the model (first call only) does not count against the call's time
+            deadline = time.monotonic() + self.max_seconds
+            job.emit(_Started(deadline))
+            llm.interrupt = lambda: job.cancelled.is_set() or time.monotonic() > deadline
             if job.words:
                 job.emit(self._probe(job.messages, job.words))
             else:
-                self._generate(job)
+                self._generate(job, deadline)
+        except Interrupted:
+            if not job.cancelled.is_set():  # its time ran out while llama.cpp read; the caller sees it too
+                job.emit(
+                    _END
+                    if job.emitted
+                    else ModelTimedOut(f"the chat model wrote nothing within {self.max_seconds:g} s")
+                )
         except ModelFailed as error:
             job.emit(error)
         except Exception as error:  # noqa: BLE001 - anything llama.cpp raises must reach the caller
@@ -326,7 +403,7 @@ class LlamaChatModel:
         total = sum(mass.values())
         return {word: (value / total if total else 0.0) for word, value in mass.items()}
 
-    def _generate(self, job: _Job) -> None:
+    def _generate(self, job: _Job, deadline: float) -> None:
         kwargs: dict[str, Any] = {
             "messages": job.messages,
             "stream": True,
@@ -336,7 +413,6 @@ class LlamaChatModel:
         }
         if job.generation.json_schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": job.generation.json_schema}
-        deadline = time.monotonic() + self.max_seconds
         chunks = self.llm.create_chat_completion(**kwargs)
         cache = self.llm.cache
         try:
@@ -349,6 +425,7 @@ class LlamaChatModel:
                 piece = choice["delta"].get("content")
                 if piece:
                     job.emit(piece)
+                    job.emitted = True
                 if choice.get("finish_reason") is not None and not job.ended:
                     job.emit(_END)  # the reply is whole; the caller need not wait for the generator to wind up
                     job.ended = True

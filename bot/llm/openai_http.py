@@ -1,6 +1,6 @@
 """A chat model behind an OpenAI-compatible HTTP server (llama.cpp's server, vLLM, Ollama, ...).
 
-Calls stream over server-sent events. A semaphore keeps at most ``concurrency`` calls in flight and at most
+Calls stream over server-sent events; each call ends at its time limit, however the server behaves. A semaphore keeps at most ``concurrency`` calls in flight and at most
 ``queue_size`` waiting; past that the caller gets ``ModelBusy`` at once. The API key is a ``SecretStr`` and
 HTTP client logs are kept at WARNING so it never reaches a log.
 """
@@ -13,13 +13,14 @@ import json
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from bot.core.ports import ChatMessage, Generation, ModelBusy, ModelFailed
+from bot.core.ports import ChatMessage, Generation, ModelBusy, ModelFailed, ModelTimedOut
+from bot.llm.deadline import until
 
 log = logging.getLogger(__name__)
 for _name in ("httpx", "httpcore"):
@@ -79,7 +80,11 @@ class OpenAIChatModel:
             "top_logprobs": 20,
         }
         async with self._turn():
-            reply = await self._post_json(body)
+            try:
+                async with asyncio.timeout(self.max_seconds):  # the whole call, not each read
+                    reply = await self._post_json(body)
+            except TimeoutError:
+                raise ModelTimedOut(f"the model server said nothing within {self.max_seconds:g} s") from None
         choice = (reply.get("choices") or [{}])[0]
         top = ((choice.get("logprobs") or {}).get("content") or [{}])[0].get("top_logprobs") or []
         mass = {word: 0.0 for word in words}
@@ -132,10 +137,12 @@ class OpenAIChatModel:
 
     async def _call(self, messages: list[ChatMessage], generation: Generation) -> AsyncIterator[str]:
         async with self._turn():
-            async for piece in self._post(messages, generation):
+            # httpx's timeout is per read: a server trickling pieces could go on for ever without this.
+            deadline = time.monotonic() + self.max_seconds
+            async for piece in until(deadline, self._post(messages, generation), self.max_seconds):
                 yield piece
 
-    async def _post(self, messages: list[ChatMessage], generation: Generation) -> AsyncIterator[str]:
+    async def _post(self, messages: list[ChatMessage], generation: Generation) -> AsyncGenerator[str, None]:
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
@@ -145,7 +152,6 @@ class OpenAIChatModel:
         }
         if generation.json_schema is not None:
             body["response_format"] = self._response_format(generation.json_schema)
-        deadline = time.monotonic() + self.max_seconds
         timeout = httpx.Timeout(self.max_seconds, connect=10.0)
         try:
             async with httpx.AsyncClient(timeout=timeout) as client:
@@ -165,7 +171,5 @@ class OpenAIChatModel:
                         piece = (choices[0].get("delta") or {}).get("content")
                         if piece:
                             yield piece
-                        if time.monotonic() > deadline:
-                            return
         except httpx.HTTPError as error:
             raise ModelFailed(f"could not reach the model server at {self.base_url}: {type(error).__name__}") from None

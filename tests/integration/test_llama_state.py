@@ -29,3 +29,31 @@ def test_a_lean_state_restores_the_same_continuation(small_chat_model_path: Path
     llm.reset()
     fresh = llm.create_completion(PROMPT + " Then", max_tokens=16, temperature=0)["choices"][0]["text"]
     assert restored == fresh and restored.strip()
+
+
+def test_a_call_out_of_time_stops_reading_and_leaves_a_context_that_answers_as_a_fresh_one(
+    small_chat_model_path: Path,
+) -> None:
+    import asyncio
+
+    from bot.core.ports import ChatMessage, Generation, ModelTimedOut
+    from bot.llm.llama import LlamaChatModel
+
+    llm = lean_state_llama()(model_path=str(small_chat_model_path), n_ctx=2048, n_batch=32, n_threads=2, verbose=False)
+    model = LlamaChatModel(small_chat_model_path, max_seconds=0.5, loader=lambda: llm, preload=True)
+    messages = [ChatMessage("user", PROMPT + "\nIn five words, what made books cheaper?")]
+
+    async def reply() -> str:
+        return "".join([piece async for piece in model.stream(messages, Generation(8))])
+
+    with pytest.raises(ModelTimedOut):
+        asyncio.run(reply())
+    model.close()  # waits for the worker: it stops between two batches of the prompt
+    prompt_tokens = len(llm.tokenize(PROMPT.encode()))
+    assert 0 < llm.n_tokens < prompt_tokens  # it stopped reading part way
+    model = LlamaChatModel(small_chat_model_path, max_seconds=120, loader=lambda: llm, preload=True)
+    resumed = asyncio.run(reply())  # reads on from the tokens it had read
+    llm.reset()
+    fresh = asyncio.run(reply())
+    model.close()
+    assert resumed == fresh and resumed.strip()

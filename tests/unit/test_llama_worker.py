@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from bot.core.ports import ChatMessage, Generation, ModelBusy, ModelFailed
-from bot.llm.llama import LlamaChatModel
+from bot.core.ports import ChatMessage, Generation, ModelBusy, ModelFailed, ModelTimedOut
+from bot.llm.llama import InterruptibleEval, LlamaChatModel
 
 
 class FakeLlama:
@@ -279,4 +280,103 @@ def test_prompts_waiting_to_be_read_are_bounded() -> None:
         await first
 
     asyncio.run(scenario())
+
+
+class ReadingBase:
+    """Stands in for llama_cpp.Llama's prompt evaluation: each batch takes a moment and is counted."""
+
+    n_batch = 10
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.cache: object | None = None
+
+    def eval(self, tokens) -> None:  # noqa: ANN001
+        time.sleep(0.005)  # llama.cpp computing one batch
+        self.batches += 1
+
+
+class LongPromptLlama(InterruptibleEval, ReadingBase):
+    """A model whose prompt takes far longer to read than any time limit, then writes one word."""
+
+    PROMPT_TOKENS = 100_000  # 10,000 batches: a minute of reading
+
+    def create_chat_completion(self, **kwargs):
+        self.eval(list(range(self.PROMPT_TOKENS)))
+        yield {"choices": [{"delta": {"content": "late"}, "finish_reason": "stop"}]}
+
+
+def wait_until_idle(model: LlamaChatModel) -> None:
+    """Wait for the worker to finish what it is doing; fail instead of waiting for a worker that never does."""
+    for _ in range(3000):
+        if model.idle():
+            return
+        time.sleep(0.01)
+    raise AssertionError("the model's worker is still busy with a call its caller gave up on")
+
+
+def test_a_model_reading_a_long_prompt_is_stopped_at_the_time_limit() -> None:
+    fake = LongPromptLlama()
+    model = LlamaChatModel(None, max_seconds=0.3, loader=lambda: fake)
+    with pytest.raises(ModelTimedOut, match="wrote nothing within its time limit of 0.3 s"):
+        asyncio.run(collect(model))
+    wait_until_idle(model)
+    assert 0 < fake.batches < LongPromptLlama.PROMPT_TOKENS // ReadingBase.n_batch  # it stopped reading
+    model.close()
+
+
+def test_the_caller_stops_waiting_at_the_limit_even_while_the_model_cannot_be_stopped() -> None:
+    fake = FakeLlama(endless=True)
+    fake.release.clear()  # stuck inside one call into llama.cpp, before the first word
+    model = LlamaChatModel(None, max_seconds=0.3, loader=lambda: fake)
+    with pytest.raises(ModelTimedOut):
+        asyncio.run(collect(model))
+    fake.release.set()  # llama.cpp comes back: the worker sees the caller is gone and stops generating
+    wait_until_idle(model)
+    assert fake.active == 0 and len(fake.calls) == 1
+    model.close()
+
+
+class StallingLlama(FakeLlama):
+    """Writes one word, then stalls (held) before the next ones."""
+
+    def __init__(self) -> None:
+        super().__init__(endless=True)
+        self.stall = threading.Event()
+
+    def create_chat_completion(self, **kwargs):
+        self.calls.append(kwargs)
+        self.active += 1
+        try:
+            yield {"choices": [{"delta": {"content": "w0 "}}]}
+            self.stall.wait(30)
+            yield from ({"choices": [{"delta": {"content": f"w{n} "}}]} for n in range(1, 10_000))
+        finally:
+            self.active -= 1
+
+
+def test_a_model_that_stalls_between_pieces_ends_the_reply_at_the_limit() -> None:
+    fake = StallingLlama()
+    model = LlamaChatModel(None, max_seconds=0.3, loader=lambda: fake)
+    assert asyncio.run(collect(model, Generation(10_000))) == "w0 "  # the reply so far; no hang, no error
+    fake.stall.set()
+    wait_until_idle(model)
+    assert fake.active == 0
+    model.close()
+
+
+def test_a_queued_call_gets_its_whole_time_limit_once_the_worker_starts_it() -> None:
+    fake = FakeLlama(words=3)
+    fake.release.clear()
+    model = LlamaChatModel(None, max_seconds=0.5, loader=lambda: fake)
+
+    async def scenario() -> list[object]:
+        first = asyncio.ensure_future(collect(model))
+        second = asyncio.ensure_future(collect(model))  # waits in the queue behind the first
+        results = await asyncio.gather(first, return_exceptions=True)
+        fake.release.set()  # the first call timed out; the second now runs at once
+        return [*results, await second]
+
+    outcome = asyncio.run(scenario())
+    assert isinstance(outcome[0], ModelTimedOut) and outcome[1] == "w0 w1 w2 "
     model.close()
