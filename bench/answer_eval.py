@@ -28,7 +28,7 @@ import random
 import resource
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -244,7 +244,7 @@ async def main_async(args: argparse.Namespace) -> None:
     model, answerer = answering_stack(settings, [track for _name, track, _items in chosen])
     threshold = answerer.settings.judge_threshold
     if args.sweep:  # ask the judge on everything; decisions are then computed per threshold
-        answerer.settings = replace(answerer.settings, judge_threshold=0.0)
+        answerer.settings = answerer.settings.model_copy(update={"judge_threshold": 0.0})
     started = time.perf_counter()
     await asyncio.to_thread(lambda: model.llm)  # load the weights before timing anything
     print(f"answer eval: model {args.model} (loaded in {time.perf_counter() - started:.1f} s), data in {workdir}")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config import Settings
-from bot.core.answering import Answerer, AnswerSettings
+from bot.core.answering import Answerer
 from bot.core.answering.checks import Vocabulary
 from bot.core.engine import Engine
 from bot.core.lessons import Lesson, Track
@@ -146,7 +146,7 @@ def build_answerer(settings: Settings, model: ChatModel | None = None, index: Le
         log=SqliteQuestionLog(database or settings.database_path),
         lessons=lesson_lookup(tracks),
         track_words=track_words(tracks),
-        settings=AnswerSettings(**settings.answering.model_dump()),
+        settings=settings.answering,
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.core.answering.settings import AnswerSettings
 from bot.models.pull import PULL_TIMEOUT_SECONDS
 
 
@@ -79,7 +80,13 @@ class RetrievalSettings(BaseModel):
         8, ge=1, le=128, description="Chunks embedded per batch; larger batches use more memory."
     )
     keyword_weight: float = Field(
-        0.2, ge=0, le=5, description="Weight of BM25 keyword scores added to embedding similarity; 0 turns BM25 off."
+        0.2,
+        ge=0,
+        le=5,
+        description=(
+            "Weight of BM25 keyword scores added to embedding similarity (chosen with bench/retrieval.py); "
+            "0 ranks by embeddings alone."
+        ),
     )
     probes: bool = Field(
         True, description="Index quiz questions and key terms as pointers to their sections (never shown as text)."
@@ -96,36 +103,6 @@ class RetrievalSettings(BaseModel):
             "is set; then the search or ingest fails instead of waiting for ever."
         ),
     )
-
-
-class AnsweringSettings(BaseModel):
-    """When the tutor answers, and how long it may talk."""
-
-    min_similarity: float = Field(
-        0.25, ge=-1, le=1, description="Below this similarity to every passage, refuse without asking the model."
-    )
-    point_similarity: float = Field(
-        0.15, ge=-1, le=1, description="A refusal names the closest section only when it is at least this similar."
-    )
-    judge_threshold: float = Field(
-        0.45, ge=0, le=1, description="The judge's P(yes) that the cited units state the answer, needed to show them."
-    )
-    lesson_bonus: float = Field(0.05, ge=0, le=1, description="Preference for the learner's current lesson.")
-    max_question_chars: int = Field(500, ge=20, description="Longer questions are cut to this many characters.")
-    page_tokens: int = Field(
-        1000,
-        ge=200,
-        le=3500,
-        description="Most tokens of lesson text read ahead as one prompt (whole sections; a small model picks better from fewer units).",
-    )
-    context_tokens: int = Field(
-        700, ge=100, le=3500, description="Most tokens of retrieved sections in a prompt that was not read ahead."
-    )
-    max_units: int = Field(3, ge=1, le=6, description="Most lesson units one answer cites.")
-    explain: bool = Field(
-        True, description="After the cited units, a short explanation (shown only when it passes the check)."
-    )
-    explanation_tokens: int = Field(90, ge=16, description="Most tokens the model may write for the explanation.")
 
 
 class StorageSettings(BaseModel):
@@ -208,7 +185,7 @@ class Settings(BaseSettings):
     knowledge_dir: Path = Field(Path("knowledge"), description="Root folder of lesson tracks.")
     model: ModelSettings = Field(default_factory=ModelSettings, description="Chat and embedding models.")
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Chunking and search.")
-    answering: AnsweringSettings = Field(default_factory=AnsweringSettings, description="Grounded answering.")
+    answering: AnswerSettings = Field(default_factory=AnswerSettings, description="Grounded answering.")
     storage: StorageSettings = Field(default_factory=StorageSettings, description="Learner progress storage.")
     telegram: TelegramSettings = Field(default_factory=TelegramSettings, description="Telegram adapter.")
     discord: DiscordSettings = Field(default_factory=DiscordSettings, description="Discord adapter.")

@@ -31,7 +31,6 @@ from bot.models.catalog import embedder_dir
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
-KEYWORD_WEIGHT = 0.2  # chosen with bench/retrieval.py; 0 ranks by embeddings alone
 DENSE_CANDIDATES = 1000
 
 
@@ -61,8 +60,9 @@ def make_client(settings: Settings) -> Any:
 class LessonIndex:
     """Lesson chunks in a Chroma collection, with the embedder that fills and queries it."""
 
-    def __init__(self, client: Any, embedder: OfflineMiniLM, collection: str = "lessons", chunk_tokens: int = 128,
-                 keyword_weight: float = KEYWORD_WEIGHT, probes: bool = True):  # fmt: skip
+    def __init__(self, client: Any, embedder: OfflineMiniLM, collection: str, chunk_tokens: int,
+                 keyword_weight: float, probes: bool):  # fmt: skip
+        """An index over ``client``'s collection; the other arguments are ``RetrievalSettings`` fields."""
         self.client = client
         self.embedder = embedder
         self.chunk_tokens = chunk_tokens

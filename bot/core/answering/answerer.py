@@ -30,7 +30,8 @@ from bot.core.answering.checks import (
     unknown_terms,
     unsupported,
 )
-from bot.core.answering.outcome import Answer, AnswerDelta, AnswerSettings, Quote
+from bot.core.answering.outcome import Answer, AnswerDelta, Quote
+from bot.core.answering.settings import AnswerSettings
 from bot.core.answering.units import (
     Numbered,
     Part,

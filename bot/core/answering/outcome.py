@@ -1,4 +1,4 @@
-"""What answering produces: streamed pieces, the final answer with its quotes, and the knobs that shape it."""
+"""What answering produces: streamed pieces, and the final answer with its quotes."""
 
 from __future__ import annotations
 
@@ -48,19 +48,3 @@ class Answer:
             "quotes": [{"unit": q.unit, "text": q.text} for q in self.quotes],
             "timings": {key: round(value, 3) for key, value in self.timings.items()},
         }
-
-
-@dataclass(frozen=True)
-class AnswerSettings:
-    """Knobs of the answering flow. Three thresholds decide; the rest are budgets (bench/answer_eval.py)."""
-
-    min_similarity: float = 0.25  # threshold: below this, no lesson text is close enough to ask the model
-    point_similarity: float = 0.15  # threshold: a refusal names the closest section only above this
-    judge_threshold: float = 0.45  # threshold: the judge's P(yes) the cited units need to be shown
-    lesson_bonus: float = 0.05  # how much the learner's open lesson is preferred in retrieval
-    max_question_chars: int = 500
-    page_tokens: int = 1000  # a read-ahead prompt: the whole lesson, or consecutive sections, up to this
-    context_tokens: int = 700  # a prompt of retrieved sections (nothing read ahead), up to this
-    max_units: int = 3
-    explain: bool = True  # write a short explanation after the quotes (shown only when it passes the check)
-    explanation_tokens: int = 90
