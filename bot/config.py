@@ -1,15 +1,22 @@
 """One settings tree for the whole tutor, read from the environment (prefix ``TUTORBOT_``) and ``.env``.
 
 Nested fields use ``__`` in variable names: ``TUTORBOT_MODEL__CHAT=qwen2.5-coder-0.5b``,
-``TUTORBOT_RETRIEVAL__K=5``. Tests build ``Settings(...)`` directly.
+``TUTORBOT_RETRIEVAL__K=5``. A ``TUTORBOT_`` variable (in the environment or ``.env``) that names no setting
+is logged as a warning with the closest setting's name, never with its value (it may be a secret): a typo
+would otherwise be ignored without a word. Tests build ``Settings(...)`` directly.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.core.answering.settings import AnswerSettings
 from bot.models.pull import PULL_TIMEOUT_SECONDS
@@ -170,12 +177,61 @@ class ReminderSettings(BaseModel):
     check_seconds: float = Field(60.0, ge=5, description="How often the scheduler looks for reminders due.")
 
 
+log = logging.getLogger(__name__)
+PREFIX = "TUTORBOT_"
+DELIMITER = "__"
+
+
+def setting_names(model: type[BaseModel], prefix: str = PREFIX) -> list[str]:
+    """Every variable name a settings tree reads, upper case: a group (``TUTORBOT_MODEL``, JSON) and its fields."""
+    names = []
+    for name, field in model.model_fields.items():
+        full = f"{prefix}{name}".upper()
+        names.append(full)
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            names += setting_names(field.annotation, full + DELIMITER)
+    return names
+
+
+def unknown_settings(variables: Iterable[str], known: list[str]) -> list[tuple[str, str | None]]:
+    """The ``TUTORBOT_`` names among ``variables`` that no setting reads, each with the closest known name."""
+    unknown = sorted({v.upper() for v in variables if v.upper().startswith(PREFIX)} - set(known))
+    bare = [name.removeprefix(PREFIX) for name in known]  # the shared prefix would make every name look close
+
+    def closest(name: str) -> str | None:
+        found = difflib.get_close_matches(name.removeprefix(PREFIX), bare, n=1, cutoff=0.6)
+        return PREFIX + found[0] if found else None
+
+    return [(name, closest(name)) for name in unknown]
+
+
+class _UnknownSettingsCheck(PydanticBaseSettingsSource):
+    """Not a source of values: warns about the variable names of the other sources that no setting reads."""
+
+    def __init__(self, settings_cls: type[BaseSettings], **sources: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self.sources = sources
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """No field gets a value from here."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        known = setting_names(self.settings_cls)
+        for where, source in self.sources.items():
+            names = getattr(source, "env_vars", {}).keys()  # names only: values never leave the source
+            for name, closest in unknown_settings(names, known):
+                hint = f"did you mean {closest}?" if closest else "bot/config.py lists the settings"
+                log.warning("%s (%s) is not a tutorbot setting and is ignored; %s", name, where, hint)
+        return {}
+
+
 class Settings(BaseSettings):
     """Everything configurable about tutorbot."""
 
     model_config = SettingsConfigDict(
-        env_prefix="TUTORBOT_",
-        env_nested_delimiter="__",
+        env_prefix=PREFIX,
+        env_nested_delimiter=DELIMITER,
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
@@ -190,6 +246,19 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings, description="Telegram adapter.")
     discord: DiscordSettings = Field(default_factory=DiscordSettings, description="Discord adapter.")
     reminders: ReminderSettings = Field(default_factory=ReminderSettings, description="Learners' reminders.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The usual sources, then a check that warns about ``TUTORBOT_`` names no setting reads."""
+        check = _UnknownSettingsCheck(settings_cls, environment=env_settings, **{".env": dotenv_settings})
+        return init_settings, env_settings, dotenv_settings, file_secret_settings, check
 
     @property
     def models_dir(self) -> Path:
