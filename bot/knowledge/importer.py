@@ -201,7 +201,10 @@ def import_course(
     if tidy_after_crash(dest):
         log.warning("put back %s, which an interrupted import had moved aside", dest)
     _check_target(dest, replace)
-    listing = list_folder(src)
+    try:
+        listing = list_folder(src)
+    except UnsafeFile as error:
+        raise ImportError_(str(error)) from None
     refused, skipped = refused_reads(src, listing, quiz_file is not None)
     if refused:
         # Stop rather than import the rest: a track silently missing a lesson or its quizzes is worse than

@@ -70,18 +70,24 @@ def list_folder(folder: Path) -> FolderListing:
     pending = [Path()]
     while pending:
         relative = pending.pop()
-        with os.scandir(listing.root / relative) as entries:
-            for entry in entries:
-                path = relative / entry.name
-                if entry.is_symlink():
-                    listing.refused[path] = _link_note(listing.root / path)
-                elif entry.is_dir(follow_symlinks=False):
-                    listing.folders.add(path)
-                    pending.append(path)
-                elif entry.is_file(follow_symlinks=False):
-                    listing.files.append(path)
-                else:
-                    listing.refused[path] = _kind(entry.stat(follow_symlinks=False).st_mode)
+        try:
+            entries = list(os.scandir(listing.root / relative))
+        except OSError as error:
+            if relative == Path():
+                raise UnsafeFile(folder, f"it cannot be read ({error.strerror})") from None
+            listing.refused[relative] = f"a folder that cannot be read ({error.strerror})"
+            continue
+        for entry in entries:
+            path = relative / entry.name
+            if entry.is_symlink():
+                listing.refused[path] = _link_note(listing.root / path)
+            elif entry.is_dir(follow_symlinks=False):
+                listing.folders.add(path)
+                pending.append(path)
+            elif entry.is_file(follow_symlinks=False):
+                listing.files.append(path)
+            else:
+                listing.refused[path] = _kind(entry.stat(follow_symlinks=False).st_mode)
     listing.files.sort()
     return listing
 

@@ -201,3 +201,21 @@ def test_an_old_track_a_crash_left_aside_is_put_back_by_the_next_import(tmp_path
         import_course(course, "imported", dest)
     assert files_under(dest) == before
     assert sorted(p.name for p in dest.parent.iterdir()) == ["imported"]
+
+
+def test_an_unreadable_folder_in_the_course_is_reported_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    course = make_course(tmp_path / "course")
+    (course / "drafts").mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path):  # noqa: ANN001, ANN202 - as for a folder without read permission (root reads them all)
+        if Path(path).name == "drafts":
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    report = import_course(course, "imported", tmp_path / "out")
+    assert report.lessons == 2
+    assert any("drafts is a folder that cannot be read (Permission denied)" in note for note in report.notes)
