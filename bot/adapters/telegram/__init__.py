@@ -6,9 +6,10 @@ keyboards (callback data = ``tb:`` + the engine's action id), quiz questions nat
 back as ``poll_answer`` updates, a model answer one message edited as it grows. Sends are throttled per chat, a
 429 is waited out and retried, and each learner has a per-minute budget of model questions.
 
-The package: ``render`` (text, keyboards and polls as Telegram sends them), ``translate`` (updates to turns),
-``limits`` (send rates, the question budget), ``tutor`` (the update handlers), and here the plumbing: the
-Application, long polling or the webhook server, and a graceful shutdown.
+The package: ``formatting`` (reply Markdown as Telegram HTML messages), ``render`` (messages, keyboards and
+polls as Telegram sends them), ``translate`` (updates to turns), ``limits`` (send rates, the question budget),
+``tutor`` (the update handlers), and here the plumbing: the Application, long polling or the webhook server,
+and a graceful shutdown.
 """
 
 from __future__ import annotations
