@@ -56,41 +56,53 @@ def preview(markdown: str, fmt: Format, limit: int) -> str:
 
 
 def pack(blocks: Sequence[Block], fmt: Format, limit: int) -> list[list[Block]]:
-    """Blocks grouped into messages of at most ``limit``; a block too long for one message is cut."""
+    """Blocks grouped into messages of at most ``limit``; a block too long for a message of its own is cut, its
+    head filling what room the current message has left."""
     parts: list[list[Block]] = []
     current: list[Block] = []
     used = 0
     queue = deque(blocks)
     while queue:
         block = queue.popleft()
-        size = fmt.length(fmt.block(block)) + (fmt.length(separator(block)) if current else 0)
-        if used + size <= limit:
+        size = fmt.length(fmt.block(block))
+        gap = fmt.length(separator(block)) if current else 0
+        if used + gap + size <= limit:
             current.append(block)
-            used += size
+            used += gap + size
             continue
-        if current:
-            parts.append(current)
-            current, used = [], 0
-            queue.appendleft(block)
-            continue
-        head, tail = cut(block, fmt, limit)
-        current, used = [head], fmt.length(fmt.block(head))
-        if tail is not None:
-            queue.appendleft(tail)
+        room = limit - used - gap
+        if size > limit and (not current or room >= limit // 4):
+            cuts = cut(block, fmt, room if current else limit, force=not current)
+            if cuts is None:
+                queue.appendleft(block)
+            else:
+                current.append(cuts[0])
+                if cuts[1] is not None:
+                    queue.appendleft(cuts[1])
+        else:
+            queue.appendleft(block)  # it fits a message of its own: the next one
+        parts.append(current)
+        current, used = [], 0
     if current:
         parts.append(current)
     return parts
 
 
-def cut(block: Block, fmt: Format, limit: int) -> tuple[Block, Block | None]:
-    """The longest head of ``block`` that fits ``limit`` (ending at a line or word when one is near), and the rest."""
+def cut(block: Block, fmt: Format, limit: int, force: bool = True) -> tuple[Block, Block | None] | None:
+    """The longest head of ``block`` that fits ``limit`` (ending at a line or word when one is near), and the rest.
+
+    None when not even one character fits, unless ``force``: then one character, so a message still moves on.
+    """
     text = block_text(block)
     if block.kind == "rule" or not text:
-        return block, None
+        return (block, None) if force else None
     end = _longest(block, fmt, limit, len(text))
     if end == 0 and any(span.kind != "text" for span in block.spans):
-        return cut(replace(block, spans=(Span("text", visible(block.spans)),)), fmt, limit)  # markup (a huge URL)
-    end = max(end, 1)  # not even one character fits: a message must still move on
+        plain = replace(block, spans=(Span("text", visible(block.spans)),))  # its markup is too long (a huge URL)
+        return cut(plain, fmt, limit, force) if force else None
+    if end == 0 and not force:
+        return None
+    end = max(end, 1)
     start = end
     if end < len(text):
         breaks = ("\n",) if block.kind == "code" else ("\n", " ")

@@ -18,7 +18,7 @@ from rich.style import Style
 from rich.syntax import Syntax
 from rich.text import Text
 
-from bot.core.markup import Block, Span, parse, visible
+from bot.core.markup import Block, Span, indent_level, parse, visible
 
 QUOTE_MARK = "│ "
 _STYLES = {"bold": "markdown.strong", "italic": "markdown.em", "strike": "markdown.s"}
@@ -46,7 +46,7 @@ def block_renderable(block: Block) -> RenderableType:
         if block.kind == "heading":
             text.stylize("bold")
         body = text
-    indent = "  " * max(block.depth - 1, 0)
+    indent = "  " * indent_level(block)
     lead = f"{indent}{block.marker} " if block.marker else indent + ("  " if block.depth else "")
     if not lead and not block.quoted:
         return body

@@ -22,6 +22,7 @@ SpanKind = Literal["text", "code", "break", "bold", "italic", "strike", "link"]
 BlockKind = Literal["text", "heading", "code", "rule"]
 SAFE_SCHEMES = {"http", "https", "mailto"}
 BULLETS = ("•", "◦", "▪")  # by list depth
+MAX_INDENT = 4  # lists nested deeper are indented no further: a chat window is narrow
 
 _PARSER = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(
     ["table", "strikethrough"]
@@ -57,6 +58,11 @@ class Block:
     marker: str = ""
     quoted: bool = False
     tight: bool = False
+
+
+def indent_level(block: Block) -> int:
+    """How many steps a block is indented: its list depth less one, at most ``MAX_INDENT``."""
+    return min(max(block.depth - 1, 0), MAX_INDENT)
 
 
 def visible(spans: Iterable[Span]) -> str:
@@ -101,13 +107,15 @@ def safe_url(url: str) -> bool:
 # ---------------------------------------------------------------- text into Markdown
 
 _INLINE_MARKUP = re.compile(r"([\\`*_\[\]<>&~|])")
-_LINE_START_MARKUP = re.compile(r"^([ \t]*)(?:([#>+=-])|(\d+)([.)]))", re.MULTILINE)
+_INDENT = re.compile(r"^[ \t]+", re.MULTILINE)  # four columns of it would make a code block
+_LINE_START_MARKUP = re.compile(r"^(?:([#>+=-])|(\d+)([.)]))", re.MULTILINE)
 
 
 def escape(text: str) -> str:
     """Text that reads literally once pasted into reply Markdown (a learner's words, an imported quiz)."""
+    text = _INDENT.sub("", re.sub(r"\r\n?", "\n", text))
     text = _INLINE_MARKUP.sub(r"\\\1", text)
-    return _LINE_START_MARKUP.sub(lambda m: m[1] + (f"\\{m[2]}" if m[2] else f"{m[3]}\\{m[4]}"), text)
+    return _LINE_START_MARKUP.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", text)
 
 
 def code_block(code: str, language: str = "") -> str:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 
 from bot.adapters import split
-from bot.core.markup import Block, Span, parse, visible
+from bot.core.markup import Block, Span, indent_level, parse, visible
 
 MAX_MESSAGE_CHARS = 2000
 RULE = "———"
@@ -73,7 +73,7 @@ class DiscordMarkdown:
             body = _styled("**", spans_markdown(block.spans, frozenset({"bold"})))
         else:
             body = spans_markdown(block.spans)
-        indent = "  " * max(block.depth - 1, 0)
+        indent = "  " * indent_level(block)
         if block.marker:
             marker = block.marker if block.marker[0].isdigit() else "-"
             lead, hanging = f"{indent}{marker} ", indent + " " * (len(marker) + 1)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from html import escape, unescape
 
 from bot.adapters import split
-from bot.core.markup import Block, Span, parse
+from bot.core.markup import Block, Span, indent_level, parse
 
 MAX_TEXT = 4096
 ALLOWED_TAGS = {"b", "i", "s", "code", "pre", "a"}
@@ -49,7 +49,7 @@ class TelegramHtml:
         body = spans_html(block.spans)
         if block.kind == "heading" and body.strip():
             body = f"<b>{spans_html(block.spans, frozenset({'bold'}))}</b>"
-        indent = "   " * max(block.depth - 1, 0)
+        indent = "   " * indent_level(block)
         if block.marker:
             lead, hanging = f"{indent}{block.marker} ", indent + " " * (len(block.marker) + 1)
         else:
