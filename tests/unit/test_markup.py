@@ -7,6 +7,8 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.core import views
+from bot.core.lessons import Lesson, Question
 from bot.core.markup import Block, Span, code_block, escape, parse, plain, safe_url, visible
 from tests.markup_checks import SECTION
 
@@ -87,3 +89,11 @@ def test_escaping_leaves_ordinary_words_alone() -> None:
 
 def test_blocks_know_their_kind() -> None:
     assert parse("---")[0] == Block("rule") and parse("# T")[0].kind == "heading"
+
+
+def test_names_and_quiz_text_pasted_into_replies_read_as_typed() -> None:
+    home = views.home("__ada__ <b>", None, [])
+    assert plain(home.text).startswith("Welcome to tutorbot, __ada__ <b>!")
+    asked = Question("Is 2*3*4 = 24? Use `x`", ("- yes", "1. no"), 1, explanation="2*3*4 is *24*.")
+    lesson = Lesson(id="l", title="Sums", minutes=1, premise="p", sections=(), quiz=(asked,))
+    assert plain(views.feedback(lesson, asked, 0)) == "❌ Not quite. The answer is B) 1. no. 2*3*4 is *24*."
