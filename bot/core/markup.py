@@ -189,7 +189,7 @@ class _Walk:
         block = replace(block, depth=len(self.lists), marker=self.marker, quoted=self.quotes > 0,
                         tight=bool(self.out) and start <= self.end_line)  # fmt: skip
         self.marker, self.end_line = "", max(end, start + 1)
-        if block.kind != "text" or block.spans or block.marker:
+        if block.kind in ("code", "rule") or block.spans or block.marker:  # an empty heading or paragraph shows nothing
             self.out.append(block)
 
     def table(self, tokens: Sequence[Token], start: int) -> None:
