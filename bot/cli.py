@@ -244,6 +244,8 @@ def ask(
     """Answer a question from the lessons only, streaming it as it is written (or refuse, saying why)."""
     import asyncio
 
+    from bot.adapters.console import Growing
+    from bot.adapters.terminal import formatted
     from bot.app import build_answerer
     from bot.core.answering import Answer, AnswerDelta
     from bot.core.ports import ModelBusy, ModelFailed
@@ -254,12 +256,19 @@ def ask(
 
     async def run() -> Answer:
         final: Answer | None = None
-        async for event in answerer.ask(question, track, lesson, learner="cli"):
-            if isinstance(event, AnswerDelta):
-                if not as_json:
-                    out.print(event.text, end="", markup=False, highlight=False, soft_wrap=True)
-            else:
-                final = event
+        shown, growing = "", None  # the answer so far, rendered in place as it grows
+        try:
+            async for event in answerer.ask(question, track, lesson, learner="cli"):
+                if isinstance(event, AnswerDelta):
+                    if not as_json:
+                        shown += event.text
+                        growing = growing or Growing(out)
+                        growing.show(shown)
+                else:
+                    final = event
+        finally:
+            if growing is not None:
+                growing.finish(None)
         assert final is not None
         return final
 
@@ -271,9 +280,8 @@ def ask(
         print(json.dumps(answer.as_dict(), ensure_ascii=False))
         return
     if answer.refused:  # nothing was shown before a refusal: only judged lesson text is ever streamed
-        out.print(answer.text, markup=False, highlight=False, soft_wrap=True)
+        out.print(formatted(answer.text), highlight=False)
     else:
-        out.print()
         units = ", ".join(f"{c.track}/{c.lesson}#{q.unit}" for q in answer.quotes for c in [q.citation])
         out.print(f"[dim]units quoted: {units}[/dim]", highlight=False, soft_wrap=True)
     if answer.truncated_question:

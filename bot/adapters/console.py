@@ -1,41 +1,26 @@
 """The console adapter: the tutor in a terminal.
 
 Lines typed are turns; a number picks one of the numbered choices (the buttons) shown with the last
-replies; answers stream as the model writes them; a status line after each turn says where you are.
+replies; replies are rendered Markdown (see ``terminal``); answers grow in place as the model writes them; a
+status line after each turn says where you are.
 ``quit`` (or end of input) leaves; progress is already saved by then.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import TextIO
 
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
 
+from bot.adapters.terminal import formatted
 from bot.core.engine import Engine
 from bot.core.messages import Incoming, Reply
 
 STATUS_MARK = "··"  # starts every status line (tests and scripts look for it)
-_BOLD = re.compile(r"\*\*(.+?)\*\*", re.DOTALL)
 QUIT = {"quit", "exit", ":q"}
-
-
-def to_markup(text: str) -> str:
-    """Reply text as Rich markup: ``**bold**`` spans become bold, everything else is shown literally."""
-    out, last = [], 0
-    for match in _BOLD.finditer(text):
-        out.append(escape(text[last : match.start()]))
-        out.append(f"[bold]{escape(match.group(1))}[/bold]")
-        last = match.end()
-    out.append(escape(text[last:]))
-    return "".join(out)
-
-
-def plain(text: str) -> str:
-    """Reply text without the bold marks (for streaming, where spans may be unfinished)."""
-    return text.replace("**", "")
 
 
 class ConsoleChat:
@@ -69,34 +54,28 @@ class ConsoleChat:
             self.console.print(f"There is no choice {escape(line.strip())}; type {available}.")
             self.print_status()
             return
-        shown = ""  # text of a growing reply already printed
         choices: list[str] = []
         labels: list[str] = []
-        async for reply in self.engine.handle(self.incoming(line)):
-            if reply.partial:
-                current = plain(reply.text)
-                if not current.startswith(shown):
-                    self.console.print(" [dim](withdrawn)[/dim]")
-                    shown = ""
-                self.console.print(escape(current[len(shown) :]), end="", soft_wrap=True, highlight=False)
-                shown = current
-                continue
-            if shown:
-                final = plain(reply.text)
-                if final.startswith(shown):
-                    self.console.print(escape(final[len(shown) :]), soft_wrap=True, highlight=False)
+        growing: Growing | None = None
+        try:
+            async for reply in self.engine.handle(self.incoming(line)):
+                if reply.partial:
+                    growing = growing or Growing(self.console)
+                    growing.show(reply.text)
+                    continue
+                if growing is not None:
+                    growing.finish(reply.text)
+                    growing = None
                 else:
-                    self.console.print(" [dim](withdrawn)[/dim]")
-                    self.console.print(to_markup(reply.text), soft_wrap=True, highlight=False)
-                shown = ""
-            else:
-                self.console.print(to_markup(reply.text), soft_wrap=True, highlight=False)
-            self.console.print()
-            for action, label in self._buttons(reply):
-                choices.append(action)
-                labels.append(label)
-        if shown:
-            self.console.print()
+                    self.console.print(formatted(reply.text), highlight=False)
+                self.console.print()
+                for action, label in self._buttons(reply):
+                    choices.append(action)
+                    labels.append(label)
+        finally:
+            if growing is not None:
+                growing.finish(None)
+                self.console.print()
         self.choices = choices
         if labels:
             self.console.print("  ".join(f"[bold]\\[{n}][/bold] {escape(label)}" for n, label in enumerate(labels, 1)),
@@ -131,3 +110,30 @@ class ConsoleChat:
                 return
             await self.turn(line.rstrip("\n"))
             self.console.file.flush()
+
+
+class Growing:
+    """An answer that grows in place as it streams (in a terminal); elsewhere only its final text is printed."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.shown = ""
+        self.live = Live(console=console, auto_refresh=False, redirect_stdout=False, redirect_stderr=False)
+        self.live.start()
+
+    def show(self, text: str) -> None:
+        """Show the answer so far in place of the last version."""
+        self.live.update(formatted(text), refresh=True)
+        self.shown = text
+
+    def finish(self, text: str | None) -> None:
+        """End on the final ``text``; one that does not continue what was shown is printed below, after a note."""
+        if text is not None and text.startswith(self.shown):
+            self.live.update(formatted(text))
+            text = None
+        self.live.stop()
+        if not self.console.is_terminal:
+            self.console.line()  # a terminal's live display ends its last line itself
+        if text is not None:
+            self.console.print("[dim](withdrawn)[/dim]")
+            self.console.print(formatted(text), highlight=False)

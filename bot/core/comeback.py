@@ -27,6 +27,7 @@ from bot.core.localtime import (
     parse_clock,
     parse_quiet_hours,  # fmt: skip
 )
+from bot.core.markup import escape
 from bot.core.messages import Incoming, Reply
 from bot.core.outcome import Outcome, note
 from bot.core.ports import Position, ProgressStore
@@ -146,7 +147,7 @@ class Comeback:
         zone = find_timezone(argument)
         closed = replace(position, pending=None) if position.pending == "tz" else None  # asked once
         if zone is None:
-            return Outcome([Reply(f"I don't know the timezone “{argument[:40]}”. Type a zone like 'tz Europe/Berlin' or "
+            return Outcome([Reply(f"I don't know the timezone “{escape(argument[:40])}”. Type a zone like 'tz Europe/Berlin' or "
                         "'tz America/New_York', or a big city near you: 'tz Lisbon'. (Abbreviations like PST "
                         "and offsets like UTC+2 change with daylight saving, so I need the zone's name.)",
                                   personal=True)], closed)  # fmt: skip
@@ -215,7 +216,7 @@ class Comeback:
                                                                        display_name=name[:40]))  # fmt: skip
             if word == "off":
                 return note("You're off the leaderboards now.")
-            return note(f"You're on the leaderboards of your communities now, as “{name[:40]}”. "
+            return note(f"You're on the leaderboards of your communities now, as “{escape(name[:40])}”. "
                         "'leaderboard off' takes you off.")  # fmt: skip
         if word in {"enable", "disable"}:
             return self._switch_leaderboard(incoming, word == "enable")
@@ -246,7 +247,11 @@ class Comeback:
         self.store.set_leaderboard_enabled(incoming.community, enabled, incoming.learner, self.clock())
         state = "on" if enabled else "off"
         return Outcome(
-            [Reply(f"The leaderboard is {state} here now (changed by {incoming.display_name or incoming.user_id}).")]
+            [
+                Reply(
+                    f"The leaderboard is {state} here now (changed by {escape(incoming.display_name or incoming.user_id)})."
+                )
+            ]
         )
 
 

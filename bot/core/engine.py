@@ -31,6 +31,7 @@ from bot.core.commands import MAX_MESSAGE_CHARS, NO, YES, clean_text, parse_comm
 from bot.core.lessons import Lesson, Track
 from bot.core.limits import QuestionLimit, too_many_questions
 from bot.core.localtime import DEFAULT_QUIET
+from bot.core.markup import escape
 from bot.core.messages import Button, Incoming, Reply, rows
 from bot.core.outcome import Outcome
 from bot.core.outcome import note as _note
@@ -293,7 +294,7 @@ class Engine:
             return self._open_lesson_named(incoming, position, argument)
         if name in {"enable", "disable"}:
             return self._set_track(incoming, argument, name == "enable")
-        return Outcome([Reply(f"I don't know the command /{argument[:40]}. Type 'help' to see what I understand.",
+        return Outcome([Reply(f"I don't know the command /{escape(argument[:40])}. Type 'help' to see what I understand.",
                               buttons=rows([Button("Help", Action.HELP)]), personal=True)])  # fmt: skip
 
     # ------------------------------------------------------------ key terms
@@ -410,7 +411,7 @@ class Engine:
         track = named if isinstance(named, Track) else self.tracks.get(named.strip().casefold())
         if track is None:
             known = ", ".join(sorted(self.tracks)) or "none"
-            return _note(f"There is no track “{str(named)[:60]}”. Published tracks: {known}.")
+            return _note(f"There is no track “{escape(str(named)[:60])}”. Published tracks: {known}.")
         was_enabled = track.id not in self.store.disabled_tracks(incoming.community)
         if was_enabled == enabled:
             state = "already offered" if enabled else "already turned off"
@@ -419,7 +420,7 @@ class Engine:
             )
         self.store.set_track_enabled(incoming.community, track.id, enabled, incoming.learner, self.clock())
         done = "now offered" if enabled else "turned off"
-        text = f"“{track.title}” is {done} here (changed by {incoming.display_name or incoming.user_id})."
+        text = f"“{track.title}” is {done} here (changed by {escape(incoming.display_name or incoming.user_id)})."
         if not enabled:
             text += " Learners keep their progress in it."
         return Outcome([Reply(text, buttons=rows([Button("Tracks", Action.TRACKS)]))])
@@ -454,7 +455,7 @@ class Engine:
         for track in self.offered(incoming):
             if wanted in {track.id, track.title.casefold()}:
                 return self._track_view(incoming, track)
-        return _note(f"There is no track “{named[:60]}” here. Type 'tracks' to see them.")
+        return _note(f"There is no track “{escape(named[:60])}” here. Type 'tracks' to see them.")
 
     def _lessons_of_current(self, incoming: Incoming, position: Position) -> Outcome:
         if position.track in self.tracks:
@@ -469,7 +470,7 @@ class Engine:
             for number, lesson in enumerate(track.lessons, start=1):
                 if wanted in {lesson.id, lesson.title.casefold()} or (track in current and wanted == str(number)):
                     return self._start_lesson(incoming, position, track, lesson)
-        return _note(f"There is no lesson “{named[:60]}” here. Type 'lessons' to list them.")
+        return _note(f"There is no lesson “{escape(named[:60])}” here. Type 'lessons' to list them.")
 
     def _start_lesson(self, incoming: Incoming, position: Position, track: Track, lesson: Lesson) -> Outcome:
         blocked = self._not_offered(incoming, track)

@@ -1,8 +1,13 @@
 """What crosses the adapter boundary: ``Incoming`` turns in, ``Reply`` objects out.
 
 Adapters (console, Telegram, Discord) translate platform events into ``Incoming`` and render ``Reply``
-objects; the engine never sees a platform type. Reply text is plain text in which ``**double stars**``
-mark bold spans; nothing else is markup, so an adapter escapes everything except those spans.
+objects; the engine never sees a platform type. Reply text is Markdown (CommonMark, plus tables and
+``~~strike~~``; raw HTML reads as text): lesson text goes in as its author wrote it, and words people typed or
+imported (names, quiz questions) go in escaped with ``bot.core.markup.escape``, so they read as typed. A
+line break is a line break. Every adapter renders the text from one parse (``bot.core.markup.parse``) and
+splits it with ``bot.adapters.split``: Telegram HTML, Discord Markdown, Rich in the console; links keep
+only web and mail targets. A ``partial`` reply may end in unfinished Markdown (an open ``**`` or fence); it
+renders all the same.
 """
 
 from __future__ import annotations

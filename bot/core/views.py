@@ -2,7 +2,8 @@
 
 The engine decides what to show and gathers the data; nothing here reads the store or the clock. Buttons
 carry the action ids the engine understands (see ``Engine._on_action``); those that act on a position carry
-its version.
+its version. Text is Markdown (see ``bot.core.messages``): lesson text goes in as written, while quiz text
+(plain, as a Telegram poll shows it) and names people chose are escaped to read literally.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from bot.core.answering import Answer
 from bot.core.commands import short_hash
 from bot.core.lessons import Lesson, Question, Track
 from bot.core.localtime import clock_text
+from bot.core.markup import escape
 from bot.core.messages import Button, QuizCard, Reply, rows
 from bot.core.ports import LearnerSettings, Position, ReviewCard
 from bot.core.progress import BestScores
@@ -27,7 +29,7 @@ def _lesson_action(track: Track, lesson: Lesson) -> str:
 
 
 def _options(question: Question) -> str:
-    return "\n".join(f"{option_label(i)}) {option}" for i, option in enumerate(question.options))
+    return "\n".join(f"{option_label(i)}) {escape(option)}" for i, option in enumerate(question.options))
 
 
 # ---------------------------------------------------------------- reading a lesson
@@ -93,7 +95,7 @@ def where_you_are(track: Track, lesson: Lesson, position: Position) -> str:
 def question(lesson: Lesson, position: Position) -> Reply:
     """The quiz question ``position`` is on, with a button (and a native-quiz card) per option."""
     asked = lesson.quiz[position.question]
-    text = f"**Question {position.question + 1} of {len(lesson.quiz)}** · {lesson.title}\n\n{asked.prompt}\n\n{_options(asked)}"
+    text = f"**Question {position.question + 1} of {len(lesson.quiz)}** · {lesson.title}\n\n{escape(asked.prompt)}\n\n{_options(asked)}"
     actions = tuple(Action.QUIZ_ANSWER(position.version, i) for i in range(len(asked.options)))
     card = QuizCard(asked.prompt, asked.options, asked.correct_index, asked.explanation, actions)
     buttons = [Button(option_label(i), action) for i, action in enumerate(actions)]
@@ -105,9 +107,9 @@ def feedback(lesson: Lesson, question: Question, chosen: int) -> str:
     if chosen == question.correct_index:
         text = "✅ **Right!**"
     else:
-        text = f"❌ **Not quite.** The answer is {option_label(question.correct_index)}) {question.correct_option}."
+        text = f"❌ **Not quite.** The answer is {option_label(question.correct_index)}) {escape(question.correct_option)}."
     if question.explanation:
-        text += f" {question.explanation}"
+        text += f" {escape(question.explanation)}"
     if chosen != question.correct_index and question.section:
         section = lesson.section(question.section)
         if section is not None:
@@ -161,7 +163,7 @@ def result(track: Track, lesson: Lesson, position: Position, right: int, review:
 
 def review_card(card: ReviewCard, lesson: Lesson, question: Question, due: int) -> Reply:
     """A review question (``due`` of them are waiting), answered with buttons that name the card."""
-    text = f"**Review** · {due} due · {lesson.title}\n\n{question.prompt}\n\n{_options(question)}"
+    text = f"**Review** · {due} due · {lesson.title}\n\n{escape(question.prompt)}\n\n{_options(question)}"
     actions = tuple(Action.REVIEW_ANSWER(short_hash(card.key), i) for i in range(len(question.options)))
     quiz = QuizCard(question.prompt, question.options, question.correct_index, question.explanation, actions)
     return Reply(text, buttons=rows([Button(option_label(i), a) for i, a in enumerate(actions)]), quiz=quiz,
@@ -182,7 +184,7 @@ def nothing_to_review(next_in: float | None) -> Reply:
 
 def home(display_name: str, where: str | None, offered: list[Track]) -> Reply:
     """The start screen: a welcome, where the learner left off, and the tracks offered here."""
-    name = f", {display_name}" if display_name else ""
+    name = f", {escape(display_name)}" if display_name else ""
     parts = [f"**Welcome to tutorbot{name}!** Pick a track, read short lessons, take the quizzes, and ask me "
              "anything about the lessons in your own words."]  # fmt: skip
     buttons: list[Button] = []
@@ -335,7 +337,7 @@ def key_term(found: TermMatch, in_lesson: bool) -> Reply:
 
 def no_key_term(phrase: str) -> Reply:
     """``term PHRASE`` when no lesson offered here lists it as a key term."""
-    shown = phrase[:60]
+    shown = escape(phrase[:60])
     text = (f"No lesson here lists “{shown}” as a key term. To have it explained from the lesson text, ask it as a "
             f"question: 'ask what is {shown}?'")  # fmt: skip
     return Reply(text, personal=True)
@@ -403,7 +405,7 @@ def ask_timezone() -> Reply:
 
 def leaderboard(rows_shown: list[tuple[str, int, int]], opted_in: bool, moderator: bool) -> Reply:
     """The week's board: (display name, lessons finished this week, streak) of opted-in learners, best first."""
-    lines = [f"{n}. {name} · {lessons} lesson{'s' if lessons != 1 else ''} · 🔥 {streak} day{'s' if streak != 1 else ''}"
+    lines = [f"{n}. {escape(name)} · {lessons} lesson{'s' if lessons != 1 else ''} · 🔥 {streak} day{'s' if streak != 1 else ''}"
              for n, (name, lessons, streak) in enumerate(rows_shown, start=1)]  # fmt: skip
     text = "**This week's leaderboard** (lessons finished since Monday, then streak)\n"
     text += "\n".join(lines) if lines else "Nobody is on it yet this week: finish a lesson to be the first."

@@ -451,13 +451,36 @@ class _ApiError(Exception):
     """A Bad Request answer."""
 
 
-_TAG = re.compile(r"<(/?)([a-z]+)>")
-_ENTITY = re.compile(r"&(lt|gt|amp|quot|#\d+);")
-_ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "s", "code", "pre"}
+_TAG = re.compile(r'<(/?)([a-z-]+)((?:\s+[a-z-]+="[^"<>]*")*)\s*>')
+_ATTRIBUTE = re.compile(r'([a-z-]+)="([^"]*)"')
+_ENTITY = re.compile(r"&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
+_STYLE_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "tg-spoiler"}
+_ALLOWED_TAGS = _STYLE_TAGS | {"code", "pre", "a", "blockquote"}
+_ATTRIBUTES = {"a": {"href"}, "code": {"class"}}
+
+
+def _decode(entity: str) -> str:
+    named = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}.get(entity)
+    if named is not None:
+        return named
+    return chr(int(entity[2:], 16)) if entity.startswith("#x") else chr(int(entity[1:]))
+
+
+def _check_start_tag(name: str, attributes: dict[str, str], open_tags: list[str], at: int) -> None:
+    """Telegram's rules for a tag opening inside ``open_tags``: known attributes, an href on a link, nesting."""
+    if set(attributes) - _ATTRIBUTES.get(name, set()) or (name == "a" and not attributes.get("href")):
+        raise _ApiError(f"Bad Request: can't parse entities: unsupported attribute of {name} at byte offset {at}")
+    if "code" in open_tags or ("pre" in open_tags and name != "code"):
+        raise _ApiError(f"Bad Request: can't parse entities: an entity inside code at byte offset {at}")
+    if name not in _STYLE_TAGS and any(tag not in _STYLE_TAGS for tag in open_tags):
+        # links, code, pre and quotes can't contain each other (code directly in pre is the one exception)
+        if not (name == "code" and open_tags[-1:] == ["pre"]):
+            raise _ApiError(f"Bad Request: can't parse entities: {name} can't be nested at byte offset {at}")
 
 
 def _visible(text: str, parse_mode: str | None) -> str:
-    """The text a chat shows; in HTML mode, rejects what Telegram's parser rejects (stray ``<`` or ``&``, bad tags)."""
+    """The text a chat shows; in HTML mode, rejects what Telegram's parser rejects (stray ``<`` or ``&``, bad tags
+    or attributes, entities nested in a way Telegram does not allow)."""
     if parse_mode != "HTML":
         return text
     out, open_tags, i = [], [], 0
@@ -468,18 +491,17 @@ def _visible(text: str, parse_mode: str | None) -> str:
             if tag is None or tag.group(2) not in _ALLOWED_TAGS:
                 raise _ApiError(f"Bad Request: can't parse entities: unsupported start tag at byte offset {i}")
             if tag.group(1):
-                if not open_tags or open_tags.pop() != tag.group(2):
+                if tag.group(3) or not open_tags or open_tags.pop() != tag.group(2):
                     raise _ApiError(f"Bad Request: can't parse entities: unmatched end tag at byte offset {i}")
             else:
+                _check_start_tag(tag.group(2), dict(_ATTRIBUTE.findall(tag.group(3))), open_tags, i)
                 open_tags.append(tag.group(2))
             i = tag.end()
         elif char == "&":
             entity = _ENTITY.match(text, i)
             if entity is None:
                 raise _ApiError(f"Bad Request: can't parse entities: stray & at byte offset {i}")
-            out.append(
-                {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}.get(entity.group(1)) or chr(int(entity.group(1)[1:]))
-            )
+            out.append(_decode(entity.group(1)))
             i = entity.end()
         elif char == ">":
             raise _ApiError(f"Bad Request: can't parse entities: stray > at byte offset {i}")

@@ -42,6 +42,7 @@ from tests.adapters.discord_fake import (
     running_fake,
 )
 from tests.fakes import FixedRetriever, GatedModel, ScriptedModel
+from tests.markup_checks import formatted_track
 
 REPO = Path(__file__).resolve().parents[2]
 TRACKS = {r.track.id: r.track for r in read_knowledge(REPO / "knowledge") if r.track}
@@ -290,6 +291,25 @@ def test_a_learner_reads_a_lesson_and_takes_its_quiz_with_buttons(tmp_path: Path
         assert f"Quiz done: {len(LESSON.quiz) - 1}/{len(LESSON.quiz)}" in result.content
         assert [(r.lesson, r.score) for r in store.results(f"discord:{ADA.id}")] == [(LESSON.id, len(LESSON.quiz) - 1)]
         assert all(parse_custom_id(cid)[0] == int(ADA.id) for m in fake.messages.values() for cid in m.custom_ids)
+
+    run(body)
+
+
+def test_a_section_with_a_link_and_code_arrives_as_discord_markdown(tmp_path: Path) -> None:
+    store = SqliteProgressStore(tmp_path / "db.sqlite3")
+    engine = Engine(formatted_track(tmp_path), store, None)
+
+    async def body(fake: FakeDiscord) -> None:
+        async with bot(fake, engine):
+            messages = await fake.settled(await fake.slash(ADA, "lesson", {"name": "pumpkins"}))
+            [section] = await press(fake, ADA, messages, "Start reading")
+        assert section.content.startswith("**Preparing** · 1/2 · Pumpkins\n\n**Preparing the data**")
+        assert (
+            "Use [Pandas](<https://pandas.pydata.org/>) (the name stands for `Python Data Analysis`)" in section.content
+        )
+        assert "```python\nimport pandas as pd\nmonth = " in section.content
+        assert "- A *list* item with [a link](<https://example.org/a_b?x=1&y=2>)" in section.content
+        assert "\\<script\\>" in section.content  # HTML in the text is shown, escaped, never read
 
     run(body)
 

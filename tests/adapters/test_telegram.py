@@ -36,6 +36,7 @@ from bot.store.progress import SqliteProgressStore
 from tests.adapters.telegram_fake import BOT_USERNAME, SECRET_HEADER, TOKEN, Chat, FakeBotApi, Shown, User
 from tests.fakes import FixedRetriever, ScriptedModel
 from tests.helpers import front_matter, question, write_lesson
+from tests.markup_checks import formatted_track
 
 RETRY_AFTER_WARNING = pytest.mark.filterwarnings("ignore:.*retry_after.*:DeprecationWarning")
 REPO = Path(__file__).resolve().parents[2]
@@ -348,6 +349,24 @@ def test_a_section_longer_than_a_message_is_split_on_paragraphs_with_the_buttons
             assert "&lt;student&gt; &amp; data" in first.text  # escaped, and Telegram's parser accepted it
             assert first.buttons == [] and [label for label, _ in second.buttons] == ["◂ Back", "Next ▸"]
             assert first.plain.count("Paragraph") + second.plain.count("Paragraph") == 12
+
+    asyncio.run(scenario())
+
+
+def test_a_section_with_a_link_and_code_arrives_as_telegram_html(tmp_path: Path) -> None:
+    tracks = formatted_track(tmp_path)
+
+    async def scenario() -> None:
+        async with running(tmp_path, tracks=tracks) as bot:
+            await bot.say(ADA, "lesson pumpkins")
+            [section] = await bot.press(ADA, "Start reading")
+            assert section.params["parse_mode"] == "HTML"  # and the fake's parser, strict as Telegram's, took it
+            assert section.text is not None and section.text.startswith("<b>Preparing</b> · 1/2 · Pumpkins")
+            assert '<a href="https://pandas.pydata.org/">Pandas</a>' in section.text
+            assert '<code>&lt;div class="x"&gt;</code>' in section.text
+            assert '<pre><code class="language-python">import pandas as pd\nmonth = ' in section.text
+            assert "Use Pandas (the name stands for Python Data Analysis)" in section.plain  # what Ada reads
+            assert "Read the whole file, twice." in section.plain and "<b>file, <i>twice</i></b>" in section.text
 
     asyncio.run(scenario())
 

@@ -10,8 +10,12 @@ from pathlib import Path
 import pytest
 
 from bot.core.answering import Answer, AnswerDelta, Answerer, AnswerSettings
+from bot.core.answering.answerer import quote_text
 from bot.core.answering.checks import Vocabulary, unknown_terms, unsupported
-from bot.core.lessons import Lesson, Section
+from bot.core.answering.units import Numbered
+from bot.core.lessons import Lesson, Section, Unit
+from bot.core.markup import plain
+from bot.core.messages import Citation
 from bot.core.ports import Passage
 from bot.core.prompts import PromptLibrary
 from bot.knowledge.units import section_units
@@ -254,3 +258,15 @@ def test_a_repeated_or_unfinished_citation_reply_is_read_safely(reply: str) -> N
     else:
         assert [q.text for q in answer.quotes] == ["It never copies the teacher's weights."]
         assert json.loads(json.dumps(answer.as_dict()))["quotes"][0]["text"].startswith("It never")
+
+
+def test_quoted_units_are_markdown_that_shows_them_as_written() -> None:
+    where = Citation("t", "l", "s", "Loops", "Python basics")
+    cited = [Numbered("1", Unit("s~1", "Multiply with a*b*c, not <x>:", "sentence"), where),
+             Numbered("2", Unit("s~2", "for x in xs:\n    print(x * 2)  # **twice**", "code"), where),
+             Numbered("3", Unit("s~3", "Then it stops.", "sentence"), where)]  # fmt: skip
+    text = quote_text(cited)
+    assert text == ("“Multiply with a\\*b\\*c, not \\<x\\>:”\n```\nfor x in xs:\n    print(x * 2)  # **twice**\n```\n"
+                    "“Then it stops.”\nSource: Python basics › Loops")  # fmt: skip
+    assert plain(text) == ("“Multiply with a*b*c, not <x>:”\nfor x in xs:\n    print(x * 2)  # **twice**\n"
+                           "“Then it stops.”\nSource: Python basics › Loops")  # fmt: skip

@@ -101,3 +101,20 @@ def test_an_adapter_that_cannot_start_says_what_to_fix(tokens, engine, monkeypat
     result = runner.invoke(bot.cli.app, ["run", "discord"])
     assert result.exit_code == 1 and "check TUTORBOT_DISCORD__TOKEN" in result.output
     assert "discord-secret" not in result.output
+
+
+def test_ask_shows_the_answer_rendered_not_as_raw_markdown(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.core.answering import Answer, AnswerDelta
+
+    quoted = "“Multiply with a\\*b, **not** `a**b`.”\nSource: Basics › Operators"
+
+    class Answerer:
+        async def ask(self, *args: object, **kwargs: object):  # noqa: ANN202
+            yield AnswerDelta(quoted)
+            yield Answer(quoted, False, "answered", timings={"ttft_s": 0.1, "total_s": 0.2})
+
+    monkeypatch.setattr(bot.cli, "ensure_models", lambda *args, **kwargs: None)
+    monkeypatch.setattr("bot.app.build_answerer", lambda *args, **kwargs: Answerer())
+    result = runner.invoke(bot.cli.app, ["ask", "how do I multiply?"])
+    assert result.exit_code == 0, result.output
+    assert "“Multiply with a*b, not a**b.”\nSource: Basics › Operators\n" in result.stdout

@@ -1,4 +1,5 @@
-"""The Discord adapter's pure translations, on sample payloads: turns in, messages out, ids, text and limits."""
+"""The Discord adapter's pure translations, on sample payloads: turns in, messages out, ids and limits (its
+Markdown is tested in ``test_discord_formatting``)."""
 
 from __future__ import annotations
 
@@ -13,25 +14,19 @@ from discord.state import ConnectionState
 from bot.adapters import AdapterError
 from bot.adapters.discord import (
     CUSTOM_ID_TEMPLATE,
-    MAX_MESSAGE_CHARS,
     NO_MENTIONS,
     Outgoing,
     TutorButton,
     _start_error,
-    clip,
     command_text,
     custom_id,
     deliver,
-    discord_length,
-    escape,
     interaction_incoming,
     layout,
     message_incoming,
     minimal_intents,
     parse_custom_id,
     render,
-    render_text,
-    split_text,
 )
 from bot.core.messages import Button, Reply, rows
 from tests.adapters.discord_fake import (
@@ -140,58 +135,6 @@ def test_custom_ids_round_trip_within_100_characters() -> None:
 def test_actions_that_cannot_travel_are_refused(action: str) -> None:
     with pytest.raises(ValueError):
         custom_id(1, action)
-
-
-# ---------------------------------------------------------------- text
-
-
-def test_only_bold_spans_stay_markup() -> None:
-    assert render_text("**Quiz done: 3/4** · snake_case and a*b and ~~x~~") == (
-        "**Quiz done: 3/4** · snake\\_case and a\\*b and \\~\\~x\\~\\~"
-    )
-    # a single '_' on each side of a bold span is escaped too: joined, they would make italics
-    assert render_text("a_b **c** d_e") == "a\\_b **c** d\\_e"
-    quoted = escape("# not a heading\n> not a quote\n- not a list")
-    assert quoted == "\\# not a heading\n\\> not a quote\n\\- not a list"
-
-
-def test_mentions_and_links_are_shown_literally() -> None:
-    assert escape("hi <@123> and <@&456> and [x](y)") == "hi \\<@123\\> and \\<@&456\\> and \\[x\\](y)"
-    assert escape("see http://127.0.0.1:8080/a_b_c.") == "see http://127.0.0.1:8080/a_b_c."
-
-
-def test_long_text_splits_at_paragraphs_then_lines_then_words() -> None:
-    paragraph = ("word " * 300).strip()  # 1499 characters
-    pieces = split_text(f"{paragraph}\n\n{paragraph}")
-    assert pieces == [paragraph, paragraph]
-    lines = "\n".join(["line " * 20] * 40)
-    assert all(len(piece) <= MAX_MESSAGE_CHARS for piece in split_text(lines))
-    assert all(not piece.endswith("lin") for piece in split_text(lines))
-    words = split_text("abc " * 1000)
-    assert len(words) == 2 and all(piece.split() == ["abc"] * len(piece.split()) for piece in words)
-
-
-def test_text_without_boundaries_is_cut_hard_and_escapes_count() -> None:
-    pieces = split_text("_" * 2500)  # every character is escaped: 5000 characters rendered
-    assert len(pieces) == 3 and all(len(piece) <= MAX_MESSAGE_CHARS for piece in pieces)
-    assert "".join(pieces) == "\\_" * 2500
-
-
-def test_a_bold_span_cut_in_two_stays_bold_on_both_sides() -> None:
-    first, second = split_text("intro " * 300 + "**" + "bold " * 200 + "**")
-    assert first.count("**") % 2 == 0 and second.startswith("**") and second.endswith("**")
-    assert "\\*" not in first + second
-
-
-def test_emoji_count_twice_as_discord_counts_them() -> None:
-    assert discord_length("🎉") == 2 and len(split_text("🎉" * 1500)) == 2
-    assert all(discord_length(piece) <= MAX_MESSAGE_CHARS for piece in split_text("🎉 " * 1500))
-
-
-def test_a_streaming_answer_too_long_for_one_message_is_clipped() -> None:
-    clipped = clip("x" * 2500)
-    assert len(clipped) == MAX_MESSAGE_CHARS and clipped.endswith(" …")
-    assert clip("short") == "short"
 
 
 # ---------------------------------------------------------------- replies out

@@ -1,4 +1,5 @@
-"""The Telegram adapter's pure parts on sample payloads: updates to turns, replies to send arguments, limits."""
+"""The Telegram adapter's pure parts on sample payloads: updates to turns, replies to send arguments, limits (its
+HTML is tested in ``test_telegram_formatting``)."""
 
 from __future__ import annotations
 
@@ -12,21 +13,13 @@ from telegram.ext import AIORateLimiter
 from bot.adapters.telegram.limits import Recent, SendLimits
 from bot.adapters.telegram.render import (
     CALLBACK_PREFIX,
-    Span,
     action_of,
     as_poll,
     callback_data,
-    cut_points,
     keyboard,
     message_kwargs,
-    message_texts,
-    partial_text,
     poll_kwargs,
     poll_question,
-    spans_of,
-    split_spans,
-    to_html,
-    utf16_len,
 )
 from bot.adapters.telegram.translate import (
     PollTicket,
@@ -57,49 +50,6 @@ def turn_of(text: str, chat: dict = PRIVATE, **extra: Any) -> Incoming | None:
     update = message_update(text, chat, **extra)
     assert update.message is not None
     return incoming_from_message(update.message, *BOT)
-
-
-# ---------------------------------------------------------------- text
-
-
-def test_reply_text_is_escaped_and_only_double_stars_become_bold() -> None:
-    text = "**Quiz done: 5/10** · <b>not bold</b> & *not italic* `x` [link](y) **unclosed"
-    assert message_texts(text) == ["<b>Quiz done: 5/10</b> · &lt;b&gt;not bold&lt;/b&gt; &amp; *not italic* `x` "
-                                   "[link](y) **unclosed"]  # fmt: skip
-    assert spans_of("a **b** c") == [Span("a "), Span("b", True), Span(" c")]
-    assert to_html([Span("1 < 2", True)]) == "<b>1 &lt; 2</b>"
-
-
-def test_a_growing_answer_is_shown_plain_so_an_unfinished_bold_span_never_breaks_it() -> None:
-    assert partial_text("“The **teach") == "“The teach"
-    assert partial_text("a < b") == "a &lt; b"
-
-
-def test_long_text_is_cut_at_paragraphs_then_lines_then_words_then_anywhere() -> None:
-    paragraphs = "alpha beta\n\ngamma delta"
-    assert [paragraphs[a:b] for a, b in cut_points(paragraphs, 15)] == ["alpha beta", "gamma delta"]
-    lines = "alpha beta\ngamma delta"
-    assert [lines[a:b] for a, b in cut_points(lines, 15)] == ["alpha beta", "gamma delta"]
-    words = "alpha beta gamma delta"
-    assert [words[a:b] for a, b in cut_points(words, 12)] == ["alpha beta", "gamma delta"]
-    assert [s[a:b] for s in ["x" * 25] for a, b in cut_points(s, 10)] == ["x" * 10, "x" * 10, "x" * 5]
-
-
-def test_no_piece_is_longer_than_telegram_counts_and_nothing_is_lost() -> None:
-    text = "\n\n".join(f"Paragraph {n}. " + "word " * 150 + "🎓" * 30 for n in range(40))
-    pieces = message_texts(text)
-    assert len(pieces) > 1 and all(utf16_len(piece) <= 4096 for piece in pieces)
-    assert "".join(pieces).replace(" ", "").replace("\n", "") == text.replace(" ", "").replace("\n", "")
-    assert all(piece.startswith("Paragraph") for piece in pieces)  # cut between paragraphs
-
-
-def test_a_bold_span_cut_in_two_stays_bold_on_both_sides() -> None:
-    parts = split_spans(spans_of("**" + "bold words " * 3 + "**tail"), 25)
-    assert [to_html(part) for part in parts] == ["<b>bold words bold words</b>", "<b>bold words </b>tail"]
-
-
-def test_empty_text_still_makes_a_message() -> None:
-    assert message_texts("  \n ") == ["…"]
 
 
 # ---------------------------------------------------------------- buttons and polls

@@ -1,9 +1,10 @@
 """The Discord adapter: slash commands, buttons and messages in; the engine's replies out as Discord messages.
 
 Only translation and Discord's rules live here: turns become ``Incoming`` (a server is the community, a DM its
-own), replies become messages of at most 2000 characters with escaped text and buttons. Buttons are
-``DynamicItem``s whose custom id (``tb:OWNER:ACTION``) carries everything needed to act on a press, so they
-keep working after a restart, and only their owner may press them. Interactions are acknowledged within
+own), replies become messages of at most 2000 characters of Discord Markdown (the lesson's formatting kept,
+everything else escaped) with buttons. Buttons are ``DynamicItem``s whose custom id (``tb:OWNER:ACTION``)
+carries everything needed to act on a press, so they keep working after a restart, and only their owner may
+press them. Interactions are acknowledged within
 Discord's 3 seconds (questions defer at once; other turns answer directly, deferring only if they are slow);
 answers stream into one message by throttled edits. Mentions never ping anyone.
 
@@ -27,19 +28,16 @@ from bot.adapters.discord.commands import (
     track_choices,  # fmt: skip
 )
 from bot.adapters.discord.components import MAX_LABEL_CHARS, NO_MENTIONS, NOT_YOURS, Outgoing, TutorButton
-from bot.adapters.discord.outbox import ChannelOutbox, InteractionOutbox, Outbox, Sent, deliver
-from bot.adapters.discord.render import (
-    MAX_BUTTONS_PER_ROW,
+from bot.adapters.discord.formatting import (
     MAX_MESSAGE_CHARS,
-    MAX_ROWS,
-    clip,
     discord_length,
     escape,
-    layout,  # fmt: skip
-    render,
+    preview,
     render_text,
-    split_text,
+    split_text,  # fmt: skip
 )
+from bot.adapters.discord.outbox import ChannelOutbox, InteractionOutbox, Outbox, Sent, deliver
+from bot.adapters.discord.render import MAX_BUTTONS_PER_ROW, MAX_ROWS, layout, render
 from bot.adapters.discord.translate import (
     CUSTOM_ID_TEMPLATE,
     MAX_CUSTOM_ID_CHARS,
@@ -66,9 +64,9 @@ __all__ = [
     "APOLOGY", "CUSTOM_ID_TEMPLATE", "MAX_BUTTONS_PER_ROW", "MAX_CHOICES", "MAX_CUSTOM_ID_CHARS", "MAX_LABEL_CHARS",
     "MAX_MESSAGE_CHARS", "MAX_ROWS", "NAVIGATION_ACK_SECONDS", "NOT_YOURS", "NO_MENTIONS", "PLATFORM", "RESTARTING",
     "SHUTDOWN_GRACE_SECONDS", "TOKEN_HINT", "ChannelOutbox", "InteractionOutbox", "Outbox", "Outgoing",
-    "Sent", "TutorButton", "TutorClient", "build_commands", "clip", "command_text", "custom_id",
+    "Sent", "TutorButton", "TutorClient", "build_commands", "command_text", "custom_id",
     "deliver", "discord_length", "escape", "interaction_incoming", "layout", "lesson_choices", "message_incoming",
-    "minimal_intents", "parse_custom_id", "render", "render_text", "serve", "split_text", "sync_commands",
+    "minimal_intents", "parse_custom_id", "preview", "render", "render_text", "serve", "split_text", "sync_commands",
     "track_choices",
 ]  # fmt: skip
 

@@ -12,7 +12,8 @@ from typing import Any, Protocol
 import discord
 
 from bot.adapters.discord.components import Outgoing
-from bot.adapters.discord.render import clip, render, render_text
+from bot.adapters.discord.formatting import preview
+from bot.adapters.discord.render import render
 from bot.core.messages import Reply
 
 
@@ -124,7 +125,7 @@ async def deliver(replies: AsyncIterator[Reply], outbox: Outbox, owner: int, edi
     edited_at = 0.0
     async for reply in replies:
         if reply.partial:
-            shown = Outgoing(clip(render_text(reply.text)), owner=owner)
+            shown = Outgoing(preview(reply.text), owner=owner)
             if streaming is None:
                 streaming, edited_at = await outbox.send(shown, private=False), clock()
             elif clock() - edited_at >= edit_seconds:

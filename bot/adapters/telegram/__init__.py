@@ -7,9 +7,10 @@ back as ``poll_answer`` updates, a model answer one message edited as it grows. 
 per group by python-telegram-bot's AIORateLimiter, which also waits out a 429 and retries; the per-minute limit of
 each learner's model questions is the engine's.
 
-The package: ``render`` (text, keyboards and polls as Telegram sends them), ``translate`` (updates to turns),
-``limits`` (send rates, bounded memory), ``tutor`` (the update handlers), and here the plumbing: the
-Application, long polling or the webhook server, and a graceful shutdown.
+The package: ``formatting`` (reply Markdown as Telegram HTML messages), ``render`` (messages, keyboards and
+polls as Telegram sends them), ``translate`` (updates to turns), ``limits`` (send rates, bounded memory),
+``tutor`` (the update handlers), and here the plumbing: the Application, long polling or the webhook server,
+and a graceful shutdown.
 """
 
 from __future__ import annotations

@@ -1,123 +1,24 @@
-"""Replies as Telegram shows them: reply text as escaped HTML spans split into messages of at most 4096
-UTF-16 units, buttons as inline keyboards with ``tb:`` callback data, quiz questions as native quiz poll arguments."""
+"""Replies as Telegram shows them: reply Markdown as HTML messages of at most 4096 visible UTF-16 units (see
+``formatting``), buttons as inline keyboards with ``tb:`` callback data, quiz questions as native quiz polls."""
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from html import escape
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Poll
 from telegram.constants import ParseMode
 
+from bot.adapters.telegram.formatting import message_texts
+from bot.core.markup import plain
 from bot.core.messages import POLL_QUESTION_CHARS, Button, Reply
 
 log = logging.getLogger(__name__)
 
 CALLBACK_PREFIX = "tb:"
 MAX_CALLBACK_BYTES = 64
-MAX_TEXT = 4096  # visible characters of one message, counted in UTF-16 code units as Telegram does
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
-_BOLD = re.compile(r"\*\*(.+?)\*\*", re.DOTALL)
-
-# ---------------------------------------------------------------- text
-
-
-@dataclass(frozen=True)
-class Span:
-    """A run of reply text, bold or not."""
-
-    text: str
-    bold: bool = False
-
-
-def spans_of(text: str) -> list[Span]:
-    """Reply text as spans: ``**x**`` is bold, every other character is literal."""
-    spans, last = [], 0
-    for match in _BOLD.finditer(text):
-        if match.start() > last:
-            spans.append(Span(text[last : match.start()]))
-        spans.append(Span(match.group(1), True))
-        last = match.end()
-    if last < len(text):
-        spans.append(Span(text[last:]))
-    return spans
-
-
-def to_html(spans: Sequence[Span]) -> str:
-    """Spans as Telegram HTML: everything escaped, bold spans in ``<b>``."""
-    return "".join(f"<b>{escape(s.text, quote=False)}</b>" if s.bold else escape(s.text, quote=False)
-                   for s in spans if s.text)  # fmt: skip
-
-
-def utf16_len(text: str) -> int:
-    """Length as Telegram counts it (UTF-16 code units)."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _fit(text: str, start: int, limit: int) -> int:
-    """The largest ``end`` with ``text[start:end]`` at most ``limit`` UTF-16 code units long."""
-    units, end = 0, start
-    while end < len(text):
-        units += 2 if ord(text[end]) > 0xFFFF else 1
-        if units > limit:
-            break
-        end += 1
-    return end
-
-
-def cut_points(text: str, limit: int = MAX_TEXT) -> list[tuple[int, int]]:
-    """``(start, end)`` of each piece of ``text``: at most ``limit`` long, cut at a paragraph, line or word."""
-    pieces: list[tuple[int, int]] = []
-    start = 0
-    while start < len(text) and text[start].isspace():
-        start += 1
-    while start < len(text):
-        end = _fit(text, start, limit)
-        if end < len(text):
-            window = text[start:end]
-            for separator in ("\n\n", "\n", " "):
-                at = window.rfind(separator)
-                if at > len(window) // 4:  # never a sliver: a hard cut beats a tiny piece
-                    end = start + at
-                    break
-        stop = end
-        while stop > start and text[stop - 1].isspace():
-            stop -= 1
-        if stop > start:
-            pieces.append((start, stop))
-        start = end
-        while start < len(text) and text[start].isspace():
-            start += 1
-    return pieces
-
-
-def split_spans(spans: Sequence[Span], limit: int = MAX_TEXT) -> list[list[Span]]:
-    """Spans cut into messages of at most ``limit`` visible characters; a bold span cut in two stays bold."""
-    visible = "".join(span.text for span in spans)
-    bounds, offset = [], 0
-    for span in spans:
-        bounds.append((offset, offset + len(span.text), span.bold))
-        offset += len(span.text)
-    parts = []
-    for start, end in cut_points(visible, limit):
-        pieces = ((max(start, a), min(end, b), bold) for a, b, bold in bounds)
-        parts.append([Span(visible[a:b], bold) for a, b, bold in pieces if a < b])
-    return parts
-
-
-def message_texts(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Reply text as HTML messages, each at most ``limit`` visible characters (never empty)."""
-    return [to_html(part) for part in split_spans(spans_of(text), limit)] or ["…"]
-
-
-def partial_text(text: str) -> str:
-    """HTML for a growing answer: plain (a bold span may be unfinished), the first message's worth."""
-    return message_texts(text.replace("**", ""))[0]
-
 
 # ---------------------------------------------------------------- buttons and polls
 
@@ -167,7 +68,7 @@ def poll_question(reply: Reply) -> str:
     """The poll's question: the reply's title line (e.g. "Question 2 of 10 · …") above the question, if it fits."""
     assert reply.quiz is not None
     question = reply.quiz.question
-    title = reply.text.replace("**", "").split("\n", 1)[0].strip()
+    title = plain(reply.text).split("\n", 1)[0].strip()
     titled = f"{title}\n{question}"
     return titled if title and title != question and len(titled) <= POLL_QUESTION_CHARS else question
 

@@ -26,8 +26,9 @@ from telegram.ext import (
     filters,
 )
 
+from bot.adapters.telegram.formatting import partial_text
 from bot.adapters.telegram.limits import Recent
-from bot.adapters.telegram.render import NO_PREVIEW, as_poll, message_kwargs, partial_text, poll_kwargs
+from bot.adapters.telegram.render import NO_PREVIEW, as_poll, message_kwargs, poll_kwargs
 from bot.adapters.telegram.translate import (
     PLATFORM,
     PollTicket,

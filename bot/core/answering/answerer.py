@@ -45,6 +45,7 @@ from bot.core.answering.units import (
     parts_of,
 )
 from bot.core.lessons import Lesson, Track
+from bot.core.markup import code_block, escape
 from bot.core.messages import Citation
 from bot.core.ports import (
     ChatMessage,
@@ -83,25 +84,31 @@ def _overlap(units: tuple, text: str) -> int:
 
 
 def quote_text(cited: list[Numbered]) -> str:
-    """The cited units as the learner reads them: each section's words in quotes, then lesson › section."""
+    """The cited units as the learner reads them (Markdown): each section's words in quotes and its code
+    fenced, then lesson › section. Unit text is plain (the lesson's marks dropped), so it is escaped."""
     blocks: list[str] = []
+    pieces: list[str] = []  # the section's quoted runs of text and its code blocks
+    words = ""  # the quoted run being written
     for position, item in enumerate(cited):
         previous = cited[position - 1] if position else None
         same_section = previous is not None and previous.citation == item.citation
-        if not same_section:
-            blocks.append("")
-        body = blocks[-1]
-        if item.unit.kind == "item":
-            body += f"\n• {item.unit.text}"
-        elif item.unit.kind in ("code", "row"):
-            body += f"\n{item.unit.text}"
+        kind = item.unit.kind
+        if kind == "code":
+            if words.strip():
+                pieces.append(f"“{words.strip()}”")
+            words = ""
+            pieces.append(code_block(item.unit.text))
+        elif kind in ("item", "row"):
+            words += ("\n• " if kind == "item" else "\n") + escape(item.unit.text)
         else:
             gap = same_section and int(item.number) != int(previous.number) + 1  # type: ignore[union-attr]
-            body += (" … " if gap else " ") + item.unit.text
-        blocks[-1] = body
+            words += (" … " if gap else " ") + escape(item.unit.text)
         last_of_section = position + 1 == len(cited) or cited[position + 1].citation != item.citation
         if last_of_section:
-            blocks[-1] = f"“{body.strip()}”\nSource: {item.citation.label()}"
+            if words.strip():
+                pieces.append(f"“{words.strip()}”")
+            blocks.append("\n".join(pieces) + f"\nSource: {item.citation.label()}")
+            pieces, words = [], ""
     return "\n\n".join(blocks)
 
 
