@@ -6,7 +6,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from bot.core.commands import ARG_COMMANDS, WORD_COMMANDS
 from bot.core.engine import Engine, parse_command
 from bot.knowledge.reader import read_knowledge
 from bot.store.progress import SqliteProgressStore
@@ -98,3 +101,36 @@ def test_enable_caching_question_is_answered_not_refused_as_a_moderator_command(
     learner = Learner(engine, conversation="server-1", is_direct=False)
     replies = learner.say("enable caching in attention?")
     assert not any("moderators" in reply.text for reply in replies)
+
+
+# ---------------------------------------------------------------- properties
+
+WORD_ONLY = sorted(WORD_COMMANDS - ARG_COMMANDS)
+NAMED = ["track", "lesson", "enable", "disable"]
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=200)
+WORDS = st.text(st.characters(whitelist_categories=("L", "N", "P", "Zs")), min_size=1, max_size=80).filter(str.strip)
+
+
+@settings(max_examples=300)
+@given(TEXT)
+def test_parsing_never_fails_and_a_typed_command_is_the_text_itself(text: str) -> None:
+    parsed = parse_command(text, lambda command, argument: argument == "ai-foundations")
+    if parsed is None or text.startswith("/"):
+        return
+    word, argument = parsed
+    typed, _, rest = text.partition(" ")
+    assert typed.casefold() in {word, word.removesuffix("s")} and argument == rest.strip()
+
+
+@settings(max_examples=200)
+@given(st.sampled_from(WORD_ONLY), WORDS)
+def test_a_word_command_followed_by_anything_is_a_question(word: str, rest: str) -> None:
+    assert parse_command(f"{word} {rest}", lambda command, argument: True) is None
+
+
+@settings(max_examples=200)
+@given(st.sampled_from(NAMED), WORDS)
+def test_a_named_command_is_one_only_when_its_argument_names_something(word: str, rest: str) -> None:
+    assert parse_command(f"{word} {rest}", lambda command, argument: False) is None
+    assert parse_command(f"{word} {rest}", lambda command, argument: True) == (word, rest.strip())
+    assert parse_command(f"/{word} {rest}") == (word, rest.strip())  # the slash says it is a command
