@@ -77,6 +77,7 @@ FIX_HINTS: dict[str, str] = {
     ),
     "text": f"keep each option to at most {MAX_OPTION_CHARS} characters (a Telegram quiz poll's limit)",
     "correct": "write 'correct: true' on the right option and leave it out on the others",
+    "section": "give the id of the section that teaches the answer: its '##' heading in lowercase, with hyphens",
     "explanation": (
         f"shorten the explanation to at most {MAX_EXPLANATION_CHARS} characters "
         "(Telegram shows no more after an answer)"
