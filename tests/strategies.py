@@ -12,6 +12,7 @@ import json
 import os
 import re
 import unicodedata
+from typing import Any
 
 import yaml
 from hypothesis import settings
@@ -29,10 +30,16 @@ ODD = ZERO_WIDTH + BIDI + CONTROL + ODD_BREAKS + SURROGATES + EXPANDING + WHITES
 EMOJI = ["😀", "👩‍💻", "🇩🇪", "👍🏽", "❤️", "𝔘𝔫𝔦"]
 
 
-def fuzz_settings(examples: int, **kwargs: object) -> settings:
+def fuzz_settings(examples: int, **kwargs: Any) -> settings:
     """Settings for a property test: ``examples`` in CI, times ``TUTORBOT_FUZZ_SCALE`` when hunting for bugs."""
     scale = float(os.environ.get("TUTORBOT_FUZZ_SCALE", "1"))
-    return settings(max_examples=max(1, int(examples * scale)), **kwargs)  # type: ignore[arg-type]
+    return settings(max_examples=max(1, int(examples * scale)), **kwargs)
+
+
+def weighted(*choices: tuple[int, st.SearchStrategy]) -> st.SearchStrategy:
+    """One of ``choices``, each ``(weight, strategy)`` drawn ``weight`` times as often as a weight of 1
+    (``st.one_of(a, a, b)`` draws ``a`` no more often than ``b``)."""
+    return st.sampled_from([strategy for weight, strategy in choices for _ in range(weight)]).flatmap(lambda s: s)
 
 
 def has_lone_surrogate(text: str) -> bool:
@@ -43,15 +50,25 @@ def has_lone_surrogate(text: str) -> bool:
 # ---------------------------------------------------------------- text
 
 
+_ALPHABET = st.one_of(
+    st.characters(codec=None, exclude_categories=()),  # every code point, lone surrogates too
+    st.sampled_from(ODD),
+    st.sampled_from("abcxyz ?:/-0123456789"),
+)
+_PIECE = st.one_of(st.text(_ALPHABET, max_size=8), st.sampled_from(EMOJI))
+
+
 def odd_text(min_size: int = 0, max_size: int = 40) -> st.SearchStrategy[str]:
-    """Short text mixing ordinary characters, any code point (surrogates included) and known troublemakers."""
-    alphabet = st.one_of(
-        st.characters(codec=None, exclude_categories=()),  # every code point, lone surrogates too
-        st.sampled_from(ODD),
-        st.sampled_from("abcxyz ?:/-0123456789"),
-    )
-    parts = st.lists(st.one_of(st.text(alphabet, max_size=8), st.sampled_from(EMOJI)), max_size=max_size // 4 + 1)
-    return parts.map("".join).filter(lambda text: min_size <= len(text) <= max_size * 3)
+    """Text of ``min_size`` to ``max_size`` characters mixing ordinary letters, any code point (surrogates too) and
+    known troublemakers; text of ``min_size`` 1 or more always has a letter or digit in it."""
+
+    def fit(pieces: list[str]) -> str:
+        text = "".join(pieces)[:max_size]
+        if min_size == 0 or (len(text) >= min_size and any(ch.isalnum() for ch in text)):
+            return text
+        return "x" * max(1, min_size - len(text)) + text
+
+    return st.lists(_PIECE, max_size=max_size // 4 + 1).map(fit)
 
 
 def long_text(max_chars: int = 50_000) -> st.SearchStrategy[str]:
@@ -65,6 +82,10 @@ def long_text(max_chars: int = 50_000) -> st.SearchStrategy[str]:
 
 COMMAND_WORDS = ["start", "next", "back", "quiz", "lesson", "track", "term", "ask", "remind", "tz", "quiet",
                  "leaderboard", "enable", "disable", "reset", "help", "progress", "review", "stop", "w"]  # fmt: skip
+
+
+TYPED = ["a", "1", "10", "B)", "yes", "no", "what is a teacher model?", "tz Europe/Berlin", "start", "leaderboard on",
+         "leaderboard", "progress", "remind on", "next"]  # fmt: skip
 
 
 def messages() -> st.SearchStrategy[str]:
@@ -81,13 +102,14 @@ def messages() -> st.SearchStrategy[str]:
         command_like,
         long_text(),
         st.text(st.sampled_from(WHITESPACE + ZERO_WIDTH + BIDI), max_size=30),
-        st.sampled_from(["a", "1", "10", "B)", "yes", "no", "what is a teacher model?", "tz Europe/Berlin"]),
+        st.sampled_from(TYPED),
     )
 
 
 def display_names() -> st.SearchStrategy[str]:
     """Names as platforms deliver them (Telegram and Discord allow nearly anything)."""
-    return st.one_of(st.sampled_from(["", "Ada", "ℌ𝔞𝔫𝔰"]), odd_text(max_size=64))
+    odd = ["", "Ada", "ℌ𝔞𝔫𝔰", "Ada\ud800", "\udfff", "\u202eadA", "\u200b", "<b>**Ada**</b>", "@everyone", "A" * 300]
+    return st.one_of(st.sampled_from(odd), odd_text(max_size=64))
 
 
 # ---------------------------------------------------------------- button actions
@@ -101,7 +123,8 @@ def numbers_as_text() -> st.SearchStrategy[str]:
     """Digits as a forger writes them: small, huge, signed, spaced, superscript, other scripts' digits."""
     return st.one_of(
         st.integers(-5, 10**30).map(str),
-        st.sampled_from(["²", "¹⁰", "١", "٣", "𝟗", "0x1", " 1", "1 ", "+1", "1e3", "", "9" * 5000, "-0"]),
+        st.sampled_from(["²", "¹⁰", "١", "٣", "𝟗", "0x1", " 1", "1 ", "+1", "1e3", "", "-0"]),
+        st.integers(4300, 6000).map(lambda digits: "9" * digits),  # more digits than int() reads
     )
 
 
@@ -163,7 +186,7 @@ def good_question(draw: st.DrawFn) -> dict:
     """A quiz question the format accepts: 2-4 options, exactly one correct, about section ``main``."""
     count = draw(st.integers(2, 4))
     right = draw(st.integers(0, count - 1))
-    texts = draw(st.lists(odd_text(min_size=1, max_size=20).map(_yaml_safe).filter(str.strip), min_size=count,
+    texts = draw(st.lists(odd_text(min_size=1, max_size=20).map(_yaml_safe), min_size=count,
                           max_size=count))  # fmt: skip
     options = [{"text": text, **({"correct": True} if n == right else {})} for n, text in enumerate(texts)]
     return {"question": "Which one?", "options": options, "explanation": "Because.", "section": "main"}
@@ -181,8 +204,8 @@ def front_matter_data(draw: st.DrawFn, mutations: st.SearchStrategy[int] | None 
     optional = {
         "key_terms": st.dictionaries(odd_text(1, 10).map(_yaml_safe), st.just("A meaning."), max_size=3),
         "practice": st.just(["Try it."]),
-        "quiz": st.lists(st.one_of(good_question(), good_question(), question_data()), max_size=3),
-        "related": st.lists(st.sampled_from(["lesson-1", "other/lesson-1", "b"]), max_size=3),
+        "quiz": st.lists(weighted((2, good_question()), (1, question_data())), max_size=3),
+        "related": st.lists(st.sampled_from(["lesson-1", "lesson-2", "demo/lesson-3"]), max_size=2),
     }
     for name in draw(st.sets(st.sampled_from(list(optional)))):
         data[name] = draw(optional[name])
@@ -220,10 +243,17 @@ RAW_FRONT_MATTER = [
 
 def front_matter_text() -> st.SearchStrategy[str]:
     """Front matter YAML text: a dumped mapping, or a raw snippet (duplicate keys, tabs, aliases, non-mappings)."""
-    dumped = st.one_of(front_matter_data(), front_matter_data(), junk_values()).map(
+    dumped = weighted((2, front_matter_data()), (1, junk_values())).map(
         lambda data: yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     )
     return st.one_of(dumped, st.sampled_from(RAW_FRONT_MATTER), odd_text(max_size=40))
+
+
+HEADINGS = ["## Main", "## Intro", "## Introduction", "##", "## ???", "## " + "long " * 30, "# Title",
+            "Setext heading\n--------------"]  # fmt: skip
+BLOCKS = ["A plain sentence. Another one!", "- item one\n- item two\n  - nested", "| a | b |\n|---|---|\n| 1 | 2 |",
+          "```python\n## not a heading\n```", "```\nunclosed fence", "<div>\n## html\n</div>", "> quote",
+          "    indented code", "[link](http://x) and ![img](y)", "1. first\n2) second", "***", ""]  # fmt: skip
 
 
 def markdown_blocks() -> st.SearchStrategy[str]:
@@ -232,36 +262,9 @@ def markdown_blocks() -> st.SearchStrategy[str]:
     words = odd_text(max_size=30)
     return st.one_of(
         st.builds(lambda level, text: "#" * level + " " + text, st.integers(1, 3), words),
-        st.sampled_from(
-            [
-                "## Main",
-                "## Intro",
-                "## Introduction",
-                "##",
-                "## ???",
-                "## " + "long " * 30,
-                "# Title",
-                "Setext heading\n--------------",
-                "## Main",
-            ]
-        ),  # fmt: skip
+        st.sampled_from(HEADINGS),
         words,
-        st.sampled_from(
-            [
-                "A plain sentence. Another one!",
-                "- item one\n- item two\n  - nested",
-                "| a | b |\n|---|---|\n| 1 | 2 |",
-                "```python\n## not a heading\n```",
-                "```\nunclosed fence",
-                "<div>\n## html\n</div>",
-                "> quote",
-                "    indented code",
-                "[link](http://x) and ![img](y)",
-                "1. first\n2) second",
-                "***",
-                "",
-            ]
-        ),  # fmt: skip
+        st.sampled_from(BLOCKS),
         long_text(3000),
     )
 
@@ -278,7 +281,7 @@ def markdown_body() -> st.SearchStrategy[str]:
 def sectioned_body() -> st.SearchStrategy[str]:
     """A body with a title and '##' sections (one called Main, as quiz questions expect) of odd paragraphs."""
     section = st.builds(lambda heading, blocks: f"## {heading}\n\n" + "\n\n".join(blocks),
-                        st.sampled_from(["Main", "Other", "Main", "Ünï"]) | odd_text(1, 20),
+                        st.sampled_from(["Main", "Other", "Ünï"]) | odd_text(1, 20),
                         st.lists(st.one_of(odd_text(1, 60), markdown_blocks()), min_size=1, max_size=3))  # fmt: skip
     return st.builds(lambda title, sections: f"# {title}\n\n" + "\n\n".join(sections),
                      odd_text(1, 20), st.lists(section, min_size=1, max_size=4))  # fmt: skip
@@ -288,28 +291,33 @@ def _list(value: object) -> list:
     return value if isinstance(value, list) else []
 
 
-def nearly_valid_lesson_text() -> st.SearchStrategy[str]:
-    """A lesson file that is valid but for odd text in its paragraphs and at most one odd field."""
-    paragraph = odd_text(1, 80).filter(lambda text: any(ch.isalnum() for ch in text))
+def nearly_valid_lesson_text(lesson_id: str | None = None) -> st.SearchStrategy[str]:
+    """A lesson file that is valid but for odd text in its paragraphs and at most one odd field (its id is
+    ``lesson_id`` when given)."""
+
+    def dump(data: dict, main: list[dict]) -> str:
+        data = data | {"quiz": _list(data.get("quiz")) + main} | ({"id": lesson_id} if lesson_id else {})
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+    paragraph = odd_text(1, 80)
     sections = st.lists(st.tuples(st.sampled_from(["Other", "Ünï", "Third part"]), paragraph), max_size=3,
                         unique_by=lambda pair: pair[0])  # fmt: skip
     body = st.builds(lambda title, main, more: f"# {title}\n\n## Main\n\n{main}\n\n"
                      + "".join(f"## {heading}\n\n{text}\n\n" for heading, text in more),
                      odd_text(0, 20), paragraph, sections)  # fmt: skip
-    front = st.builds(lambda data, main: yaml.safe_dump(data | {"quiz": _list(data.get("quiz")) + main}, sort_keys=False,
-                                                        allow_unicode=True),
-                      front_matter_data(mutations=st.sampled_from([0, 0, 1])), st.lists(good_question(), max_size=2))  # fmt: skip
+    front = st.builds(
+        dump, front_matter_data(mutations=st.sampled_from([0, 0, 1])), st.lists(good_question(), max_size=2)
+    )
     return st.builds(lambda head, text: f"---\n{head}---\n{text}", front, body)
 
 
 def lesson_text() -> st.SearchStrategy[str]:
     """A whole lesson file as text: front matter (or none, or unclosed) and a body; often nearly valid."""
-    front = st.one_of(
-        st.none(),
-        front_matter_text().map(lambda yaml_text: f"---\n{yaml_text}\n---\n"),
-        front_matter_text().map(lambda yaml_text: f"---\n{yaml_text}\n---\n"),
-        front_matter_text().map(lambda yaml_text: f"---\n{yaml_text}\n"),  # never closed
-        front_matter_text().map(lambda yaml_text: f"--- \n{yaml_text}...\n"),
+    front = weighted(
+        (1, st.none()),
+        (2, front_matter_text().map(lambda yaml_text: f"---\n{yaml_text}\n---\n")),
+        (1, front_matter_text().map(lambda yaml_text: f"---\n{yaml_text}\n")),  # never closed
+        (1, front_matter_text().map(lambda yaml_text: f"--- \n{yaml_text}...\n")),
     )
     return st.builds(lambda head, body: (head or "") + body, front, st.one_of(sectioned_body(), markdown_body()))
 
@@ -364,7 +372,7 @@ def file_names() -> st.SearchStrategy[str]:
     )
     return st.one_of(
         st.sampled_from(["01-intro", "02 Basics", "intro", "Intro", "日本語", "ℌ𝔢𝔩𝔩𝔬", "-", "000", "a b c", ".hidden"]),
-        odd.filter(lambda name: name.strip(". ") != ""),
+        odd,  # it has a letter or digit: never "." or ".."
         st.integers(1, 251).map(lambda n: "a" * n),  # + ".md" is at most 255 bytes
         st.integers(1, 80).map(lambda n: "é" * n),
     )
@@ -382,44 +390,36 @@ def course_lesson_text() -> st.SearchStrategy[str]:
 
 def quiz_json() -> st.SearchStrategy[str]:
     """A quiz-app JSON file: the right shape with odd items, the wrong shape, not JSON, or deeply nested."""
-    option = st.one_of(
-        st.fixed_dictionaries(
-            {
-                "answerText": st.one_of(odd_text(max_size=20), junk_values()),
-                "isCorrect": st.sampled_from(["true", "false", True, "TRUE", None, 1]),
-            }
-        ),  # fmt: skip
-        junk_values(),
-    )
-    item = st.one_of(
-        st.fixed_dictionaries(
-            {
-                "questionText": st.one_of(odd_text(max_size=40), junk_values()),
-                "answerOptions": st.one_of(st.lists(option, max_size=12), junk_values()),
-            }
-        ),  # fmt: skip
-        junk_values(),
-    )
+    answer = {
+        "answerText": odd_text(max_size=20) | junk_values(),
+        "isCorrect": st.sampled_from(["true", "false", True, 1]),
+    }
+    option = st.fixed_dictionaries(answer) | junk_values()
+    question = {"questionText": odd_text(max_size=40) | junk_values(), "answerOptions": st.lists(option, max_size=12)}
+    item = st.fixed_dictionaries(question) | junk_values()
     quiz = st.fixed_dictionaries(
-        {"id": st.one_of(st.integers(0, 6), st.sampled_from(["3", "x", None, 1.5, 1e308, [1]]))},
-        optional={"title": st.sampled_from(["Post-Lecture Quiz", "pre", 5]),
-                  "quiz": st.one_of(st.lists(item, max_size=4), junk_values())},
-    )  # fmt: skip
+        {"id": st.integers(0, 6) | st.sampled_from(["3", "x", None, 1.5, 1e308, [1]])},
+        optional={"title": st.sampled_from(["Post-Lecture Quiz", "pre", 5]), "quiz": st.lists(item, max_size=4)},
+    )
     shaped = st.lists(quiz, max_size=5).map(lambda quizzes: [{"title": "t", "quizzes": quizzes}])
     return st.one_of(
         shaped.map(lambda data: json.dumps(data, ensure_ascii=False, allow_nan=True)),
+        shaped.map(lambda data: json.dumps(data, allow_nan=True)),  # "\\ud800" escapes: lone surrogates once loaded
         junk_values().map(lambda data: json.dumps(data, allow_nan=True)),
-        st.sampled_from(
-            [
-                '[{"quizzes": 5}]',
-                '[{"quizzes": [{"id": Infinity}]}]',
-                '[{"quizzes": [{"id": NaN}]}]',
-                '[{"quizzes": [{"id": 1, "quiz": "abc"}]}]',
-                "not json",
-                "",
-                '[{"quizzes": [{"id": 1, "quiz": [{"answerOptions": {"a": 1}}]}]}]',
-                '[{"quizzes": []}]' + "]" * 3,
-                "[" * 100_000 + "]" * 100_000,
-            ]
-        ),  # fmt: skip
+        st.sampled_from(ODD_QUIZ_FILES),
+        st.just(5000).map(lambda depth: "[" * depth + "]" * depth),  # deeper than the JSON parser recurses
     )
+
+
+ODD_QUIZ_FILES = [
+    '[{"quizzes": 5}]',
+    '[{"quizzes": [{"id": Infinity}]}]',
+    '[{"quizzes": [{"id": NaN}]}]',
+    '[{"quizzes": [{"id": 1, "quiz": "abc"}]}]',
+    '[{"quizzes": [{"id": 1, "quiz": [{"answerOptions": {"a": 1}}]}]}]',
+    '[{"quizzes": [{"id": 1, "quiz": [{"questionText": "\\ud800?", "answerOptions": '
+    '[{"answerText": "a", "isCorrect": "true"}, {"answerText": "b", "isCorrect": "false"}]}]}]}]',
+    '[{"quizzes": []}]]]]',
+    "not json",
+    "",
+]

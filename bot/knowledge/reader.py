@@ -69,12 +69,16 @@ def _line_at(data: bytes, index: int) -> int:
 
 
 def read_text(path: Path, problems: list[Problem]) -> str | None:
-    """The file's text with ``\\n`` line ends, or None with a problem when it is binary or not UTF-8.
+    """The file's text with ``\\n`` line ends, or None with a problem when it is binary or not UTF-8."""
+    return decode_text(path.read_bytes(), path, problems)
+
+
+def decode_text(data: bytes, path: Path, problems: list[Problem]) -> str | None:
+    """The text of file ``path`` from its bytes, as ``read_text`` reads it.
 
     Only ``\\n`` ends a line from here on (never ``str.splitlines``, which also splits at form feeds and Unicode
     line separators), so line numbers and section text agree with the file as an editor shows it.
     """
-    data = path.read_bytes()
     if b"\x00" in data:
         line = _line_at(data, data.index(b"\x00"))
         problems.append(Problem(path, line, "this is a binary file, not Markdown text; remove it or save it as text"))

@@ -10,20 +10,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from bot.core.lessons import Lesson
 from bot.knowledge.reader import Problem, read_lesson, read_track, validate_path
 from bot.knowledge.schema import ID_PATTERN, MAX_PREMISE_CHARS
-from tests.strategies import file_bytes, file_lines, fuzz_settings, lesson_text, nearly_valid_lesson_text, odd_text
+from tests.strategies import (
+    file_bytes,
+    file_lines,
+    fuzz_settings,
+    lesson_text,
+    nearly_valid_lesson_text,
+    odd_text,
+    weighted,
+)
 
 # Every fix a problem suggests starts with one of these (or asks "did you mean ...?").
 FIX = re.compile(r"\b(add|remove|delete|write|give|use|save|rename|shorten|fix|mark|keep|list|check|create|describe|state|"
                  r"did you mean|quote)\b", re.IGNORECASE)  # fmt: skip
 
 # File IO makes the time of one example vary with the machine's load: no deadline.
-FILES = fuzz_settings(100, deadline=None)
+FILES = fuzz_settings(60, deadline=None)
 
 
 @contextmanager
@@ -83,14 +91,16 @@ def test_any_lesson_file_is_a_lesson_or_problems_at_its_lines(data: bytes) -> No
         lines = file_lines(data)
         assert (lesson is None) == bool(problems)
         assert_located_and_fixable(problems, {path: lines})
+        event("a lesson" if lesson else "problems")
         if lesson is not None:
+            event("with a quiz" if lesson.quiz else "without a quiz")
             assert_usable(lesson, data)
         assert_located_and_fixable(validate_path(path), {path: lines})
 
 
 TRACK_TOML = [
     'id = "demo"\ntitle = "Demo"\ndescription = "A demo track."\n',
-    'id = "demo"\ntitle = "Demo"\ndescription = "A demo."\norder = ["lesson-1", "nope", "lesson-1"]\n',
+    'id = "demo"\ntitle = "Demo"\ndescription = "A demo."\norder = ["lesson-2", "nope", "lesson-2"]\n',
     'id = "Demo Track"\ntitle = ""\ndescription = 5\norder = "lesson-1"\n',
     'id = "demo"\nid = "again"\n',
     "[id]\nx = 1\n",
@@ -102,33 +112,36 @@ TRACK_TOML = [
 ]
 
 
-@fuzz_settings(50, deadline=None)
-@given(
-    toml=st.one_of(st.sampled_from(TRACK_TOML), odd_text(max_size=60), st.none()),
-    lessons=st.lists(
-        st.tuples(
-            st.sampled_from(["01-a.md", "02-b.md", "03 c.md", "README.md", "ü.md", "x.txt"]),
-            file_bytes(lesson_text()) | file_bytes(nearly_valid_lesson_text(), damaged=False),
-        ),
-        max_size=3,
-        unique_by=lambda pair: pair[0],
-    ),  # fmt: skip
-)
-def test_any_track_folder_is_a_track_or_problems_at_lines_of_its_files(toml: str | None,
-                                                                      lessons: list[tuple[str, bytes]]) -> None:  # fmt: skip
+def track_file() -> st.SearchStrategy[bytes | None]:
+    """A ``track.toml``: valid (most of the time), broken in a known way, odd text, or none."""
+    text = weighted((6, st.just(TRACK_TOML[0])), (3, st.sampled_from(TRACK_TOML)), (1, odd_text(max_size=60)))
+    return weighted((4, text.map(lambda toml: toml.encode("utf-8", "surrogatepass"))), (1, st.none()))
+
+
+def lesson_slot(number: int) -> st.SearchStrategy[tuple[str, bytes] | None]:
+    """The lesson file in slot ``number`` of a track: none, a hostile file, or a nearly valid ``lesson-N``."""
+    name = st.sampled_from([f"0{number}-lesson.md"] * 3 + [f"{number} ü lesson.md", "README.md", f"{number}.txt"])
+    nearly_valid = file_bytes(nearly_valid_lesson_text(f"lesson-{number}"), damaged=False)
+    data = weighted((3, nearly_valid), (1, file_bytes(lesson_text())))
+    return weighted((2, st.tuples(name, data)), (1, st.none()))
+
+
+@fuzz_settings(30, deadline=None)
+@given(toml=track_file(), lessons=st.tuples(lesson_slot(1), lesson_slot(2), lesson_slot(3)))
+def test_any_track_folder_is_a_track_or_problems_at_lines_of_its_files(
+    toml: bytes | None, lessons: tuple[tuple[str, bytes] | None, ...]
+) -> None:
     with folder() as root:
         track = root / "demo"
         track.mkdir()
         lines_of = {track / "track.toml": 1, track: 1, root: 1}  # a folder: line 1
-        if toml is not None:
-            data = toml.encode("utf-8", "surrogatepass")
-            (track / "track.toml").write_bytes(data)
-            lines_of[track / "track.toml"] = file_lines(data)
-        for name, data in lessons:
-            (track / name).write_bytes(data)
-            lines_of[track / name] = file_lines(data)
+        for name, data in [("track.toml", toml), *(lesson for lesson in lessons if lesson is not None)]:
+            if data is not None:
+                (track / name).write_bytes(data)
+                lines_of[track / name] = file_lines(data)
         result = read_track(track)
         assert_located_and_fixable(result.problems, lines_of)
+        event("a valid track" if result.ok else "a track with problems")
         if result.ok:
             assert result.track is not None
             assert result.track.lessons and len({lesson.id for lesson in result.track.lessons}) == len(
@@ -136,7 +149,7 @@ def test_any_track_folder_is_a_track_or_problems_at_lines_of_its_files(toml: str
             )
             for lesson in result.track.lessons:
                 assert lesson.path is not None
-                assert_usable(lesson, (lesson.path).read_bytes())
+                assert_usable(lesson, lesson.path.read_bytes())
         assert_located_and_fixable(validate_path(root), lines_of)  # every track under a folder, as ingest reads them
 
 

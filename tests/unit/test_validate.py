@@ -307,7 +307,7 @@ def test_a_key_term_named_like_a_field_gets_the_key_terms_hint(tmp_path: Path) -
 
 
 def test_a_quiz_section_that_is_not_text_explains_section_ids(tmp_path: Path) -> None:
-    path = write_lesson(tmp_path, "a.md", front_matter(quiz=[question(section=5)]))  # type: ignore[arg-type]
+    path = write_lesson(tmp_path, "a.md", front_matter(quiz=[question(section=5)]))
     [problem] = problems_of(path)
     assert "quiz question 1, 'section'" in problem and "'##' heading in lowercase" in problem
 
