@@ -18,6 +18,9 @@ import yaml
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from bot.core import actions
+from bot.core.actions import Action
+
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
 BIDI = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 CONTROL = "\x00\x01\x07\x08\x1b\x7f\x9b"
@@ -114,9 +117,8 @@ def display_names() -> st.SearchStrategy[str]:
 
 # ---------------------------------------------------------------- button actions
 
-KNOWN_VERBS = ["home", "help", "progress", "review", "tracks", "reset", "w", "t", "l", "s", "me", "md", "v", "n",
-               "b", "q", "a", "k", "ry", "rn"]  # fmt: skip
-VERSIONED = ["n", "b", "q", "a", "k", "ry", "rn"]
+KNOWN_VERBS = sorted(action.value for action in Action)
+VERSIONED = sorted(action.value for action in actions.VERSIONED)
 
 
 def numbers_as_text() -> st.SearchStrategy[str]:
