@@ -117,6 +117,33 @@ def _node_at(node: yaml.Node | None, loc: Iterable[Any], key_node: bool = False)
     return node
 
 
+def _repeated_keys(root: yaml.Node | None, path: Path) -> list[Problem]:
+    """A problem for each key a front-matter mapping gives twice: YAML keeps the last one and drops the first
+    without a word (a second ``quiz:`` would lose the first quiz)."""
+    problems: list[Problem] = []
+    pending, visited = [root], set()
+    while pending:
+        node = pending.pop()
+        if node is None or id(node) in visited:  # aliases can point back up the tree
+            continue
+        visited.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in node.value:
+                pending += [key, value]
+                if not isinstance(key, yaml.ScalarNode):
+                    continue
+                line = 2 + key.start_mark.line
+                if key.value in first:
+                    name = " ".join(key.value.split())[:40]
+                    problems.append(Problem(path, line, f"'{name}' is given twice (also at line {first[key.value]}); "
+                                                        "YAML keeps only the last one, so remove or rename one"))  # fmt: skip
+                first.setdefault(key.value, line)
+        elif isinstance(node, yaml.SequenceNode):
+            pending += node.value
+    return sorted(problems, key=lambda problem: problem.line)
+
+
 def _describe(loc: tuple[Any, ...]) -> str:
     """A person's words for a path like ``('quiz', 2, 'options', 0, 'text')``."""
     words: list[str] = []
@@ -330,6 +357,7 @@ def read_lesson(path: Path, problems: list[Problem]) -> Lesson | None:
                 )
             )
             return None
+        problems.extend(_repeated_keys(root, path))
         try:
             spec = FrontMatter.model_validate(data)
         except ValidationError as error:

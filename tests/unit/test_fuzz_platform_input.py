@@ -27,7 +27,12 @@ from bot.adapters.discord import command_text, custom_id, interaction_incoming, 
 from bot.adapters.discord import render as discord_render
 from bot.adapters.discord.translate import CUSTOM_ID_TEMPLATE
 from bot.adapters.telegram.render import CALLBACK_PREFIX, message_kwargs, poll_kwargs
-from bot.adapters.telegram.translate import incoming_from_callback, incoming_from_message
+from bot.adapters.telegram.translate import (
+    PollTicket,
+    incoming_from_callback,
+    incoming_from_message,
+    incoming_from_poll_answer,
+)
 from bot.core.answering import Answerer
 from bot.core.commands import short_hash
 from bot.core.engine import Engine
@@ -246,6 +251,25 @@ def test_forged_telegram_callback_data_never_moves_the_learner(data: str, setup:
         assume(not honest(incoming.action, before.version, options))
         assert_sendable(ada.run(incoming))
         assert here.store.position("telegram:101") == before
+
+
+@fuzz_settings(100)
+@given(voter=st.sampled_from([101, 102]), options=st.lists(st.integers(-(2**63), 2**63), max_size=3))
+def test_a_poll_answer_is_the_polls_owner_choosing_one_of_its_options_or_nothing(
+    voter: int, options: list[int]
+) -> None:
+    ticket = PollTicket(101, 101, None, True, ("a:7:0", "a:7:1", "a:7:2"))
+    answer = {
+        "poll_id": "p1",
+        "user": {"id": voter, "is_bot": False, "first_name": "Ada"},
+        "option_ids": options,
+        "option_persistent_ids": [str(option) for option in options],
+    }
+    incoming = incoming_from_poll_answer(telegram_update({"poll_answer": answer}).poll_answer, ticket)
+    if voter == 101 and len(options) == 1 and 0 <= options[0] < 3:
+        assert incoming is not None and incoming.action == ticket.actions[options[0]] and incoming.user_id == "101"
+    else:
+        assert incoming is None  # someone else's quiz, a retracted vote, several options, or no such option
 
 
 # ---------------------------------------------------------------- Discord

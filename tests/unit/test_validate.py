@@ -318,3 +318,20 @@ def test_front_matter_that_is_not_a_mapping_says_how_to_write_it(tmp_path: Path)
     [problem] = problems_of(path)
     assert problem == (f"{path}:2: front matter must be 'field: value' lines; write each field (id, title, minutes, "
                        "premise, ...) on its own line as 'name: value'")  # fmt: skip
+
+
+def test_a_field_given_twice_is_a_problem_not_silently_the_last_one(tmp_path: Path) -> None:
+    path = write_lesson(tmp_path, "a.md", front_matter())
+    text = path.read_text()
+    path.write_text(text.replace("quiz:", "title: Again\nquiz:", 1))  # a second title, after the first
+    [problem] = problems_of(path)
+    assert problem == (f"{path}:{line_of(path, 'title: Again')}: 'title' is given twice (also at line "
+                       f"{line_of(path, 'title: Model')}); YAML keeps only the last one, so remove or rename one")  # fmt: skip
+
+
+def test_a_key_given_twice_inside_a_quiz_option_is_a_problem(tmp_path: Path) -> None:
+    path = tmp_path / "a.md"
+    front = "---\nid: a\ntitle: T\nminutes: 1\npremise: p\nquiz:\n  - question: q\n    options:\n"
+    path.write_text(front + "      - {text: x, text: y, correct: true}\n      - text: z\n---\n# T\n\n## A\n\ntext\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:9: 'text' is given twice (also at line 9)")
