@@ -36,9 +36,10 @@ from bot.adapters.telegram.translate import (
 from bot.core.answering import Answerer
 from bot.core.commands import short_hash
 from bot.core.engine import Engine
+from bot.core.lessons import Track
 from bot.core.messages import MAX_ACTION_BYTES, Reply
 from bot.core.prompts import PromptLibrary
-from bot.knowledge.reader import read_knowledge
+from bot.knowledge.reader import read_knowledge, read_track
 from bot.store.progress import SqliteProgressStore
 from tests.adapters.discord_fake import BOT_ID, FakeDiscord, User
 from tests.engine_driver import Learner
@@ -46,10 +47,12 @@ from tests.fakes import FixedRetriever, MemoryLog, TirelessModel
 from tests.strategies import (
     VERSIONED,
     display_names,
+    file_bytes,
     forged_actions,
     fuzz_settings,
     has_lone_surrogate,
     messages,
+    nearly_valid_lesson_text,
     numbers_as_text,
     odd_text,
 )
@@ -81,14 +84,14 @@ class Session:
 
 
 @contextmanager
-def session() -> Iterator[Session]:
-    """A fresh engine on the bundled track, a SQLite store in a temporary folder, and a model that always answers."""
+def session(tracks: dict[str, Track] = TRACKS) -> Iterator[Session]:
+    """A fresh engine (on the bundled track), a SQLite store in a temporary folder, and a model that always answers."""
     with tempfile.TemporaryDirectory() as folder:
         store = SqliteProgressStore(Path(folder) / "progress.sqlite3")
         model = TirelessModel()
         answerer = Answerer(FixedRetriever([passage()]), model, PROMPTS, MemoryLog())
         try:
-            yield Session(Engine(TRACKS, store, answerer, clock=lambda: 1_800_000_000.0), store, model)
+            yield Session(Engine(tracks, store, answerer, clock=lambda: 1_800_000_000.0), store, model)
         finally:
             store.close()  # its checkpoint thread stops before the folder goes
 
@@ -144,6 +147,34 @@ def test_any_typed_text_gets_a_reply_that_can_be_sent(setup: str, texts: list[st
         for text in texts:
             assert_sendable(ada.say(text))
         event("asked the model" if here.model.history else "no question reached the model")
+
+
+@fuzz_settings(25, deadline=None)
+@given(lesson=file_bytes(nearly_valid_lesson_text("lesson-1"), damaged=False), data=st.data())
+def test_a_lesson_with_odd_text_can_be_read_and_its_quiz_taken_on_every_platform(lesson: bytes,
+                                                                                 data: st.DataObject) -> None:  # fmt: skip
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name) / "demo"
+        folder.mkdir()
+        (folder / "track.toml").write_text('id = "demo"\ntitle = "Demo"\ndescription = "A demo."\n')
+        (folder / "01-lesson.md").write_bytes(lesson)
+        result = read_track(folder)
+        assume(result.ok)
+        assert result.track is not None
+        track, [read] = result.track, result.track.lessons
+        with session({"demo": track}) as here:
+            ada = Learner(here.engine, display_name=data.draw(display_names()))
+            assert_sendable(ada.act(f"l:{short_hash(track.id)}:{short_hash(read.id)}"))
+            for term, _meaning in read.key_terms:
+                assert_sendable(ada.say(f"term {term}"))
+            for _ in range(len(read.sections) + 2):  # each section, the key terms and practice, the quiz
+                assert_sendable(ada.say("next"))
+            for question in read.quiz:
+                card = ada.last[-1].quiz
+                assert card is not None and card.question == question.prompt and card.options == question.options
+                assert_sendable(ada.act(card.actions[data.draw(st.integers(0, len(question.options) - 1))]))
+            event("with a quiz" if read.quiz else "without a quiz")
+            assert here.store.position("test:ada").step == "result"
 
 
 # ---------------------------------------------------------------- button actions
