@@ -190,7 +190,7 @@ def honest(action: str, version: int, options: int) -> bool:
     the reset button (it only asks). Buttons carry no owner: the adapters let only their learner press them."""
     verb, _, rest = action.partition(":")
     args = rest.split(":") if rest else []
-    if action == "reset" or (verb in {"l", "s"} and tuple(args[:2]) in LESSON_HASHES):
+    if (verb == "reset" and not args) or (verb in {"l", "s"} and tuple(args[:2]) in LESSON_HASHES):
         return True
     current = bool(args) and number(args[0]) == version
     if verb == "a":
