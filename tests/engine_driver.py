@@ -19,11 +19,13 @@ class Learner:
     is_direct: bool = True
     is_moderator: bool = False
     platform: str = "test"
+    display_name: str | None = None  # as the platform gives it; None: the user id, titled
     last: list[Reply] = field(default_factory=list)
 
     def incoming(self, text: str | None = None, action: str | None = None) -> Incoming:
         return Incoming(self.platform, self.user_id, self.conversation, text=text, action=action,
-                        display_name=self.user_id.title(), is_direct=self.is_direct,
+                        display_name=self.user_id.title() if self.display_name is None else self.display_name,
+                        is_direct=self.is_direct,
                         is_moderator=self.is_moderator)  # fmt: skip
 
     async def say_async(self, text: str) -> list[Reply]:
@@ -41,6 +43,11 @@ class Learner:
     def act(self, action: str) -> list[Reply]:
         """Send an action id (a button press or a poll answer); return the replies."""
         return asyncio.run(self.act_async(action))
+
+    def run(self, incoming: Incoming) -> list[Reply]:
+        """Send a turn an adapter translated (it need not be this learner's); return the replies."""
+        self.last = asyncio.run(self.engine.replies(incoming))
+        return self.last
 
     def button(self, label: str) -> str:
         """The action of the last replies' button whose label starts with ``label``."""

@@ -98,3 +98,21 @@ class MemoryLog:
 
     def record(self, entry: QuestionRecord) -> None:
         self.records.append(entry)
+
+
+@dataclass
+class TirelessModel(ScriptedModel):
+    """A scripted model that never runs out (for property tests that ask any number of questions): with nothing
+    queued it cites unit 1, its judge says yes, and it explains with ``explanation``."""
+
+    explanation: str = "The lesson says so."
+
+    def stream(self, messages: Sequence[ChatMessage], generation: Generation) -> AsyncIterator[str]:
+        if not self.replies:
+            self.enqueue({"units": ["1"]} if generation.json_schema is not None else self.explanation)
+        return super().stream(messages, generation)
+
+    async def next_word_probabilities(self, messages: Sequence[ChatMessage], words: Sequence[str]) -> dict[str, float]:
+        if not self.verdicts:
+            self.verdicts.append(0.9)
+        return await super().next_word_probabilities(messages, words)

@@ -49,6 +49,12 @@ VERSIONED = frozenset({Action.NEXT, Action.BACK, Action.QUIZ, Action.QUIZ_ANSWER
 """Actions that act only on the position they were shown for."""
 
 
+def action_number(argument: str) -> int | None:
+    """The number an action argument carries (a version, an option, a section); None for anything no button
+    sends: only ASCII digits ("²" and "١" pass ``str.isdigit``) and not too many (``int`` refuses thousands)."""
+    return int(argument) if argument.isascii() and argument.isdigit() and len(argument) <= 9 else None
+
+
 def parse_action(action: str) -> tuple[Action, list[str]] | None:
     """``(Action, args)`` of an action id; None for an id no release ever sent (forged or garbled)."""
     verb, _, rest = action.partition(":")

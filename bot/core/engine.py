@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.core import progress, views
-from bot.core.actions import SCREENS, VERSIONED, Action, parse_action
+from bot.core.actions import SCREENS, VERSIONED, Action, action_number, parse_action
 from bot.core.answering import Answer, AnswerDelta, Answerer
 from bot.core.comeback import Comeback
 from bot.core.commands import MAX_MESSAGE_CHARS, NO, YES, clean_text, parse_command, question_in, short_hash
@@ -50,6 +50,9 @@ from bot.core.terms import KeyTerms, TermMatch, asked_term
 
 # The text helpers live in bot.core.commands; they stay importable from here.
 __all__ = ["MAX_MESSAGE_CHARS", "NO", "YES", "Engine", "Outcome", "clean_text", "parse_command", "short_hash"]
+
+
+MAX_NAME_CHARS = 64  # Telegram's longest first name; Discord's display names are shorter
 
 
 def _moved(position: Position, **changes: Any) -> Position:
@@ -137,6 +140,9 @@ class Engine:
         The turn's reading and writing of the store runs on a worker thread: a database that waits for a lock, or
         a slow disk, holds up this learner only, never the event loop that serves everyone else.
         """
+        # A name is shown in replies and stored (leaderboards): cleaned like text, as a lone surrogate from a
+        # platform's JSON could be sent nowhere and stored nowhere.
+        incoming = replace(incoming, display_name=clean_text(incoming.display_name, MAX_NAME_CHARS)[0])
         if incoming.learner in self._asking and await self.is_question(incoming):
             yield _ONE_AT_A_TIME
             return
@@ -344,6 +350,7 @@ class Engine:
         if parsed is None:
             return self._stale(incoming, position)
         verb, args = parsed
+        numbers = [action_number(arg) for arg in args]
         if verb in SCREENS and not args:
             return self._screens()[verb](incoming, position)
         if verb is Action.OPEN_TRACK and len(args) == 1 and args[0] in self._track_ids:
@@ -352,15 +359,15 @@ class Engine:
             track, lesson = self._lesson_ids[(args[0], args[1])]
             return self._start_lesson(incoming, position, track, lesson)
         if (verb is Action.OPEN_SECTION and len(args) == 3 and (args[0], args[1]) in self._lesson_ids
-                and args[2].isdigit()):  # fmt: skip
+                and numbers[2] is not None):  # fmt: skip
             track, lesson = self._lesson_ids[(args[0], args[1])]
-            return self._open_section(incoming, position, track, lesson, int(args[2]))
+            return self._open_section(incoming, position, track, lesson, numbers[2])
         if verb in {Action.ENABLE_TRACK, Action.DISABLE_TRACK} and len(args) == 1 and args[0] in self._track_ids:
             return self._set_track(incoming, self._track_ids[args[0]], verb is Action.ENABLE_TRACK)
-        if verb is Action.REVIEW_ANSWER and len(args) == 2 and args[1].isdigit():
-            return self._answer_review(incoming, position, args[0], int(args[1]))
-        if verb in VERSIONED and args and args[0].isdigit():
-            if int(args[0]) != position.version:
+        if verb is Action.REVIEW_ANSWER and len(args) == 2 and numbers[1] is not None:
+            return self._answer_review(incoming, position, args[0], numbers[1])
+        if verb in VERSIONED and args and numbers[0] is not None:
+            if numbers[0] != position.version:
                 return self._stale(incoming, position)
             moves = {Action.NEXT: self._next, Action.BACK: self._back, Action.QUIZ: self._start_quiz,
                      Action.KEEP_GOING: self._keep_going}  # fmt: skip
@@ -368,8 +375,8 @@ class Engine:
                 return moves[verb](incoming, position)
             if verb in {Action.RESET_YES, Action.RESET_NO}:
                 return self._confirm_reset(incoming, position, verb is Action.RESET_YES)
-            if verb is Action.QUIZ_ANSWER and len(args) == 2 and args[1].isdigit() and position.step == "quiz":
-                return self._answer_quiz(incoming, position, int(args[1]))
+            if verb is Action.QUIZ_ANSWER and len(args) == 2 and numbers[1] is not None and position.step == "quiz":
+                return self._answer_quiz(incoming, position, numbers[1])
         return self._stale(incoming, position)
 
     def _stale(self, incoming: Incoming, position: Position) -> Outcome:

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.knowledge.reader import lesson_id_from_path
-from bot.knowledge.safe_files import FolderListing, UnsafeFile, read_text
+from bot.knowledge.reader import Problem, decode_text, lesson_id_from_path
+from bot.knowledge.safe_files import FolderListing, UnsafeFile, read_bytes, read_text
 
 LICENCES = ("LICENSE", "LICENSE.md", "LICENSE.txt", "SOURCE.md")  # copied beside the track
+MAX_ID_CHARS = 60  # ids name the lesson files ("NN-id.md" must fit a file name) and show in related lists
 _SKIP_NAMES = {"readme.md", "source.md", "license.md", "contributing.md", "code_of_conduct.md", "security.md"}
 
 
@@ -45,11 +46,26 @@ def lesson_paths(files: list[Path], folders: set[Path]) -> list[Path]:
 
 def read_lessons(listing: FolderListing) -> list[LessonSource]:
     """The lessons of a listed course (see ``lesson_paths``), each read without following links."""
-    sources = []
-    for path in lesson_paths(listing.files, listing.folders):
+    sources: list[LessonSource] = []
+    for number, path in enumerate(lesson_paths(listing.files, listing.folders), start=1):
+        problems: list[Problem] = []
+        # read as the reader reads lessons: UTF-8, without a BOM, "\n" line ends
+        text = decode_text(read_bytes(listing.root / path, listing.root), listing.root / path, problems)
+        if text is None:
+            raise ImportError_(f"{problems[0]}; then import again")
         lesson_id = lesson_id_from_path(path.parent if path.name == "README.md" else path)
-        sources.append(LessonSource(path, lesson_id, read_text(listing.root / path, listing.root)))
+        sources.append(LessonSource(path, _unique_id(lesson_id, number, {s.lesson_id for s in sources}), text))
     return sources
+
+
+def _unique_id(lesson_id: str, number: int, taken: set[str]) -> str:
+    """A valid lesson id from a file or folder name: short, never empty ("日本語" has no letters an id can
+    keep: ``lesson-N``), and not one an earlier lesson has ("01-intro" and "02-intro": ``intro``, ``intro-2``)."""
+    base = lesson_id[:MAX_ID_CHARS].rstrip("-") or f"lesson-{number}"
+    unique, suffix = base, 2
+    while unique in taken:
+        unique, suffix = f"{base}-{suffix}", suffix + 1
+    return unique
 
 
 def find_quiz_file(listing: FolderListing) -> Path | None:
@@ -59,7 +75,7 @@ def find_quiz_file(listing: FolderListing) -> Path | None:
             continue
         try:
             data = json.loads(read_text(listing.root / path, listing.root))
-        except (UnsafeFile, ValueError):
+        except (UnsafeFile, ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             continue
         if isinstance(data, list) and data and isinstance(data[0], dict) and "quizzes" in data[0]:
             return listing.root / path
@@ -73,7 +89,7 @@ def load_quizzes(path: Path) -> dict[int, dict[str, Any]]:
         return {int(quiz["id"]): quiz for block in data for quiz in block["quizzes"]}
     except UnsafeFile as error:
         raise ImportError_(f"the quiz file {error.path} is {error.why}; pass the file itself with --quizzes") from None
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as error:  # OverflowError: "id": 1e999
         raise ImportError_(
             f"{path} is not a quiz-app JSON file ({error}); pass the right file with --quizzes"
         ) from error

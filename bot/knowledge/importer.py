@@ -40,7 +40,13 @@ from bot.knowledge.safe_files import (
     staging_folder,
     tidy_after_crash,
 )
-from bot.knowledge.schema import MAX_OPTION_CHARS, MAX_OPTIONS, MAX_PREMISE_CHARS, MAX_QUESTION_CHARS
+from bot.knowledge.schema import (
+    MAX_OPTION_CHARS,
+    MAX_OPTIONS,
+    MAX_PREMISE_CHARS,
+    MAX_QUESTION_CHARS,
+    MAX_TITLE_CHARS,
+)
 
 log = logging.getLogger(__name__)
 _QUIZ_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*/quiz/(\d+)/?)[^)]*\)", re.IGNORECASE)
@@ -92,10 +98,14 @@ def post_lecture_quiz_id(text: str, quizzes: dict[int, dict[str, Any]]) -> tuple
     return (post[0] if post else None), linked
 
 
-def _question_problem(item: dict[str, Any]) -> str | None:
+def _question_problem(item: object) -> str | None:
     """Why a quiz-app question cannot be imported as it is, or None when it can."""
+    if not isinstance(item, dict):
+        return "it is not a question (an object with questionText and answerOptions)"
     question = str(item.get("questionText", "")).strip()
     options = item.get("answerOptions") or []
+    if not isinstance(options, list) or not all(isinstance(option, dict) for option in options):
+        return "its answerOptions are not a list of options (objects with answerText and isCorrect)"
     correct = sum(1 for option in options if str(option.get("isCorrect", "")).lower() == "true")
     if not question:
         return "it has no question text"
@@ -109,7 +119,18 @@ def _question_problem(item: dict[str, Any]) -> str | None:
         return f"an option is over {MAX_OPTION_CHARS} characters"
     if any(not str(option.get("answerText", "")).strip() for option in options):
         return "an option is empty"
+    texts = [question, *(str(option.get("answerText", "")) for option in options)]
+    if not all(_encodable(text) for text in texts):
+        return "its text has a lone surrogate (half of a character), which no UTF-8 file can hold"
     return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # JSON may carry "\ud800" escapes
+        return False
+    return True
 
 
 def _convert_question(item: dict[str, Any]) -> dict[str, Any]:
@@ -243,16 +264,23 @@ def _write_track(listing: FolderListing, track_id: str, title: str | None, lesso
     order: list[str] = []
     for number, source in enumerate(lessons, start=1):
         lesson_title, body, images = _clean_body(source.text)
+        if len(lesson_title) > MAX_TITLE_CHARS:
+            lesson_title = lesson_title[: MAX_TITLE_CHARS - 1].rsplit(" ", 1)[0].rstrip() + "…"
+            report.notes.append(f"{source.path.name}: its title is cut to {MAX_TITLE_CHARS} characters")
         post_id, linked = post_lecture_quiz_id(source.text, quizzes)
         used_quizzes.update(linked)
         questions = []
         if post_id is not None and post_id in quizzes:
-            for index, item in enumerate(quizzes[post_id].get("quiz", []), start=1):
+            items = quizzes[post_id].get("quiz", [])
+            if not isinstance(items, list):
+                report.left_out.append(f"{source.path.name}: quiz {post_id}: its 'quiz' is not a list of questions")
+                items = []
+            for index, item in enumerate(items, start=1):
                 problem = _question_problem(item)
                 if problem:
+                    asked = str(item.get("questionText", "")) if isinstance(item, dict) else ""
                     report.left_out.append(
-                        f"{source.path.name}: quiz {post_id} question {index} "
-                        f"('{str(item.get('questionText', ''))[:60]}'): {problem}"
+                        f"{source.path.name}: quiz {post_id} question {index} ('{asked[:60]}'): {problem}"
                     )
                 else:
                     questions.append(_convert_question(item))

@@ -27,6 +27,10 @@ TRACK_FILE = "track.toml"
 WORDS_PER_MINUTE = 200
 MAX_HEADING_CHARS = 100  # headings go into every chunk the embedder reads, and into chat buttons
 _NUMERIC_PREFIX = re.compile(r"^\d+[-_ .]*")
+_LINE_END = re.compile(r"\r\n?|\n")
+# PyYAML (YAML 1.1) also ends lines at these; editors and YAML 1.2 do not, so they would shift every line number
+# after one. Front matter is read with them as spaces.
+_YAML_ONLY_BREAKS = str.maketrans("\x85\u2028\u2029", "   ")
 _markdown = MarkdownIt("commonmark")
 
 
@@ -59,22 +63,35 @@ class TrackResult:
 # ---------------------------------------------------------------- files
 
 
+def _line_at(data: bytes, index: int) -> int:
+    """The line of byte ``index``, lines ending at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (as editors count them)."""
+    return len(_LINE_END.findall(data[:index].decode("latin-1"))) + 1
+
+
 def read_text(path: Path, problems: list[Problem]) -> str | None:
-    """The file's text, or None with a problem when it is binary or not UTF-8."""
-    data = path.read_bytes()
+    """The file's text with ``\\n`` line ends, or None with a problem when it is binary or not UTF-8."""
+    return decode_text(path.read_bytes(), path, problems)
+
+
+def decode_text(data: bytes, path: Path, problems: list[Problem]) -> str | None:
+    """The text of file ``path`` from its bytes, as ``read_text`` reads it.
+
+    Only ``\\n`` ends a line from here on (never ``str.splitlines``, which also splits at form feeds and Unicode
+    line separators), so line numbers and section text agree with the file as an editor shows it.
+    """
     if b"\x00" in data:
-        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        line = _line_at(data, data.index(b"\x00"))
         problems.append(Problem(path, line, "this is a binary file, not Markdown text; remove it or save it as text"))
         return None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
+        line = _line_at(data, error.start)
         problems.append(
             Problem(path, line, f"this file is not UTF-8 (byte 0x{data[error.start]:02x}); save it with UTF-8 encoding")
         )
         return None
-    return text.removeprefix("\ufeff")
+    return _LINE_END.sub("\n", text.removeprefix("\ufeff"))
 
 
 # ---------------------------------------------------------------- YAML line numbers
@@ -100,6 +117,33 @@ def _node_at(node: yaml.Node | None, loc: Iterable[Any], key_node: bool = False)
     return node
 
 
+def _repeated_keys(root: yaml.Node | None, path: Path) -> list[Problem]:
+    """A problem for each key a front-matter mapping gives twice: YAML keeps the last one and drops the first
+    without a word (a second ``quiz:`` would lose the first quiz)."""
+    problems: list[Problem] = []
+    pending, visited = [root], set()
+    while pending:
+        node = pending.pop()
+        if node is None or id(node) in visited:  # aliases can point back up the tree
+            continue
+        visited.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in node.value:
+                pending += [key, value]
+                if not isinstance(key, yaml.ScalarNode):
+                    continue
+                line = 2 + key.start_mark.line
+                if key.value in first:
+                    name = " ".join(key.value.split())[:40]
+                    problems.append(Problem(path, line, f"'{name}' is given twice (also at line {first[key.value]}); "
+                                                        "YAML keeps only the last one, so remove or rename one"))  # fmt: skip
+                first.setdefault(key.value, line)
+        elif isinstance(node, yaml.SequenceNode):
+            pending += node.value
+    return sorted(problems, key=lambda problem: problem.line)
+
+
 def _describe(loc: tuple[Any, ...]) -> str:
     """A person's words for a path like ``('quiz', 2, 'options', 0, 'text')``."""
     words: list[str] = []
@@ -112,6 +156,9 @@ def _describe(loc: tuple[Any, ...]) -> str:
             i += 2
         elif part == "options" and isinstance(nxt, int):
             words.append(f"option {nxt + 1}")
+            i += 2
+        elif part == "key_terms" and nxt is not None:
+            words.append(f"key term '{nxt}'")
             i += 2
         elif part in ("practice", "related") and isinstance(nxt, int):
             words.append(f"{'practice step' if part == 'practice' else 'related lesson'} {nxt + 1}")
@@ -133,7 +180,8 @@ def _schema_problems(
         if item["type"] == "extra_forbidden" or isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
             node = _node_at(root, loc, key_node=True)  # point at "options:", not at the list below it
         line = first_line + (node.start_mark.line if node is not None else 0)
-        field = next((part for part in reversed(loc) if isinstance(part, str)), "")
+        # The field whose hint applies: the last name in the path, but a key term's name is the author's own.
+        field = "key_terms" if loc[:1] == ("key_terms",) else next((p for p in reversed(loc) if isinstance(p, str)), "")
         where = _describe(loc) if loc else "front matter"
         if item["type"] == "extra_forbidden":
             close = difflib.get_close_matches(str(loc[-1]), list(allowed), n=1)
@@ -154,12 +202,13 @@ def _schema_problems(
 
 def _split_front_matter(text: str, path: Path, problems: list[Problem]) -> tuple[str | None, str, int]:
     """Split ``text`` into (front matter YAML or None, Markdown body, line number where the body starts)."""
-    lines = text.splitlines(keepends=True)
-    if not lines or lines[0].rstrip() != "---":
+    lines = text.split("\n")
+    if lines[0].rstrip() != "---":
         return None, text, 1
     for index in range(1, len(lines)):
         if lines[index].rstrip() in ("---", "..."):
-            return "".join(lines[1:index]), "".join(lines[index + 1 :]), index + 2
+            yaml_text = "\n".join(lines[1:index]).translate(_YAML_ONLY_BREAKS)
+            return yaml_text, "\n".join(lines[index + 1 :]), index + 2
     problems.append(Problem(path, 1, "front matter opened with '---' is never closed; add a '---' line after it"))
     return None, "", len(lines) + 1
 
@@ -173,7 +222,7 @@ def _inline_text(token: Any) -> str:
 def _parse_body(body: str, body_line: int) -> tuple[str | None, list[Section], int | None]:
     """Find the ``#`` title and the ``##`` sections of a Markdown body."""
     tokens = _markdown.parse(body)
-    lines = body.splitlines()
+    lines = body.split("\n")
     title: str | None = None
     title_end: int | None = None
     heads: list[tuple[int, int, str]] = []  # (first line, line after heading, heading text)
@@ -283,10 +332,15 @@ def read_lesson(path: Path, problems: list[Problem]) -> Lesson | None:
         try:
             root = yaml.compose(yaml_text, Loader=yaml.SafeLoader)
             data = yaml.safe_load(yaml_text)
+        except yaml.reader.ReaderError as error:  # a character YAML does not allow, such as a control character
+            line = 2 + yaml_text.count("\n", 0, error.position)
+            problems.append(Problem(path, line, f"front matter has a control character (U+{error.character:04X}) "
+                                                "YAML does not allow; delete it"))  # fmt: skip
+            return None
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             line = 2 + (mark.line if mark else 0)
-            reason = getattr(error, "problem", None) or str(error)
+            reason = " ".join((getattr(error, "problem", None) or str(error)).split())
             problems.append(
                 Problem(
                     path, line, f"front matter is not valid YAML ({reason}); check indentation and quote text with ':'"
@@ -295,9 +349,15 @@ def read_lesson(path: Path, problems: list[Problem]) -> Lesson | None:
             return None
         if not isinstance(data, dict):
             problems.append(
-                Problem(path, 2, "front matter must be 'field: value' lines (id, title, minutes, premise, ...)")
+                Problem(
+                    path,
+                    2,
+                    "front matter must be 'field: value' lines; write each field (id, title, minutes, premise, ...) "
+                    "on its own line as 'name: value'",
+                )
             )
             return None
+        problems.extend(_repeated_keys(root, path))
         try:
             spec = FrontMatter.model_validate(data)
         except ValidationError as error:
@@ -333,8 +393,9 @@ def read_lesson(path: Path, problems: list[Problem]) -> Lesson | None:
                 )
             )
 
-    if yaml_text is None and title is None and len(problems) == before:
-        problems.append(Problem(path, 1, "a plain Markdown lesson needs a '# Title' line; add one or add front matter"))
+    if yaml_text is None and not title and len(problems) == before:
+        problems.append(Problem(path, title_line or 1,
+                                "a plain Markdown lesson needs a '# Title' line with its title; add one or add front matter"))  # fmt: skip
 
     if yaml_text is not None:
         problems.extend(_quiz_problems(data, root, path, seen))
@@ -368,9 +429,10 @@ def read_lesson(path: Path, problems: list[Problem]) -> Lesson | None:
 def front_matter_line(path: Path, *loc: Any) -> int:
     """The line of a lesson file's front-matter entry at ``loc`` (e.g. ``"related", 2``); 1 when it cannot be found."""
     try:
-        yaml_text, _body, _line = _split_front_matter(path.read_text(encoding="utf-8"), path, [])
+        text = read_text(path, [])  # as the lesson was read: without a BOM, with its line ends
+        yaml_text = _split_front_matter(text, path, [])[0] if text is not None else None
         node = _node_at(yaml.compose(yaml_text, Loader=yaml.SafeLoader), loc) if yaml_text is not None else None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except (OSError, yaml.YAMLError):
         return 1
     return 2 + node.start_mark.line if node is not None else 1
 
@@ -450,7 +512,7 @@ def _written_id(path: Path) -> str | None:
 def lesson_id_line(path: Path) -> int:
     """The line of a lesson file's ``id:`` field (1 when it has none)."""
     try:
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
             if line.startswith("id:"):
                 return number
     except (OSError, UnicodeDecodeError):
@@ -462,7 +524,7 @@ def lesson_id_line(path: Path) -> int:
 
 
 def _toml_key_line(text: str, key: str) -> int:
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if re.match(rf"\s*{re.escape(key)}\s*=", line):
             return number
     return 1
@@ -629,5 +691,5 @@ def validate_path(path: Path) -> list[Problem]:
         return result.problems
     results = read_knowledge(path)
     if not results:
-        return [Problem(path, 1, "no tracks here; a track is a folder with a track.toml and lesson .md files")]
+        return [Problem(path, 1, "no tracks here; add a track: a folder with a track.toml and lesson .md files")]
     return [problem for result in results for problem in result.problems]

@@ -19,6 +19,7 @@ MAX_OPTION_CHARS = 100
 MAX_EXPLANATION_CHARS = 200
 MAX_PREMISE_CHARS = 400
 MAX_TERM_CHARS = 300
+MAX_TITLE_CHARS = 200
 
 
 class _Strict(BaseModel):
@@ -54,7 +55,7 @@ class FrontMatter(_Strict):
     """A lesson's YAML front matter."""
 
     id: str = Field(pattern=ID_PATTERN)
-    title: str = Field(min_length=1, max_length=200)
+    title: str = Field(min_length=1, max_length=MAX_TITLE_CHARS)
     minutes: int = Field(ge=1, le=60)
     premise: str = Field(min_length=1, max_length=MAX_PREMISE_CHARS)
     key_terms: dict[str, Annotated[str, Field(min_length=1, max_length=MAX_TERM_CHARS)]] = Field(default_factory=dict)
@@ -77,6 +78,7 @@ FIX_HINTS: dict[str, str] = {
     ),
     "text": f"keep each option to at most {MAX_OPTION_CHARS} characters (a Telegram quiz poll's limit)",
     "correct": "write 'correct: true' on the right option and leave it out on the others",
+    "section": "give the id of the section that teaches the answer: its '##' heading in lowercase, with hyphens",
     "explanation": (
         f"shorten the explanation to at most {MAX_EXPLANATION_CHARS} characters "
         "(Telegram shows no more after an answer)"

@@ -104,7 +104,7 @@ class _Builder:
 def section_units(section_id: str, markdown: str, first_line: int = 1) -> tuple[Unit, ...]:
     """The units of one section's Markdown, in reading order; ``first_line`` is the file line of its first line."""
     tokens = _markdown.parse(markdown)
-    builder = _Builder(section_id, markdown.splitlines(), first_line)
+    builder = _Builder(section_id, markdown.split("\n"), first_line)  # as markdown-it counts lines
     lists: list[tuple[int | None, list[str]]] = []  # open lists: (lead-in unit index, ids of their items)
     items: list[tuple[list[str], int]] = []  # open list items: (text so far, first line)
     row: list[str] = []

@@ -500,3 +500,22 @@ def test_opening_a_lesson_has_the_model_read_its_pages_ahead(store: SqliteProgre
     # The question's prompt starts exactly like the page read ahead, up to the question itself.
     assert asked[0] == read[0][0]
     assert asked[1].content.startswith(read[0][1].content.split("<<<QUESTION")[0])
+
+
+@pytest.mark.parametrize("number", ["²", "١", "9" * 5000, "-1", " 1"])
+def test_an_action_whose_number_no_button_carries_is_stale_and_moves_nothing(engine: Engine, store: SqliteProgressStore,
+                                                                             number: str) -> None:  # fmt: skip
+    ada = Learner(engine)
+    open_lesson(ada)
+    ada.say("quiz")
+    before = store.position("test:ada")
+    for action in (f"n:{number}", f"a:{before.version}:{number}", f"v:abcd1234:{number}"):
+        replies = ada.act(action)
+        assert "earlier message" in replies[0].text or "already reviewed" in replies[0].text, action
+        assert store.position("test:ada") == before
+
+
+def test_a_display_name_with_a_lone_surrogate_is_shown_and_stored_without_it(engine: Engine) -> None:
+    ada = Learner(engine, display_name="Ada\ud800\u200b")  # as JSON from a platform can carry it
+    assert "Welcome to tutorbot, Ada!" in ada.say("start")[0].text
+    assert "as “Ada”" in ada.say("leaderboard on")[0].text

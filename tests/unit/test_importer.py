@@ -136,3 +136,69 @@ def test_import_command_reports_left_out_items_and_validates(tmp_path: Path) -> 
     assert "wrote track 'imported'" in result.output and "2 quiz questions" in result.output
     again = CliRunner().invoke(app, ["import", str(course), "--track", "imported", "--dest", str(dest)])
     assert again.exit_code == 1 and "--force" in again.output
+
+
+# ---------------------------------------------------------------- odd courses (found by tests/unit/test_fuzz_importer.py)
+
+
+def lesson_folder(root: Path, name: str, text: str = "# A lesson\n\n## Idea\n\nThe idea.\n") -> None:
+    (root / name).mkdir(parents=True)
+    (root / name / "README.md").write_text(text, encoding="utf-8")
+
+
+def test_a_lesson_that_is_not_utf8_stops_the_import_naming_its_file_and_line(tmp_path: Path) -> None:
+    lesson_folder(tmp_path / "course", "01-intro")
+    (tmp_path / "course" / "01-intro" / "README.md").write_bytes(b"# Caf\xe9\n")
+    with pytest.raises(ImportError_, match=r"01-intro/README.md:1: this file is not UTF-8 .*; then import again"):
+        import_course(tmp_path / "course", "imported", tmp_path / "out")
+
+
+def test_lesson_ids_are_made_valid_and_unique_from_any_folder_names(tmp_path: Path) -> None:
+    course = tmp_path / "course"
+    for name in ("01-intro", "02-intro", "日本語", "a" * 200):
+        lesson_folder(course, name, "\ufeff# Title\r\n\r\n## Idea\r\n\r\nThe idea.\r\n")
+    import_course(course, "imported", tmp_path / "out")
+    result = read_track(tmp_path / "out")
+    assert result.problems == [] and result.track is not None
+    assert [lesson.id for lesson in result.track.lessons] == ["intro", "intro-2", "a" * 60, "lesson-4"]
+    assert all(lesson.title == "Title" for lesson in result.track.lessons)  # the BOM is not part of the title
+
+
+def test_a_title_too_long_for_a_lesson_is_cut_and_noted(tmp_path: Path) -> None:
+    lesson_folder(tmp_path / "course", "01-intro", "# " + "word " * 60 + "\n\n## Idea\n\nThe idea.\n")
+    report = import_course(tmp_path / "course", "imported", tmp_path / "out")
+    result = read_track(tmp_path / "out")
+    assert result.problems == [] and result.track is not None
+    assert len(result.track.lessons[0].title) <= 200 and result.track.lessons[0].title.endswith("word…")
+    assert "01-intro" not in " ".join(report.left_out) and any("title is cut" in note for note in report.notes)
+
+
+@pytest.mark.parametrize(
+    ("quiz", "why"),
+    [
+        ('"abc"', "its 'quiz' is not a list of questions"),
+        ('["abc"]', "it is not a question"),
+        ('[{"questionText": "q?", "answerOptions": {"a": 1}}]', "its answerOptions are not a list of options"),
+        ('[{"questionText": "q\\ud800?", "answerOptions": [{"answerText": "a", "isCorrect": "true"}, '
+         '{"answerText": "b", "isCorrect": "false"}]}]', "lone surrogate"),
+    ],
+)  # fmt: skip
+def test_a_quiz_of_the_wrong_shape_is_left_out_with_the_reason(tmp_path: Path, quiz: str, why: str) -> None:
+    course = tmp_path / "course"
+    lesson_folder(course, "01-intro", "# A\n\n[Post-lecture quiz](https://q.invalid/quiz/1/)\n\n## Idea\n\nText.\n")
+    (course / "quiz.json").write_text(f'[{{"quizzes": [{{"id": 1, "quiz": {quiz}}}]}}]')
+    report = import_course(course, "imported", tmp_path / "out")
+    assert why in "\n".join(report.left_out) and report.questions == 0
+    assert read_track(tmp_path / "out").ok
+
+
+@pytest.mark.parametrize("quizzes", ['[{"quizzes": [{"id": Infinity}]}]', "[" * 5000 + "]" * 5000])
+def test_a_quiz_file_the_importer_cannot_read_is_a_clear_error_or_ignored(tmp_path: Path, quizzes: str) -> None:
+    lesson_folder(tmp_path / "course", "01-intro")
+    (tmp_path / "course" / "quiz.json").write_text(quizzes)
+    try:
+        report = import_course(tmp_path / "course", "imported", tmp_path / "out")
+    except ImportError_ as error:
+        assert "is not a quiz-app JSON file" in str(error) and "--quizzes" in str(error)
+    else:
+        assert any("no quiz-app JSON file" in note for note in report.notes)  # too deep to be a quiz file

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
-from bot.knowledge.reader import validate_path
+from bot.knowledge.reader import read_lesson, validate_path
 from tests.helpers import BODY, front_matter, question, write_lesson, write_track
 
 
@@ -252,3 +252,86 @@ def test_a_track_whose_track_toml_is_broken_is_left_to_its_own_problems(tmp_path
     folder = write_track(tmp_path / "demo", lessons=1)
     path = write_lesson(folder, "01-lesson.md", front_matter("lesson-1", related=["other/lesson-1"]))
     assert not [p for p in problems_of(tmp_path) if p.startswith(str(path))]
+
+
+# ---------------------------------------------------------------- odd input (found by tests/unit/test_fuzz_lessons.py)
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\x0c", "\x1e", "\x85"])
+def test_a_line_separator_inside_a_paragraph_neither_splits_it_nor_moves_the_next_section(
+    tmp_path: Path, separator: str
+) -> None:
+    path = tmp_path / "a.md"
+    path.write_text(f"# T\n\nintro{separator}more\n\n## A\n\ntext a\n", encoding="utf-8")
+    lesson = read_lesson(path, [])
+    assert lesson is not None
+    assert [(s.id, s.line, s.text) for s in lesson.sections] == [
+        ("introduction", 2, f"intro{separator}more"),
+        ("a", 5, "text a"),  # the heading's own line is not part of the section's text
+    ]
+
+
+def test_a_unicode_line_separator_in_front_matter_does_not_shift_the_lines_of_problems(tmp_path: Path) -> None:
+    path = tmp_path / "a.md"
+    path.write_text("---\nid: a\ntitle: T\u2028x\nminutes: 1\npremise: p\nquiz: [1]\n---\n# T\n\n## A\n\ntext\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:6: quiz question 1:")  # the line of 'quiz: [1]', as an editor counts
+
+
+def test_a_control_character_in_front_matter_is_a_one_line_problem_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "a.md"
+    path.write_text("---\nid: a\ntitle: T\x1f\n---\n# T\n\n## A\n\ntext\n")
+    assert problems_of(path) == [
+        f"{path}:3: front matter has a control character (U+001F) YAML does not allow; delete it"
+    ]
+
+
+def test_lone_cr_line_ends_count_as_lines_in_a_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "a.md"
+    path.write_bytes(b"# T\r\r## A\r\rcaf\xe9\r")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:5: this file is not UTF-8")
+
+
+def test_a_plain_lesson_whose_title_heading_is_empty_is_a_problem(tmp_path: Path) -> None:
+    path = write_lesson(tmp_path, "a.md", None, "# \n\n## A\n\ntext\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:1: a plain Markdown lesson needs a '# Title' line with its title")
+
+
+def test_a_key_term_named_like_a_field_gets_the_key_terms_hint(tmp_path: Path) -> None:
+    path = write_lesson(tmp_path, "a.md", front_matter(key_terms={"title": None}))
+    [problem] = problems_of(path)
+    assert f"{path}:{line_of(path, 'title: null')}: key term 'title': input should be a valid string" in problem
+    assert "'Term: one-sentence definition'" in problem and "short title" not in problem
+
+
+def test_a_quiz_section_that_is_not_text_explains_section_ids(tmp_path: Path) -> None:
+    path = write_lesson(tmp_path, "a.md", front_matter(quiz=[question(section=5)]))
+    [problem] = problems_of(path)
+    assert "quiz question 1, 'section'" in problem and "'##' heading in lowercase" in problem
+
+
+def test_front_matter_that_is_not_a_mapping_says_how_to_write_it(tmp_path: Path) -> None:
+    path = tmp_path / "a.md"
+    path.write_text("---\n- a list\n---\n# T\n\n## A\n\ntext\n")
+    [problem] = problems_of(path)
+    assert problem == (f"{path}:2: front matter must be 'field: value' lines; write each field (id, title, minutes, "
+                       "premise, ...) on its own line as 'name: value'")  # fmt: skip
+
+
+def test_a_field_given_twice_is_a_problem_not_silently_the_last_one(tmp_path: Path) -> None:
+    path = write_lesson(tmp_path, "a.md", front_matter())
+    text = path.read_text()
+    path.write_text(text.replace("quiz:", "title: Again\nquiz:", 1))  # a second title, after the first
+    [problem] = problems_of(path)
+    assert problem == (f"{path}:{line_of(path, 'title: Again')}: 'title' is given twice (also at line "
+                       f"{line_of(path, 'title: Model')}); YAML keeps only the last one, so remove or rename one")  # fmt: skip
+
+
+def test_a_key_given_twice_inside_a_quiz_option_is_a_problem(tmp_path: Path) -> None:
+    path = tmp_path / "a.md"
+    front = "---\nid: a\ntitle: T\nminutes: 1\npremise: p\nquiz:\n  - question: q\n    options:\n"
+    path.write_text(front + "      - {text: x, text: y, correct: true}\n      - text: z\n---\n# T\n\n## A\n\ntext\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:9: 'text' is given twice (also at line 9)")
