@@ -32,10 +32,15 @@ def short_hash(text: str) -> str:
 
 
 def clean_text(text: str, limit: int = MAX_MESSAGE_CHARS) -> tuple[str, bool]:
-    """Text safe to read: cut to ``limit``, NFKC-normalised, without control/format/surrogate characters."""
+    """Text safe to read: cut to ``limit``, NFKC-normalised, without control/format/surrogate characters.
+
+    Cut before normalising (so a huge message costs little), and again after: NFKC can make one character 18.
+    """
     cut = len(text) > limit
     text = unicodedata.normalize("NFKC", text[:limit])
     kept = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in DROPPED_CATEGORIES)
+    if len(kept) > limit:
+        kept, cut = kept[:limit], True
     return kept.strip(), cut
 
 
