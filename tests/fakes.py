@@ -85,6 +85,7 @@ class EndlessModel:
     calls: int = 0
     probes: int = 0
     warmed: int = 0
+    warmed_prompts: set[int] = field(default_factory=set)  # distinct prompts read ahead (a real model keeps them)
 
     def stream(self, messages: Sequence[ChatMessage], generation: Generation) -> AsyncIterator[str]:
         self.calls += 1
@@ -96,6 +97,7 @@ class EndlessModel:
 
     def warm(self, messages: Sequence[ChatMessage]) -> None:
         self.warmed += 1
+        self.warmed_prompts.add(hash(tuple((m.role, m.content) for m in messages)))
 
     def close(self) -> None:
         """Nothing to release."""
