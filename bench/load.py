@@ -32,6 +32,7 @@ process (``python -m pstats FILE``).
     python bench/load.py                                   # both platforms, 1,000 learners each, 3 minutes in all
     python -m bench.load --platform telegram --seconds 60
     python bench/load.py --think 2,8                       # brisk learners: about 180 turns/s each platform
+    python bench/load.py --platform telegram --webhook     # Telegram's updates posted to the bot's webhook
     python bench/load.py --learners 200 --tracemalloc
 """
 
@@ -133,7 +134,7 @@ async def main_async(args: argparse.Namespace) -> int:
     for platform in platforms:
         options = Options(args.learners, seconds, workdir, args.think, args.timeout, args.seed,
                           child=not args.in_process, trace=args.tracemalloc, profile=args.profile,
-                          send_limits=not args.no_send_limits)  # fmt: skip
+                          send_limits=not args.no_send_limits, webhook=args.webhook)  # fmt: skip
         runs.append(await run_platform(platform, options))
         print(f"  {platform}: done ({runs[-1].turns} turns)", flush=True)
     print_table(runs)
@@ -152,6 +153,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--tracemalloc", action="store_true", help="list what grew in the bot (slows it down)")
     parser.add_argument("--no-send-limits", action="store_true", help="Telegram without its per-chat send limits")
+    parser.add_argument("--webhook", action="store_true", help="Telegram by webhook instead of long polling")
     parser.add_argument("--profile", action="store_true", help="cProfile the bot into <files>/<platform>/bot.prof")
     parser.add_argument("--in-process", action="store_true", help="run the bot in this process (no RSS figures)")
     args = parser.parse_args()

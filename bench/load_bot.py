@@ -44,6 +44,7 @@ DISCORD_TOKEN = "MTE4MDAwMDAwMDAwMDAwMDkwMA.load-bench.not-a-real-token"
 # fake does not have) raised so the bench measures the bot rather than that cap.
 TELEGRAM_LIMITS = SendLimits(overall=(Window(1000, 1.0),))
 NO_LIMITS = SendLimits(private=(), group=(), overall=())
+WEBHOOK_SECRET = "load-bench-webhook-secret"
 
 
 def build_engine(data_dir: Path) -> tuple[Engine, Database]:
@@ -69,13 +70,18 @@ def retriever(tracks: dict) -> FixedRetriever:
 
 
 async def serve(platform: str, engine: Engine, address: str, stop: asyncio.Event,
-                limits: SendLimits = TELEGRAM_LIMITS) -> None:  # fmt: skip
+                limits: SendLimits = TELEGRAM_LIMITS, webhook_port: int | None = None) -> None:  # fmt: skip
     """Serve ``platform`` against the fake at ``address`` (a Bot API base URL, or Discord's REST and gateway URLs
-    separated by a space) until ``stop`` is set; ``limits`` are Telegram's send limits."""
+    separated by a space) until ``stop`` is set; ``limits`` are Telegram's send limits, and with ``webhook_port``
+    Telegram's updates come to a webhook on that port instead of by long polling."""
     if platform == "telegram":
         from bot.adapters.telegram import serve as serve_telegram
 
         settings = TelegramSettings(token=SecretStr(TELEGRAM_TOKEN), base_url=address)
+        if webhook_port is not None:
+            settings = TelegramSettings(token=SecretStr(TELEGRAM_TOKEN), base_url=address, webhook_port=webhook_port,
+                                        webhook_url=f"http://127.0.0.1:{webhook_port}/telegram-hook",
+                                        webhook_secret=SecretStr(WEBHOOK_SECRET))  # fmt: skip
         await serve_telegram(engine, settings, stop, limits=limits)
     else:
         import discord
@@ -105,6 +111,7 @@ def main() -> None:
     parser.add_argument("--tracemalloc", action="store_true", help="snapshot allocations at SIGUSR1 and at the end")
     parser.add_argument("--profile", type=Path, help="write a cProfile of serving to this file")
     parser.add_argument("--no-send-limits", action="store_true", help="no Telegram send limits at all")
+    parser.add_argument("--webhook-port", type=int, help="Telegram by webhook on this port, not long polling")
     args = parser.parse_args()
     tally = LogTally()
     logging.basicConfig(level=logging.INFO, filename=args.data_dir / "bot.log",
@@ -144,7 +151,7 @@ async def _serve_until_stopped(args: argparse.Namespace, report: dict[str, Any])
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, half_way)
     limits = NO_LIMITS if args.no_send_limits else TELEGRAM_LIMITS
-    serving = asyncio.create_task(serve(args.platform, engine, args.address, stop, limits))
+    serving = asyncio.create_task(serve(args.platform, engine, args.address, stop, limits, args.webhook_port))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
@@ -162,9 +169,9 @@ class ChildBot:
     """The bot in a process of its own: started, its RSS sampled, marked half-way, stopped with SIGTERM."""
 
     def __init__(self, platform: str, address: str, data_dir: Path, trace: bool = False,
-                 profile: Path | None = None, send_limits: bool = True) -> None:  # fmt: skip
+                 profile: Path | None = None, send_limits: bool = True, webhook_port: int | None = None) -> None:  # fmt: skip
         self.platform, self.address, self.data_dir, self.trace = platform, address, data_dir, trace
-        self.profile, self.send_limits = profile, send_limits
+        self.profile, self.send_limits, self.webhook_port = profile, send_limits, webhook_port
         self.report_path = data_dir / "bot-report.json"
         self.process: asyncio.subprocess.Process | None = None
 
@@ -174,7 +181,8 @@ class ChildBot:
         command = [sys.executable, "-m", "bench.load_bot", self.platform, self.address, str(self.data_dir),
                    str(self.report_path), *(["--tracemalloc"] if self.trace else []),
                    *(["--profile", str(self.profile)] if self.profile else []),
-                   *([] if self.send_limits else ["--no-send-limits"])]  # fmt: skip
+                   *([] if self.send_limits else ["--no-send-limits"]),
+                   *(["--webhook-port", str(self.webhook_port)] if self.webhook_port else [])]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         self.process = await asyncio.create_subprocess_exec(*command, cwd=ROOT, env=env)
 
@@ -217,8 +225,10 @@ class ChildBot:
 class InProcessBot:
     """The bot as a task of the caller's event loop (for the test: no memory figures)."""
 
-    def __init__(self, platform: str, address: str, data_dir: Path, limits: SendLimits = TELEGRAM_LIMITS) -> None:
+    def __init__(self, platform: str, address: str, data_dir: Path, limits: SendLimits = TELEGRAM_LIMITS,
+                 webhook_port: int | None = None) -> None:  # fmt: skip
         self.platform, self.address, self.data_dir, self.limits = platform, address, data_dir, limits
+        self.webhook_port = webhook_port
         self.tally = LogTally()
         self.stopping = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -227,7 +237,9 @@ class InProcessBot:
     async def start(self) -> None:
         logging.getLogger().addHandler(self.tally)
         engine, self.database = build_engine(self.data_dir)
-        self.task = asyncio.create_task(serve(self.platform, engine, self.address, self.stopping, self.limits))
+        self.task = asyncio.create_task(
+            serve(self.platform, engine, self.address, self.stopping, self.limits, self.webhook_port)
+        )
 
     def rss_mb(self) -> float | None:
         return None

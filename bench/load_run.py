@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class Options:
     turns: int | None = None  # a learner stops after this many turns (a test's fixed amount of work), or at the time
     send_limits: bool = True  # Telegram's send limits (off: none at all, as the adapter tests run)
     ack_seconds: float | None = 3.0  # Discord's deadline for answering an interaction (None: no deadline)
+    webhook: bool = False  # Telegram's updates posted to the bot's webhook instead of fetched by long polling
 
 
 @dataclass
@@ -125,12 +127,14 @@ async def run_platform(platform: str, options: Options) -> PlatformRun:
         fake = FakeDiscord(DISCORD_TOKEN, channel_ids=CHANNELS, record_calls=False, ack_seconds=options.ack_seconds)
         await fake.start()
         address, driver = f"{fake.base_url} {fake.gateway_url}", DiscordDriver(fake, options.timeout)
+    webhook_port = free_port() if options.webhook and platform == "telegram" else None
     bot: ChildBot | InProcessBot
     if options.child:
         profile = data_dir / "bot.prof" if options.profile else None
-        bot = ChildBot(platform, address, data_dir, options.trace, profile, options.send_limits)
+        bot = ChildBot(platform, address, data_dir, options.trace, profile, options.send_limits, webhook_port)
     else:
-        bot = InProcessBot(platform, address, data_dir, TELEGRAM_LIMITS if options.send_limits else NO_LIMITS)
+        limits = TELEGRAM_LIMITS if options.send_limits else NO_LIMITS
+        bot = InProcessBot(platform, address, data_dir, limits, webhook_port)
     tally = LogTally(keep=1000)  # the fake's server logs here (an in-process bot counts everything itself)
     if options.child:
         logging.getLogger().addHandler(tally)
@@ -150,14 +154,23 @@ async def run_platform(platform: str, options: Options) -> PlatformRun:
     run.abandoned = dict(fake.abandoned)
     run.unanswered = driver.unanswered()
     run.refused = [f"{what}: {status} {text[:200]}" for what, status, text in fake.refused]
+    if isinstance(fake, FakeBotApi):  # the bot's own webhook server must take every update
+        run.refused += [f"webhook answered {status}" for status in fake.webhook_replies if status != 200]
     _check_progress(data_dir / "tutorbot.sqlite3", platform, learners, run)
     return run
 
 
+def free_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 async def _ready(fake: Any, bot: ChildBot | InProcessBot) -> None:
-    """Wait until the bot is fetching updates (Telegram) or has identified on the gateway (Discord)."""
+    """Wait until the bot is fetching updates or has set its webhook (Telegram), or has identified (Discord)."""
     deadline = time.monotonic() + START_SECONDS
-    while not (fake.counts["getUpdates"] if isinstance(fake, FakeBotApi) else fake.identified.is_set()):
+    while not (fake.counts["getUpdates"] or fake.webhook if isinstance(fake, FakeBotApi) else fake.identified.is_set()):
         if bot.exited() or time.monotonic() > deadline:
             raise RuntimeError(f"the bot did not start: {await bot.stop()}")
         await asyncio.sleep(0.05)
