@@ -1,4 +1,4 @@
-"""Recording fakes for the core's ports (a scripted chat model, a fixed retriever, an in-memory log)."""
+"""Recording fakes for the core's ports (scripted chat models, a fixed retriever, an in-memory log)."""
 
 from __future__ import annotations
 
@@ -73,6 +73,39 @@ class GatedModel(ScriptedModel):
         await self.gate.wait()
         async for piece in super()._pieces(reply):
             yield piece
+
+
+@dataclass
+class EndlessModel:
+    """Answers every question the same grounded way (cites unit 1, judged yes, one explanation) and keeps counts,
+    not prompts, so a long run's memory stays flat: the scripted model of load tests."""
+
+    explanation: str = "This is what the lesson says about it."
+    piece_size: int = 12
+    calls: int = 0
+    probes: int = 0
+    warmed: int = 0
+    warmed_prompts: set[int] = field(default_factory=set)  # distinct prompts read ahead (a real model keeps them)
+
+    def stream(self, messages: Sequence[ChatMessage], generation: Generation) -> AsyncIterator[str]:
+        self.calls += 1
+        return self._pieces(json.dumps({"units": ["1"]}) if generation.json_schema is not None else self.explanation)
+
+    async def next_word_probabilities(self, messages: Sequence[ChatMessage], words: Sequence[str]) -> dict[str, float]:
+        self.probes += 1
+        return {word: (0.9 if word == "yes" else 0.1) for word in words}
+
+    def warm(self, messages: Sequence[ChatMessage]) -> None:
+        self.warmed += 1
+        self.warmed_prompts.add(hash(tuple((m.role, m.content) for m in messages)))
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    async def _pieces(self, reply: str) -> AsyncIterator[str]:
+        for start in range(0, len(reply), self.piece_size):
+            await asyncio.sleep(0)  # a real model's pieces arrive between other learners' turns
+            yield reply[start : start + self.piece_size]
 
 
 @dataclass

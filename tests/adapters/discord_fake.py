@@ -14,6 +14,13 @@ GUILD_CREATE for its one server, and ACKs heartbeats. discord.py asks for a comp
 query, but it decompresses only binary frames; the fake sends text frames, so nothing needs switching off.
 Tests inject ``INTERACTION_CREATE`` and ``MESSAGE_CREATE`` events, which the client parses as Discord's.
 Ids are realistic snowflakes (discord.py parses some, like mentions in text, only with 15-20 digits).
+
+For load tests: the server can have several text channels (``channel_ids``); ``record_calls=False`` keeps counts
+instead of every call; ``ack_seconds`` refuses an interaction response that comes later than Discord allows
+(its 3 s: "Unknown interaction"); ``Interaction.delivered`` and ``FakeMessage.arrived`` say when an event was
+sent to the bot and when a message was last posted or edited; ``wait_on`` waits for an interaction's or a
+channel's messages to change instead of polling; ``refused`` lists every error answer the fake gave and
+``abandoned`` counts calls the bot dropped half-sent.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ import contextlib
 import itertools
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +51,7 @@ GUILD_ID = "1180000000000000700"
 CHANNEL_ID = "1180000000000000710"
 MODERATOR_ROLE_ID = "1180000000000000701"
 DISCORD_EPOCH_MS = 1420070400000
+HEARTBEAT_ACK_SECONDS = 0.1
 
 
 @dataclass
@@ -70,6 +80,7 @@ class FakeMessage:
     deleted: bool = False
     reference: str | None = None
     allowed_mentions: Any = None
+    arrived: float = 0.0  # time.monotonic() when it was posted or last edited
 
     @property
     def custom_ids(self) -> list[str]:
@@ -99,6 +110,7 @@ class Interaction:
     payload: dict
     callbacks: list[dict] = field(default_factory=list)  # interaction responses (type, data)
     original: str | None = None  # id of the original response message
+    delivered: float | None = None  # time.monotonic() when the event was sent to the bot
 
 
 @dataclass
@@ -117,14 +129,23 @@ class User:
 class FakeDiscord:
     """Discord's REST API and gateway, in one aiohttp server on 127.0.0.1."""
 
-    def __init__(self, token: str = "fake-token", guild_id: str = GUILD_ID, channel_id: str = CHANNEL_ID) -> None:
+    def __init__(self, token: str = "fake-token", guild_id: str = GUILD_ID, channel_id: str = CHANNEL_ID, *,
+                 channel_ids: Sequence[str] = (), record_calls: bool = True,
+                 ack_seconds: float | None = None) -> None:  # fmt: skip
         self.token = token
         self.application_id = BOT_ID
         self.bot = {"id": BOT_ID, "username": "tutorbot", "discriminator": "0", "global_name": None, "avatar": None,
                     "bot": True}  # fmt: skip
         self.guild_id = guild_id
         self.channel_id = channel_id
+        self.channel_ids = [channel_id, *(c for c in channel_ids if c != channel_id)]  # the server's text channels
+        self.record_calls = record_calls
+        self.ack_seconds = ack_seconds
         self.calls: list[Call] = []
+        self.counts: Counter[str] = Counter()  # calls per "METHOD route"
+        self.refused: list[tuple[str, int, str]] = []  # ("METHOD path", status, message) of every error answered
+        self.abandoned: Counter[str] = Counter()  # calls the client dropped before it had sent them whole
+        self.delivered: dict[str, float] = {}  # MESSAGE_CREATE id -> time.monotonic() when sent to the bot
         self.messages: dict[str, FakeMessage] = {}
         self.interactions: dict[str, Interaction] = {}
         self.commands: dict[str, list[dict]] = {}  # "global" or a guild id -> registered commands
@@ -135,6 +156,10 @@ class FakeDiscord:
         self._sequence = itertools.count(1)
         self._socket: web.WebSocketResponse | None = None
         self._runner: web.AppRunner | None = None
+        self._by_token: dict[str, list[FakeMessage]] = {}  # an interaction's messages, oldest first
+        self._by_channel: dict[str, list[FakeMessage]] = {}  # messages posted in a channel (not interaction responses)
+        self._changed: dict[str, asyncio.Event] = {}  # interaction token or channel id -> set on a change
+        self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
 
     # ------------------------------------------------------------ server
@@ -146,12 +171,14 @@ class FakeDiscord:
         app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)  # the default 128 drops bursts of connects
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
         """Close the gateway and stop listening."""
+        for task in list(self._tasks):
+            task.cancel()
         if self._socket is not None and not self._socket.closed:
             await self._socket.close()
         if self._runner is not None:
@@ -169,8 +196,7 @@ class FakeDiscord:
     def pointed_at(self) -> Iterator[None]:
         """Point discord.py's REST and gateway at this fake for the block, then restore them."""
         base, gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
-        discord.http.Route.BASE = self.base_url
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
+        point_discord_at(self.base_url, self.gateway_url)
         try:
             yield
         finally:
@@ -192,7 +218,7 @@ class FakeDiscord:
         async for frame in socket:
             message = json.loads(frame.data)
             if message["op"] == 1:
-                await socket.send_str(json.dumps({"op": 11}))
+                self._later(self._acknowledge_heartbeat(socket))
             elif message["op"] == 2:
                 if message["d"]["token"] != self.token:
                     await socket.close(code=4004, message=b"Authentication failed.")
@@ -204,6 +230,18 @@ class FakeDiscord:
             self._socket = None
             self.identified.clear()
         return socket
+
+    async def _acknowledge_heartbeat(self, socket: web.WebSocketResponse) -> None:
+        # After a network's round trip, as Discord does: discord.py notes when it sent a heartbeat only once the
+        # send returns, and an ACK read before that would count as the whole interval behind ("Can't keep up").
+        await asyncio.sleep(HEARTBEAT_ACK_SECONDS)
+        if not socket.closed:
+            await socket.send_str(json.dumps({"op": 11}))
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _send_ready(self, socket: web.WebSocketResponse) -> None:
         ready = {"v": 10, "user": self.bot, "guilds": [{"id": self.guild_id, "unavailable": True}],
@@ -219,6 +257,11 @@ class FakeDiscord:
         """Send a gateway event to the connected bot."""
         await asyncio.wait_for(self.identified.wait(), 10)
         assert self._socket is not None
+        now = time.monotonic()
+        if event == "INTERACTION_CREATE":
+            self.interactions[data["token"]].delivered = now
+        elif event == "MESSAGE_CREATE":
+            self.delivered[data["id"]] = now
         await self._send(self._socket, event, data)
 
     # ------------------------------------------------------------ payloads
@@ -236,12 +279,16 @@ class FakeDiscord:
                 {"id": MODERATOR_ROLE_ID, "name": "Moderators", "permissions": str(MEMBER_PERMISSIONS | MANAGE_GUILD),
                  "position": 1, "color": 0, "hoist": False, "managed": False, "mentionable": True, "flags": 0},
             ],
-            "channels": [self.channel_payload()], "threads": [], "members": [], "voice_states": [], "presences": [],
+            "channels": [self.channel_payload(c) for c in self.channel_ids], "threads": [], "members": [],
+            "voice_states": [], "presences": [],
             "member_count": 3, "large": False, "unavailable": False, "joined_at": "2024-01-01T00:00:00+00:00",
         }  # fmt: skip
 
-    def channel_payload(self) -> dict:
-        return {"id": self.channel_id, "type": 0, "guild_id": self.guild_id, "name": "lessons", "position": 0,
+    def channel_payload(self, channel_id: str | None = None) -> dict:
+        channel_id = channel_id or self.channel_id
+        position = self.channel_ids.index(channel_id) if channel_id in self.channel_ids else 0
+        name = "lessons" if position == 0 else f"lessons-{position + 1}"
+        return {"id": channel_id, "type": 0, "guild_id": self.guild_id, "name": name, "position": position,
                 "permission_overwrites": [], "nsfw": False, "parent_id": None, "topic": None}  # fmt: skip
 
     def member_payload(self, user: User) -> dict:
@@ -250,8 +297,9 @@ class FakeDiscord:
                 "joined_at": "2024-01-01T00:00:00+00:00", "deaf": False, "mute": False, "flags": 0}  # fmt: skip
 
     def interaction_payload(self, user: User, kind: int, data: dict, *, dm: bool = False,
-                            message: FakeMessage | None = None) -> dict:  # fmt: skip
-        """An ``INTERACTION_CREATE`` payload (kind 2: slash command, 3: button) from ``user``, remembered by token."""
+                            message: FakeMessage | None = None, channel_id: str | None = None) -> dict:  # fmt: skip
+        """An ``INTERACTION_CREATE`` payload (kind 2: slash command, 3: button) from ``user``, remembered by token
+        (in the server's first channel unless ``channel_id`` names another)."""
         interaction_id = self.new_id()
         token = f"itoken-{interaction_id}"
         payload: dict = {
@@ -264,8 +312,9 @@ class FakeDiscord:
             payload.update(user=user.payload(), channel=channel, channel_id=channel["id"], context=1,
                            authorizing_integration_owners={"0": self.guild_id})  # fmt: skip
         else:
-            payload.update(guild_id=self.guild_id, guild_locale="en-US", channel=self.channel_payload(),
-                           channel_id=self.channel_id, member=self.member_payload(user), context=0,
+            channel_id = channel_id or self.channel_id
+            payload.update(guild_id=self.guild_id, guild_locale="en-US", channel=self.channel_payload(channel_id),
+                           channel_id=channel_id, member=self.member_payload(user), context=0,
                            authorizing_integration_owners={"0": self.guild_id})  # fmt: skip
         if message is not None:
             payload["message"] = self.message_payload(message)
@@ -293,16 +342,17 @@ class FakeDiscord:
     # ------------------------------------------------------------ what tests do
 
     def slash_payload(self, user: User, name: str, options: dict[str, str] | None = None, *, sub: str | None = None,
-                      dm: bool = False) -> dict:  # fmt: skip
+                      dm: bool = False, channel_id: str | None = None) -> dict:  # fmt: skip
         """The payload of a slash command (``sub`` for a subcommand of a group)."""
         values = [{"name": key, "type": 3, "value": value} for key, value in (options or {}).items()]
         if sub is not None:
             values = [{"name": sub, "type": 1, "options": values}]
         registered = next((c for c in self.commands.get("global", []) if c["name"] == name), None)
         data = {"id": registered["id"] if registered else self.new_id(), "name": name, "type": 1, "options": values}
-        return self.interaction_payload(user, 2, data, dm=dm)
+        return self.interaction_payload(user, 2, data, dm=dm, channel_id=channel_id)
 
-    def message_event(self, user: User, content: str, *, dm: bool = False, mentions_bot: bool = False) -> dict:
+    def message_event(self, user: User, content: str, *, dm: bool = False, mentions_bot: bool = False,
+                      channel_id: str | None = None) -> dict:  # fmt: skip
         """The payload of a ``MESSAGE_CREATE`` from ``user`` (in a DM with the bot, or in the server channel)."""
         data: dict = {
             "id": self.new_id(), "author": user.payload(), "content": content,
@@ -315,13 +365,13 @@ class FakeDiscord:
         else:
             member = self.member_payload(user)
             del member["user"]
-            data.update(channel_id=self.channel_id, guild_id=self.guild_id, member=member)
+            data.update(channel_id=channel_id or self.channel_id, guild_id=self.guild_id, member=member)
         return data
 
     async def slash(self, user: User, name: str, options: dict[str, str] | None = None, *, sub: str | None = None,
-                    dm: bool = False) -> Interaction:  # fmt: skip
+                    dm: bool = False, channel_id: str | None = None) -> Interaction:  # fmt: skip
         """A learner runs a slash command; returns the interaction."""
-        payload = self.slash_payload(user, name, options, sub=sub, dm=dm)
+        payload = self.slash_payload(user, name, options, sub=sub, dm=dm, channel_id=channel_id)
         await self.dispatch("INTERACTION_CREATE", payload)
         return self.interactions[payload["token"]]
 
@@ -329,13 +379,14 @@ class FakeDiscord:
         """A user presses the button ``custom_id`` of ``message``; returns the interaction."""
         assert custom_id in message.custom_ids, f"{custom_id!r} is not on the message ({message.custom_ids})"
         payload = self.interaction_payload(user, 3, {"custom_id": custom_id, "component_type": 2}, dm=dm,
-                                           message=message)  # fmt: skip
+                                           message=message, channel_id=None if dm else message.channel_id)  # fmt: skip
         await self.dispatch("INTERACTION_CREATE", payload)
         return self.interactions[payload["token"]]
 
-    async def say(self, user: User, content: str, *, dm: bool = False, mentions_bot: bool = False) -> str:
+    async def say(self, user: User, content: str, *, dm: bool = False, mentions_bot: bool = False,
+                  channel_id: str | None = None) -> str:  # fmt: skip
         """A user posts a message; returns its id."""
-        data = self.message_event(user, content, dm=dm, mentions_bot=mentions_bot)
+        data = self.message_event(user, content, dm=dm, mentions_bot=mentions_bot, channel_id=channel_id)
         await self.dispatch("MESSAGE_CREATE", data)
         return data["id"]
 
@@ -350,10 +401,25 @@ class FakeDiscord:
                 raise AssertionError("timed out waiting for the bot")
             await asyncio.sleep(0.01)
 
+    async def wait_on(self, key: str, condition: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Like ``wait_for``, woken by changes to the messages of ``key`` (an interaction token or a channel id)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        changed = self._changed.setdefault(key, asyncio.Event())
+        while True:
+            changed.clear()  # cleared before looking: a change after the look sets it again
+            value = condition()
+            if value:
+                return value
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"timed out after {timeout} s waiting on {key}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
+
     def replies(self, interaction: Interaction) -> list[FakeMessage]:
         """The messages an interaction produced (its response, then follow-ups), as they look now."""
-        found = [m for m in self.messages.values() if m.interaction_token == interaction.token and not m.deleted]
-        return sorted(found, key=lambda m: int(m.id))
+        return [m for m in self._by_token.get(interaction.token, []) if not m.deleted]
 
     async def settled(self, interaction: Interaction, count: int = 1, quiet: float = 0.05) -> list[FakeMessage]:
         """Wait for at least ``count`` finished messages, then for the bot to go quiet; return the messages."""
@@ -366,8 +432,7 @@ class FakeDiscord:
 
     def channel_messages(self, channel_id: str) -> list[FakeMessage]:
         """Messages the bot posted in a channel (not interaction responses)."""
-        found = [m for m in self.messages.values() if m.channel_id == channel_id and m.interaction_token is None]
-        return sorted(found, key=lambda m: int(m.id))
+        return list(self._by_channel.get(channel_id, []))
 
     def calls_to(self, pattern: str, method: str | None = None) -> list[Call]:
         """Recorded calls whose path matches ``pattern`` (a regular expression)."""
@@ -377,13 +442,25 @@ class FakeDiscord:
 
     async def _rest(self, request: web.Request) -> web.Response:
         path = "/" + request.match_info["path"]
-        body = await self._body(request)
-        self.calls.append(Call(request.method, path, dict(request.query), body))
+        try:
+            body = await self._body(request)
+        except ConnectionResetError:  # the client gave up on the call while sending it (a cancelled request)
+            self.abandoned[f"{request.method} {path}"] += 1
+            return web.Response(status=499)  # never read: the connection is gone
+        if self.record_calls:
+            self.calls.append(Call(request.method, path, dict(request.query), body))
+        response = None
         for method, pattern, handler in self._routes():
             match = re.fullmatch(pattern, path)
             if match and request.method == method:
-                return await handler(request, body, **match.groupdict())
-        return self._json({"message": "404: Not Found", "code": 0}, 404)
+                self.counts[f"{method} {pattern}"] += 1
+                response = await handler(request, body, **match.groupdict())
+                break
+        if response is None:
+            response = self._json({"message": "404: Not Found", "code": 0}, 404)
+        if response.status >= 400:
+            self.refused.append((f"{request.method} {path}", response.status, response.text or ""))
+        return response
 
     def _routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
         return [
@@ -459,7 +536,18 @@ class FakeDiscord:
                               allowed_mentions=data.get("allowed_mentions"))  # fmt: skip
         self._check_components(message.components)
         self.messages[message.id] = message
+        if token is not None:
+            self._by_token.setdefault(token, []).append(message)
+        else:
+            self._by_channel.setdefault(channel_id, []).append(message)
+        self._touched(message)
         return message
+
+    def _touched(self, message: FakeMessage) -> None:
+        message.arrived = time.monotonic()
+        changed = self._changed.get(message.interaction_token or message.channel_id)
+        if changed is not None:
+            changed.set()
 
     @staticmethod
     def _check_components(rows: list[dict]) -> None:
@@ -472,19 +560,23 @@ class FakeDiscord:
                 assert len(button["custom_id"]) <= 100, "custom_id is at most 100 characters"
                 assert 1 <= len(button["label"]) <= 80, "a button label has 1-80 characters"
 
-    @staticmethod
-    def _edit(message: FakeMessage, data: dict) -> None:
+    def _edit(self, message: FakeMessage, data: dict) -> None:
         if "content" in data and data["content"] is not None:
             assert len(data["content"]) <= 2000, f"Discord refuses messages over 2000 characters: {data['content']!r}"
             message.content = data["content"]
         if "components" in data:
-            FakeDiscord._check_components(data["components"] or [])
+            self._check_components(data["components"] or [])
             message.components = data["components"] or []
         message.edits += 0 if message.loading else 1
         message.loading = False
+        self._touched(message)
 
     async def _callback(self, request: web.Request, body: dict, iid: str, token: str) -> web.Response:
-        interaction = self.interactions[token]
+        interaction = self.interactions.get(token)
+        late = (interaction is not None and self.ack_seconds is not None and interaction.delivered is not None
+                and time.monotonic() - interaction.delivered > self.ack_seconds)  # fmt: skip
+        if interaction is None or late:  # Discord forgets an interaction not answered within its 3 seconds
+            return self._json({"message": "Unknown interaction", "code": 10062}, 404)
         if interaction.callbacks:
             return self._json({"message": "Interaction has already been acknowledged.", "code": 40060}, 400)
         interaction.callbacks.append(body)
@@ -571,6 +663,12 @@ class FakeDiscord:
             return self._json({"message": "Unknown Message", "code": 10008}, 404)
         self._edit(message, body)
         return self._json(self.message_payload(message))
+
+
+def point_discord_at(base_url: str, gateway_url: str) -> None:
+    """Point discord.py's REST and gateway at a fake (in this process; the fake may run in another)."""
+    discord.http.Route.BASE = base_url
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
 @contextlib.asynccontextmanager

@@ -5,17 +5,25 @@ It speaks just enough of the Bot API for python-telegram-bot: ``getMe``, long-po
 is recorded (method, decoded parameters, time) so tests can assert on what the bot sent, and ``chats`` keeps
 what each chat shows now (edits replace a message's text). Tests put updates in with ``say`` / ``press`` /
 ``answer_poll``; when the bot has set a webhook, updates are posted to it (with the secret header) instead
-of waiting for ``getUpdates``. ``fail_next`` answers one call with an error (a 429 with ``retry_after``), a
-``send…`` to a user in ``blocked`` gets 403, and a token other than the fake's own gets 401, like the real server.
+of waiting for ``getUpdates`` (which, like Telegram, hands out at most ``limit`` updates, 100 by default).
+``fail_next`` answers one call with an error (a 429 with ``retry_after``), a ``send…`` to a user in ``blocked``
+gets 403, and a token other than the fake's own gets 401, like the real server.
+
+For load tests: ``record_calls=False`` keeps counts instead of every call; ``delivered`` holds when each update
+was handed to the bot and ``Shown.arrived`` when a message was last sent or edited; ``wait_in`` waits for a
+chat to change instead of polling; ``refused`` lists every error answer the fake gave and ``abandoned`` counts
+calls the bot dropped half-sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +86,7 @@ class Shown:
     params: dict[str, Any]
     poll: dict | None = None
     edits: list[str] = field(default_factory=list)
+    arrived: float = 0.0  # time.monotonic() when it was sent or last edited
 
     @property
     def plain(self) -> str:
@@ -112,9 +121,14 @@ def entities_of(text: str) -> list[dict]:
 class FakeBotApi:
     """The fake server: start it, point the bot at ``base_url``, inject updates, read ``calls`` and ``chats``."""
 
-    def __init__(self, token: str = TOKEN) -> None:
+    def __init__(self, token: str = TOKEN, record_calls: bool = True) -> None:
         self.token = token
+        self.record_calls = record_calls  # False: only ``counts`` (a long load run would keep every call)
         self.calls: list[Call] = []
+        self.counts: Counter[str] = Counter()  # calls per method
+        self.abandoned: Counter[str] = Counter()  # calls the client dropped before it had sent them whole
+        self.refused: list[tuple[str, int, str]] = []  # (method, status, description) of every error answered
+        self.delivered: dict[int, float] = {}  # update id -> time.monotonic() when first handed to the bot
         self.chats: dict[int, dict[int, Shown]] = {}
         self.admins: set[tuple[int, int]] = set()  # (chat id, user id) pairs that are administrators
         self.polls: dict[str, Shown] = {}
@@ -130,6 +144,7 @@ class FakeBotApi:
         self._callback_ids = itertools.count(1)
         self._poll_ids = itertools.count(1)
         self._new_update = asyncio.Event()
+        self._changed: dict[int, asyncio.Event] = {}  # chat id -> set when a message there is sent or edited
         self._failures: dict[str, list[tuple[int, dict]]] = {}
         self._runner: web.AppRunner | None = None
         self._client: ClientSession | None = None
@@ -143,7 +158,7 @@ class FakeBotApi:
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)  # the default 128 drops bursts of connects
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._client = ClientSession()
@@ -181,6 +196,12 @@ class FakeBotApi:
 
     def say(self, user: User, text: str, chat: Chat | None = None, reply_to: Shown | None = None) -> dict:
         """``user`` sends ``text`` (in their private chat unless ``chat`` is given); returns the message."""
+        message = self.new_message(user, text, chat, reply_to)
+        self.push({"message": message})
+        return message
+
+    def new_message(self, user: User, text: str, chat: Chat | None = None, reply_to: Shown | None = None) -> dict:
+        """The message of ``user`` sending ``text``, with the entities Telegram would attach (not pushed)."""
         chat = chat or Chat(user.id)
         self._known_chats[chat.id] = chat
         message: dict[str, Any] = {"message_id": next(self._message_ids), "date": int(time.time()),
@@ -190,34 +211,42 @@ class FakeBotApi:
             message["entities"] = entities
         if reply_to is not None:
             message["reply_to_message"] = self._message_json(reply_to)
-        self.push({"message": message})
         return message
 
     def press(self, user: User, shown: Shown, data: str) -> str:
         """``user`` presses a button carrying ``data`` under the bot's message ``shown``; returns the query id."""
+        query = self.new_query(user, shown, data)
+        self.push({"callback_query": query})
+        return query["id"]
+
+    def new_query(self, user: User, shown: Shown, data: str) -> dict:
+        """The callback query of ``user`` pressing a button carrying ``data`` under ``shown`` (not pushed)."""
         query_id = f"cq{next(self._callback_ids)}"
         self.queries.append(query_id)
-        query = {"id": query_id, "from": user.as_json(), "chat_instance": f"ci{shown.chat_id}", "data": data,
-                 "message": self._message_json(shown)}  # fmt: skip
-        self.push({"callback_query": query})
-        return query_id
+        return {"id": query_id, "from": user.as_json(), "chat_instance": f"ci{shown.chat_id}", "data": data,
+                "message": self._message_json(shown)}  # fmt: skip
 
     def answer_poll(self, user: User, poll_id: str, option: int) -> None:
         """``user`` answers the quiz poll ``poll_id`` with option ``option``."""
-        answer = {"poll_id": poll_id, "user": user.as_json(), "option_ids": [option],
-                  "option_persistent_ids": [f"{poll_id}-{option}"]}  # fmt: skip
-        self.push({"poll_answer": answer})
+        self.push({"poll_answer": self.new_poll_answer(user, poll_id, option)})
 
-    def push(self, payload: dict) -> None:
-        """Queue an update (or post it to the webhook, when one is set)."""
+    @staticmethod
+    def new_poll_answer(user: User, poll_id: str, option: int) -> dict:
+        """The poll answer of ``user`` choosing ``option`` in ``poll_id`` (not pushed)."""
+        return {"poll_id": poll_id, "user": user.as_json(), "option_ids": [option],
+                "option_persistent_ids": [f"{poll_id}-{option}"]}  # fmt: skip
+
+    def push(self, payload: dict) -> int:
+        """Queue an update (or post it to the webhook, when one is set); returns its update id."""
         update = {"update_id": next(self._update_ids), **payload}
         if self.webhook is not None:
             task = asyncio.get_running_loop().create_task(self._post_to_webhook(update))
             self._deliveries.add(task)
             task.add_done_callback(self._deliveries.discard)
-            return
+            return update["update_id"]
         self._updates.append(update)
         self._new_update.set()
+        return update["update_id"]
 
     # ------------------------------------------------------------ inspection
 
@@ -271,6 +300,28 @@ class FakeBotApi:
 
         return await self.until(find, timeout, f"a message with {needle!r} in chat {chat_id}")
 
+    async def wait_in(self, chat_id: int, condition: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """Like ``until``, but woken by changes in ``chat_id`` instead of polling (for many waiting learners)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        changed = self._changed.setdefault(chat_id, asyncio.Event())
+        while True:
+            changed.clear()  # cleared before looking: a change after the look sets it again
+            value = condition()
+            if value:
+                return value
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"timed out after {timeout} s in chat {chat_id}: {self.texts(chat_id)[-3:]}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
+
+    def _touched(self, shown: Shown) -> None:
+        shown.arrived = time.monotonic()
+        changed = self._changed.get(shown.chat_id)
+        if changed is not None:
+            changed.set()
+
     def _chat_texts(self) -> dict[int, list[str]]:
         return {chat_id: [t[:80] for t in self.texts(chat_id)] for chat_id in self.chats}
 
@@ -278,26 +329,36 @@ class FakeBotApi:
 
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        params = await self._params(request)
-        self.calls.append(Call(method, params, time.monotonic()))
+        try:
+            params = await self._params(request)
+        except ConnectionResetError:  # the client gave up on the call while sending it (a cancelled request)
+            self.abandoned[method] += 1
+            return web.Response(status=499)  # never read: the connection is gone
+        self.counts[method] += 1
+        if self.record_calls:
+            self.calls.append(Call(method, params, time.monotonic()))
         if request.match_info["token"] != self.token:
-            return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
+            return self._refuse(method, 401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
         failures = self._failures.get(method)
         if failures:
             status, body = failures.pop(0)
-            return web.json_response(body, status=status)
+            return self._refuse(method, status, body)
         if method.startswith("send") and int(params.get("chat_id") or 0) in self.blocked:
             body = {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}
-            return web.json_response(body, status=403)
+            return self._refuse(method, 403, body)
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
             body = {"ok": False, "error_code": 404, "description": "Not Found: method not found"}
-            return web.json_response(body, status=404)
+            return self._refuse(method, 404, body)
         try:
             result = await handler(params)
         except _ApiError as error:
-            return web.json_response({"ok": False, "error_code": 400, "description": str(error)}, status=400)
+            return self._refuse(method, 400, {"ok": False, "error_code": 400, "description": str(error)})
         return web.json_response({"ok": True, "result": result})
+
+    def _refuse(self, method: str, status: int, body: dict) -> web.Response:
+        self.refused.append((method, status, body.get("description", "")))
+        return web.json_response(body, status=status)
 
     @staticmethod
     async def _params(request: web.Request) -> dict[str, Any]:
@@ -320,6 +381,7 @@ class FakeBotApi:
     async def _post_to_webhook(self, update: dict) -> None:
         assert self.webhook is not None and self._client is not None
         headers = {SECRET_HEADER: self.webhook["secret_token"]} if self.webhook.get("secret_token") else {}
+        self.delivered.setdefault(update["update_id"], time.monotonic())
         async with self._client.post(self.webhook["url"], json=update, headers=headers) as response:
             self.webhook_replies.append(response.status)
 
@@ -347,6 +409,7 @@ class FakeBotApi:
     def _remember(self, chat_id: Any, text: str | None, params: dict, poll: dict | None = None) -> Shown:
         shown = Shown(int(chat_id), next(self._message_ids), text, params, poll)
         self.chats.setdefault(shown.chat_id, {})[shown.message_id] = shown
+        self._touched(shown)
         return shown
 
     async def _api_getMe(self, params: dict) -> dict:
@@ -363,7 +426,11 @@ class FakeBotApi:
                 await asyncio.wait_for(self._new_update.wait(), timeout=float(params.get("timeout") or 0))
             except TimeoutError:
                 pass
-        return [u for u in self._updates if self._allowed(u)]
+        handed = [u for u in self._updates if self._allowed(u)][: int(params.get("limit") or 100)]
+        now = time.monotonic()
+        for update in handed:
+            self.delivered.setdefault(update["update_id"], now)
+        return handed
 
     def _allowed(self, update: dict) -> bool:
         if not self.allowed_updates:
@@ -409,6 +476,7 @@ class FakeBotApi:
         shown.edits.append(text)
         shown.text = text
         shown.params = {**shown.params, **params}
+        self._touched(shown)
         return self._message_json(shown)
 
     async def _api_sendPoll(self, params: dict) -> dict:
