@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import discord
 import pytest
@@ -15,6 +16,7 @@ from bot.adapters import AdapterError
 from bot.adapters.discord import (
     CUSTOM_ID_TEMPLATE,
     NO_MENTIONS,
+    ChannelOutbox,
     Outgoing,
     TutorButton,
     _start_error,
@@ -233,3 +235,23 @@ def test_the_adapter_imports_the_discord_library_not_itself() -> None:
 
     assert adapter.discord is discord and "site-packages" in (discord.__file__ or "")
     assert adapter.discord is not adapter and hasattr(adapter.discord, "Client")
+
+
+def test_a_sent_messages_view_is_stopped_so_discord_py_lets_it_go() -> None:
+    """discord.py keeps each view it sends (private ones 15 minutes, persistent ones for ever); presses are
+    dispatched by the TutorButton pattern instead, so the view is stopped once the message is out."""
+    sent_views: list[discord.ui.View] = []
+
+    class Channel:
+        async def send(self, **kwargs):  # noqa: ANN003, ANN202
+            sent_views.append(kwargs["view"])
+            return SimpleNamespace(edit=self.send)
+
+    async def scenario() -> None:
+        message = SimpleNamespace(guild=None, channel=Channel())
+        outbox = ChannelOutbox(message)  # type: ignore[arg-type]
+        sent = await outbox.send(Outgoing("Pick one", ((Button("Next ▸", "n:1"),),), owner=7), private=False)
+        await sent.edit(Outgoing("Pick again", ((Button("Back", "b:1"),),), owner=7))
+
+    asyncio.run(scenario())
+    assert len(sent_views) == 2 and all(view.is_finished() for view in sent_views)

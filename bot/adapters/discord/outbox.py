@@ -43,7 +43,9 @@ class _EditBy:
 
     async def edit(self, message: Outgoing) -> None:
         """Replace the message's content (and buttons) with ``message``."""
-        await self.editor(**message.kwargs())
+        kwargs = message.kwargs()
+        await self.editor(**kwargs)
+        _release_view(kwargs)
 
 
 class InteractionOutbox:
@@ -75,13 +77,16 @@ class InteractionOutbox:
         ephemeral = private and self.private_ok
         if not self.interaction.response.is_done():
             await self.interaction.response.send_message(**kwargs, ephemeral=ephemeral)
+            _release_view(kwargs)
             return _EditBy(self.interaction.edit_original_response)
         if self._deferred_reply_pending:
             # The deferral already chose who sees this message: Discord ignores the flag of its first follow-up.
             self._deferred_reply_pending = False
             await self.interaction.edit_original_response(**kwargs)
+            _release_view(kwargs)
             return _EditBy(self.interaction.edit_original_response)
         sent = await self.interaction.followup.send(**kwargs, ephemeral=ephemeral, wait=True)
+        _release_view(kwargs)
         return _EditBy(sent.edit)
 
     async def finish(self) -> None:
@@ -113,7 +118,20 @@ class ChannelOutbox:
             sent = await self.message.reply(**kwargs, mention_author=False)
         else:
             sent = await self.message.channel.send(**kwargs)
+        _release_view(kwargs)
         return _EditBy(sent.edit)
+
+
+def _release_view(kwargs: dict[str, Any]) -> None:
+    """Stop the view a message was sent with, so discord.py lets it go.
+
+    Presses never reach the view: ``TutorButton`` is a dynamic item, dispatched by the pattern registered at
+    start. But discord.py keeps every view it was given (a private one for 15 minutes, a persistent one for
+    ever), each with its buttons, which grew memory by ~1.6 KB per message under load.
+    """
+    view = kwargs.get("view")
+    if isinstance(view, discord.ui.View):
+        view.stop()
 
 
 async def deliver(replies: AsyncIterator[Reply], outbox: Outbox, owner: int, edit_seconds: float, *,
