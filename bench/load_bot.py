@@ -28,7 +28,7 @@ from pydantic import SecretStr  # noqa: E402
 
 from bench.common import ROOT  # noqa: E402
 from bench.load_watch import LogTally, census, census_growth, known_structures, memory_growth  # noqa: E402
-from bot.adapters.telegram.limits import SendLimits, Window  # noqa: E402
+from bot.adapters.telegram.limits import SendLimits  # noqa: E402
 from bot.app import build_answerer, default_quiet_hours, load_tracks, settle_memory  # noqa: E402
 from bot.config import DiscordSettings, Settings, TelegramSettings  # noqa: E402
 from bot.core.engine import Engine  # noqa: E402
@@ -40,10 +40,10 @@ from tests.adapters.telegram_fake import TOKEN as TELEGRAM_TOKEN  # noqa: E402
 from tests.fakes import EndlessModel, FixedRetriever  # noqa: E402
 
 DISCORD_TOKEN = "MTE4MDAwMDAwMDAwMDAwMDkwMA.load-bench.not-a-real-token"
-# Telegram's per-chat limits as in production; its overall 30 messages/s (Telegram's own flood limit, which the
+# Telegram's group limit as in production; its overall 30 messages/s (Telegram's own flood limit, which the
 # fake does not have) raised so the bench measures the bot rather than that cap.
-TELEGRAM_LIMITS = SendLimits(overall=(Window(1000, 1.0),))
-NO_LIMITS = SendLimits(private=(), group=(), overall=())
+TELEGRAM_LIMITS = SendLimits(overall_per_second=1000)
+NO_LIMITS = SendLimits(overall_per_second=0, group_per_minute=0)
 WEBHOOK_SECRET = "load-bench-webhook-secret"
 
 

@@ -8,11 +8,11 @@ import logging
 import tracemalloc
 from collections import Counter
 
-from telegram.ext import Application
+from telegram.ext import AIORateLimiter, Application
 
-from bot.adapters.discord.limits import QuestionLimiter
-from bot.adapters.telegram.limits import Recent, SlidingWindows
+from bot.adapters.telegram.limits import Recent
 from bot.core.engine import Engine
+from bot.core.limits import QuestionLimit
 from tests.fakes import EndlessModel
 
 
@@ -46,19 +46,17 @@ def census_growth(before: Counter[str], after: Counter[str], top: int = 12) -> l
 
 
 def known_structures(engine: Engine) -> dict[str, int]:
-    """Sizes of the structures known to grow with learners or time (found among the live objects): Telegram's send
-    windows and question budget, the update queue, Discord's question limiter, the answers' read-ahead prompts."""
+    """Sizes of the structures known to grow with learners or time (found among the live objects): the question
+    limits, Telegram's group rate limiters and update queue, its capped maps, the answers' read-ahead prompts."""
     sizes: Counter[str] = Counter()
     model = engine.answerer.model if engine.answerer else None
     if isinstance(model, EndlessModel):  # built before gc.freeze(), so not among the objects found below
         sizes["distinct prompts read ahead (what a llama model's _warmed keeps)"] = len(model.warmed_prompts)
     for found in gc.get_objects():
-        if isinstance(found, SlidingWindows):
-            sent = found._sent
-            sizes["SlidingWindows._sent keys"] += len(sent)
-            sizes["SlidingWindows._sent times"] += sum(len(times) for times in sent.values())
-        elif isinstance(found, QuestionLimiter):
-            sizes["Discord QuestionLimiter._asked (forget_idle)"] += len(found._asked)
+        if isinstance(found, QuestionLimit):
+            sizes["QuestionLimit learners (asked in the last minute)"] += len(found)
+        elif isinstance(found, AIORateLimiter):
+            sizes["AIORateLimiter group limiters"] += len(found._group_limiters)
         elif isinstance(found, Application):
             sizes["Telegram update_queue"] += found.update_queue.qsize()
         elif isinstance(found, Recent):
