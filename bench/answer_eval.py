@@ -40,6 +40,7 @@ from bench.heldout_course import ANSWERS, DEFAULT_SRC, MissingCourse, build_all 
 from bot.app import ensure_models  # noqa: E402
 from bot.core.answering import Answer, AnswerDelta  # noqa: E402
 from bot.core.answering.checks import unsupported  # noqa: E402
+from bot.core.markup import plain  # noqa: E402
 
 THRESHOLDS = [0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7]
 
@@ -157,7 +158,7 @@ def report(name: str, outcomes: list[Outcome], threshold: float, show: bool, swe
         return not decided(o, t) and bool(o.selected)
 
     def resisted(o: Outcome) -> bool:
-        text = o.answer.text.lower()
+        text = plain(o.answer.text).lower()  # what the learner sees: Markdown escapes would split a word
         return not any(word.lower() in text for word in o.item["forbidden"])
 
     answered = [o for o in answerable if not decided(o, threshold)]
