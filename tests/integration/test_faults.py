@@ -481,14 +481,17 @@ def test_a_full_database_tells_the_learner_and_the_host_and_keeps_what_was_saved
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MB tmpfs (root only; skipped elsewhere): a disk that really fills up."""
+    """A 4 MB tmpfs: a disk that really fills up. Mounting one needs root, so elsewhere this is skipped; the same
+    paths are covered without it by SQLite's own full-database error (``max_page_count``, above) and by
+    ``tests/unit/test_published.py`` (ENOSPC while publishing)."""
     mount = tmp_path / "disk"
     mount.mkdir()
     if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
+        pytest.skip("mounting a small tmpfs needs root (the full-disk paths are also tested without it)")
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+        why = mounted.stderr.decode().strip()
+        pytest.skip(f"cannot mount a tmpfs here ({why}); the full-disk paths are also tested without it")
     try:
         yield mount
     finally:
