@@ -180,7 +180,7 @@ class Engine:
             outcome = outcome or Outcome()
             outcome.replies.insert(0, Reply(note, personal=True))
         if outcome is not None:
-            self._store(incoming.learner, outcome)
+            self._store(incoming.learner, outcome, position)
         return _Turn(outcome.replies if outcome else [], position, question, cut)
 
     def limit_questions(self, platform: str, per_minute: int) -> None:
@@ -235,13 +235,16 @@ class Engine:
             return "no lesson open · type 'start'"
         return self._where(position) or ""
 
-    def _store(self, learner: str, outcome: Outcome) -> None:
+    def _store(self, learner: str, outcome: Outcome, before: Position) -> None:
         if outcome.position is None and outcome.attempt is None and outcome.card is None:
             return
         position = outcome.position or self.store.position(learner)
         at = self.clock()
+        started: tuple[str, str] | None = None
+        if position.track and position.lesson and (position.track, position.lesson) != (before.track, before.lesson):
+            started = (position.track, position.lesson)  # the turn opened a lesson (the insights' funnel)
         self.store.save(learner, position, at=at, attempt=outcome.attempt, result=outcome.result, card=outcome.card,
-                        day=self.comeback.local_day(learner, at))  # fmt: skip
+                        day=self.comeback.local_day(learner, at), started=started)  # fmt: skip
 
     def _checked_position(self, learner: str) -> tuple[Position, str | None]:
         """The stored position, made valid for the tracks as they are now (lessons may have been edited)."""

@@ -12,6 +12,7 @@ renders all the same.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 MAX_ACTION_BYTES = 48  # Telegram allows 64 bytes of callback data; the rest is room for an adapter's prefix
@@ -39,6 +40,29 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Upload:
+    """A file a moderator sent with a turn (a lesson ``.md`` or a ``.zip`` of a track), not yet downloaded.
+
+    ``size`` is what the platform says; ``read`` downloads the file and is called only once the engine has
+    accepted the upload (a moderator, within the limits of ``bot.core.uploads``), so a refused upload costs no
+    download. The engine checks the size of what ``read`` returns again.
+    """
+
+    filename: str
+    size: int
+    read: Callable[[], Awaitable[bytes]]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file that goes with a reply: a PNG chart shown as a picture (``image``), or a file to download."""
+
+    filename: str
+    data: bytes
+    image: bool = False
+
+
+@dataclass(frozen=True)
 class Incoming:
     """One thing a learner did: typed ``text`` or pressed a button / answered a poll (``action``)."""
 
@@ -50,6 +74,7 @@ class Incoming:
     display_name: str = ""
     is_direct: bool = True  # a DM: every published track is offered
     is_moderator: bool = False  # as the platform says (Discord Manage Server, Telegram group admin)
+    upload: Upload | None = None  # a file sent with the turn; ``text`` is its caption or command
 
     @property
     def learner(self) -> str:
@@ -104,6 +129,7 @@ class Reply:
     buttons: tuple[tuple[Button, ...], ...] = ()
     quiz: QuizCard | None = None
     citations: tuple[Citation, ...] = ()
+    files: tuple[Attachment, ...] = ()  # sent with the reply (after its text)
     partial: bool = False
     personal: bool = False
 

@@ -259,8 +259,11 @@ class ProgressStore(Protocol):
         ...
 
     def save(self, learner: str, position: Position, *, at: float, attempt: QuizAttempt | None = None,
-             result: LessonResult | None = None, card: ReviewCard | None = None, day: str | None = None) -> None:  # fmt: skip
+             result: LessonResult | None = None, card: ReviewCard | None = None, day: str | None = None,
+             started: tuple[str, str] | None = None) -> None:  # fmt: skip
         """Store a turn's outcome at once: the new position and whatever the turn produced.
+
+        ``started`` is ``(track, lesson)`` when the turn opened a lesson (only the first opening is kept).
 
         ``day`` is the learner's own day of the turn (``YYYY-MM-DD``, for the streak); None: the UTC day of ``at``.
         """

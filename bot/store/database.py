@@ -146,6 +146,30 @@ MIGRATIONS: list[str] = [
         changed_at REAL NOT NULL
     );
     """,
+    # 4: moderators' tracks and insights: the first time each learner opened each lesson (the funnel's first
+    # step), and every published version of the tracks moderators upload (the newest is the one served).
+    """
+    CREATE TABLE lesson_starts (
+        learner TEXT NOT NULL,
+        track TEXT NOT NULL,
+        lesson TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        PRIMARY KEY (learner, track, lesson)
+    );
+
+    CREATE TABLE track_versions (
+        track TEXT NOT NULL,             -- the served id: the uploaded id, qualified by its community
+        version INTEGER NOT NULL,        -- 1, 2, ...; the highest is served
+        community TEXT,                  -- the owning community; NULL for a track the host published everywhere
+        name TEXT NOT NULL,              -- the id the moderator uploaded it as (track.toml's id)
+        title TEXT NOT NULL,
+        published_by TEXT NOT NULL,
+        published_at REAL NOT NULL,
+        restored_from INTEGER,           -- the version a rollback brought back; NULL for an upload
+        PRIMARY KEY (track, version)
+    );
+    CREATE INDEX track_versions_by_community ON track_versions (community, name);
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

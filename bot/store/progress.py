@@ -22,7 +22,7 @@ from bot.store.database import Database
 _POSITION_FIELDS = frozenset(field.name for field in dataclasses.fields(Position))
 
 # The learner's own rows, deleted by ``reset`` (community settings belong to the community and stay).
-_LEARNER_TABLES = ("learners", "quiz_attempts", "lesson_results", "review_cards", "activity")
+_LEARNER_TABLES = ("learners", "quiz_attempts", "lesson_results", "review_cards", "activity", "lesson_starts")
 
 
 def position_to_json(position: Position) -> str:
@@ -69,9 +69,10 @@ class SqliteProgressStore:
         return Position() if row is None else position_from_json(row[0])
 
     def save(self, learner: str, position: Position, *, at: float, attempt: QuizAttempt | None = None,
-             result: LessonResult | None = None, card: ReviewCard | None = None, day: str | None = None) -> None:  # fmt: skip
+             result: LessonResult | None = None, card: ReviewCard | None = None, day: str | None = None,
+             started: tuple[str, str] | None = None) -> None:  # fmt: skip
         """Store a turn's outcome at once: the new position, whatever the turn produced, and its day (the
-        learner's own ``day``, else the UTC day of ``at``)."""
+        learner's own ``day``, else the UTC day of ``at``); ``started`` is a lesson the turn opened."""
         with self._db.transaction() as connection:
             connection.execute(
                 "INSERT INTO learners (learner, position, updated_at) VALUES (?, ?, ?)"
@@ -99,6 +100,9 @@ class SqliteProgressStore:
                     " DO UPDATE SET state = excluded.state, due = excluded.due",
                     (learner, card.track, card.lesson, card.question, card.state, card.due),
                 )
+            if started is not None:
+                connection.execute("INSERT OR IGNORE INTO lesson_starts (learner, track, lesson, started_at)"
+                                   " VALUES (?, ?, ?, ?)", (learner, *started, at))  # fmt: skip
             connection.execute("INSERT OR IGNORE INTO activity (learner, day) VALUES (?, ?)",
                                (learner, day or utc_day(at)))  # fmt: skip
 

@@ -296,7 +296,7 @@ def test_an_sql_mistake_is_raised_as_it_is_not_as_a_passing_condition(store: Sql
 
 def test_a_new_database_ends_at_the_latest_version(db_path: Path) -> None:
     SqliteProgressStore(db_path).close()
-    assert user_version(db_path) == LATEST_VERSION == 3
+    assert user_version(db_path) == LATEST_VERSION == 4
     assert query(db_path, "PRAGMA journal_mode") == [("wal",)]
 
 
@@ -440,7 +440,7 @@ def test_a_version_2_database_upgrades_and_keeps_its_progress(db_path: Path) -> 
     old.save("ada", Position(track="t", lesson="l", step="section"), at=MARCH_1)
     old._db.close()
     store = SqliteProgressStore(db_path)
-    assert user_version(db_path) == 3
+    assert user_version(db_path) == LATEST_VERSION
     assert store.position("ada").lesson == "l"
     assert store.learner_settings("ada") == LearnerSettings()
 

@@ -367,9 +367,17 @@ class Answerer:
                     lesson=lesson,
                     refused=answer.refused,
                     reason=answer.reason,
-                    sections=tuple(f"{c.track}/{c.lesson}#{c.section}" for c in answer.citations),
+                    sections=tuple(f"{c.track}/{c.lesson}#{c.section}" for c in logged_sections(answer)),
                     learner=learner,
                     timings=dict(answer.timings),
                 ),
             )
         return answer
+
+
+def logged_sections(answer: Answer) -> tuple[Citation, ...]:
+    """The sections a question's log entry names: those an answer cites, or for a refusal the closest one (what
+    moderators' content-gap reports group refused questions by)."""
+    if answer.citations:
+        return tuple(answer.citations)
+    return (answer.closest,) if answer.refused and answer.closest is not None else ()
