@@ -68,7 +68,8 @@ def scratch_settings(workdir: Path) -> Settings:
 
 def answering_stack(settings: Settings, tracks: list[Track]):  # noqa: ANN201 - (chat model, Answerer)
     """The real chat model and answerer over ``tracks``, indexed into ``settings``' data dir, as the tutor wires them."""
-    from bot.app import build_answerer, build_chat_model, lesson_lookup, track_words  # noqa: PLC0415
+    from bot.app import build_answerer, build_chat_model
+    from bot.core.answering.answerer import lesson_lookup, track_words  # noqa: PLC0415
     from bot.knowledge.index import LessonIndex  # noqa: PLC0415
 
     index = LessonIndex.from_settings(settings)

@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from bot.core.answering import Answerer
-from bot.core.answering.checks import Vocabulary
 from bot.core.engine import Engine
-from bot.core.lessons import Lesson, Track
+from bot.core.lessons import Track
 from bot.core.localtime import parse_quiet_hours
 from bot.core.ports import ChatModel
 from bot.core.prompts import PromptLibrary
@@ -84,33 +83,6 @@ def load_tracks(settings: Settings) -> dict[str, Track]:
     return PublishedTracks(settings.published_dir).serve(read_knowledge(settings.knowledge_dir))
 
 
-def lesson_lookup(tracks: dict[str, Track]):  # noqa: ANN201 - a Callable[[str, str], Lesson | None]
-    """A function that finds a lesson by track and lesson id."""
-
-    def find(track: str, lesson: str) -> Lesson | None:
-        found = tracks.get(track)
-        return found.lesson(lesson) if found else None
-
-    return find
-
-
-def track_words(tracks: dict[str, Track]) -> Callable[[str | None], Vocabulary]:
-    """The words of a track (every track for None), indexed once, to check what the lessons mention."""
-    cache: dict[str | None, Vocabulary] = {}
-
-    def lesson_text(lesson: Lesson) -> str:
-        parts = [lesson.title, *(f"{s.heading}\n{s.text}" for s in lesson.sections)]
-        return "\n".join(parts + [f"{term}: {meaning}" for term, meaning in lesson.key_terms])
-
-    def words(track: str | None) -> Vocabulary:
-        if track not in cache:
-            chosen = [tracks[track]] if track in tracks else list(tracks.values())
-            cache[track] = Vocabulary("\n".join(lesson_text(lesson) for found in chosen for lesson in found.lessons))
-        return cache[track]
-
-    return words
-
-
 def build_chat_model(settings: Settings, preload: bool = False) -> ChatModel:
     """The chat model the settings choose: an OpenAI-compatible server, or the GGUF model in-process.
 
@@ -144,8 +116,7 @@ def build_answerer(settings: Settings, model: ChatModel | None = None, index: Le
         model=model or build_chat_model(settings),
         prompts=PromptLibrary(PROMPTS_DIR),
         log=SqliteQuestionLog(database or settings.database_path),
-        lessons=lesson_lookup(tracks),
-        track_words=track_words(tracks),
+        tracks=tracks,
         settings=settings.answering,
     )
 

@@ -113,12 +113,14 @@ class FixedRetriever:
     """Returns the same passages for every question (filtered by lesson when asked)."""
 
     passages: list[Passage]
-    calls: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    calls: list[tuple[str, str | Sequence[str] | None, str | None]] = field(default_factory=list)
 
-    def search(self, question: str, k: int, track: str | None = None, lesson: str | None = None) -> list[Passage]:
+    def search(self, question: str, k: int, track: str | Sequence[str] | None = None,
+               lesson: str | None = None) -> list[Passage]:  # fmt: skip
         self.calls.append((question, track, lesson))
+        tracks = None if track is None else {track} if isinstance(track, str) else set(track)
         found = [
-            p for p in self.passages if (track is None or p.track == track) and (lesson is None or p.lesson == lesson)
+            p for p in self.passages if (tracks is None or p.track in tracks) and (lesson is None or p.lesson == lesson)
         ]
         return found[:k]
 

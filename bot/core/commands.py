@@ -4,7 +4,8 @@ A command is a command only when it is exactly one: a known word with its argume
 With a slash (``/enable ai-foundations``, ``/ask …``) the learner says it is a command, so any argument goes.
 Typed without a slash, a word alone is a command (``next``, ``progress``), and a word with an argument is one
 only when the argument has that command's shape: ``remind at 19:00``, ``leaderboard on``, ``quiet 22:00-08:00``,
-or, for ``track``, ``lesson``, ``enable`` and ``disable``, the id or title of something that exists (the caller
+``tracks publish ml-basics``, or, for ``track``, ``lesson``, ``enable``, ``disable`` and ``insights``, the id
+or title of something that exists (the caller
 says what exists). "enable caching in attention?" and "track record of GPT-4?" are questions. Quiz answers and
 reset confirmations are recognised by the engine itself, because they depend on where the learner is.
 """
@@ -20,8 +21,11 @@ from bot.core.localtime import parse_clock, parse_quiet_hours
 MAX_MESSAGE_CHARS = 4000  # longer messages are cut before anything reads them (answers read even less)
 DROPPED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}  # control, format (zero-width, bidi), surrogates, unassigned
 WORD_COMMANDS = {"start", "menu", "home", "tracks", "next", "back", "quiz", "progress", "help", "reset",
-                 "review", "resume", "continue", "lessons", "remind", "stop", "tz", "quiet", "leaderboard"}  # fmt: skip
-ARG_COMMANDS = {"track", "lesson", "enable", "disable", "ask", "term", "remind", "tz", "quiet", "leaderboard"}
+                 "review", "resume", "continue", "lessons", "remind", "stop", "tz", "quiet", "leaderboard",
+                 "insights"}  # fmt: skip
+ARG_COMMANDS = {"track", "lesson", "enable", "disable", "ask", "term", "remind", "tz", "quiet", "leaderboard",
+                "tracks", "insights"}  # fmt: skip
+TRACKS_SUBCOMMANDS = {"list", "enable", "disable", "upload", "preview", "publish", "history", "rollback"}
 YES = {"yes", "y", "yes, erase"}
 NO = {"no", "n", "cancel"}
 
@@ -88,6 +92,8 @@ _ARGUMENT_SHAPES: dict[str, Callable[[str], bool]] = {
     "quiet": lambda a: parse_quiet_hours(a) is not None,
     "term": lambda a: len(a.split()) <= 6 and not a.endswith("?"),  # "term limits of a context window?" asks
     "tz": lambda a: len(a.split()) <= 3 and not a.endswith("?"),  # a zone or city; a wrong one gets explained
+    # moderators' "tracks publish ml-basics", "tracks rollback ml-basics 2"; "tracks history of GPT?" asks
+    "tracks": lambda a: a.split()[0] in TRACKS_SUBCOMMANDS and len(a.split()) <= 3 and not a.endswith("?"),
 }
 
 

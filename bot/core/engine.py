@@ -26,9 +26,10 @@ from typing import Any
 from bot.core import progress, views
 from bot.core.actions import SCREENS, VERSIONED, Action, action_number, parse_action
 from bot.core.answering import Answer, AnswerDelta, Answerer
+from bot.core.authoring import Authoring
 from bot.core.comeback import Comeback
 from bot.core.commands import MAX_MESSAGE_CHARS, NO, YES, clean_text, parse_command, question_in, short_hash
-from bot.core.lessons import Lesson, Track
+from bot.core.lessons import Lesson, Track, draft_track_id, track_name
 from bot.core.limits import QuestionLimit, too_many_questions
 from bot.core.localtime import DEFAULT_QUIET
 from bot.core.markup import escape
@@ -36,6 +37,7 @@ from bot.core.messages import Button, Incoming, Reply, rows
 from bot.core.outcome import Outcome
 from bot.core.outcome import note as _note
 from bot.core.ports import (
+    InsightsSource,
     LessonResult,
     ModelBusy,
     ModelFailed,
@@ -44,9 +46,11 @@ from bot.core.ports import (
     QuizAttempt,
     ReviewCard,
     StoreUnavailable,
+    TrackLibrary,
 )
 from bot.core.quiz import ReviewScheduler, option_label, typed_option
-from bot.core.terms import KeyTerms, TermMatch, asked_term
+from bot.core.shelf import Shelf
+from bot.core.terms import TermMatch, asked_term
 
 # The text helpers live in bot.core.commands; they stay importable from here.
 __all__ = ["MAX_MESSAGE_CHARS", "NO", "YES", "Engine", "Outcome", "clean_text", "parse_command", "short_hash"]
@@ -117,8 +121,11 @@ class Engine:
         reviews: ReviewScheduler | None = None,
         clock: Callable[[], float] = time.time,
         default_quiet: tuple[int, int] = DEFAULT_QUIET,
+        owners: Mapping[str, str] | None = None,
+        library: TrackLibrary | None = None,
+        insights: InsightsSource | None = None,
     ):
-        self.tracks = dict(tracks)
+        self._shelf = Shelf.of(tracks.values(), owners)
         self.store = store
         self.answerer = answerer
         self.reviews = reviews or ReviewScheduler()
@@ -126,11 +133,36 @@ class Engine:
         self._locks = _LearnerLocks()
         self._asking: set[str] = set()  # learners whose question is with the model right now
         self._question_limits: dict[str, QuestionLimit] = {}  # by platform (the console has none)
-        self._track_ids = {short_hash(t.id): t for t in self.tracks.values()}
-        self._lesson_ids = {(short_hash(t.id), short_hash(lesson.id)): (t, lesson)
-                            for t in self.tracks.values() for lesson in t.lessons}  # fmt: skip
-        self._key_terms = KeyTerms(self.tracks.values())
-        self.comeback = Comeback(self.tracks, store, clock, default_quiet)
+        self.comeback = Comeback(self._shelf.tracks, store, clock, default_quiet)
+        self.authoring = Authoring(self, library, insights)
+
+    # ------------------------------------------------------------ the tracks served
+
+    @property
+    def tracks(self) -> Mapping[str, Track]:
+        """Every track served, by id (drafts in preview included; ``offered`` says which a turn may list)."""
+        return self._shelf.tracks
+
+    def use_shelf(self, shelf: Shelf) -> None:
+        """Serve ``shelf`` from the next turn on (one assignment: a turn sees the old tracks or the new)."""
+        self._shelf = shelf
+        self.comeback.tracks = shelf.tracks
+        if self.answerer is not None:
+            self.answerer.use_tracks(shelf.tracks)
+
+    def show_draft(self, draft: Track, community: str) -> Track:
+        """Put a community's draft on the shelf, for its moderators to preview."""
+        self.use_shelf(self._shelf.with_tracks([draft], {draft.id: community}, [draft.id]))
+        return draft
+
+    def show_published(self, track: Track, community: str | None) -> None:
+        """Serve a newly published version of an uploaded track (its draft's preview goes)."""
+        shelf = self._shelf.without([draft_track_id(track.id)])
+        self.use_shelf(shelf.with_tracks([track], {track.id: community} if community else {}, []))
+
+    def track_screen(self, incoming: Incoming, track: Track, intro: Reply) -> Outcome:
+        """``intro``, then the lessons of ``track`` (a draft's preview opens with it)."""
+        return Outcome([intro, views.lessons(track, self._best_scores(incoming.learner))])
 
     # ------------------------------------------------------------ the turn
 
@@ -147,6 +179,9 @@ class Engine:
             yield _ONE_AT_A_TIME
             return
         async with self._locks.hold(incoming.learner):
+            if incoming.upload is not None:
+                yield await self.authoring.upload(incoming)
+                return
             try:
                 turn = await asyncio.to_thread(self._turn, incoming)
             except StoreUnavailable as error:  # nothing of this turn is shown: the learner is where they were
@@ -206,7 +241,7 @@ class Engine:
 
     async def is_question(self, incoming: Incoming) -> bool:
         """Whether typed text would go to the model (not a command, nor a quiz answer, nor a confirmation)."""
-        if incoming.action is not None or not (incoming.text or "").strip():
+        if incoming.action is not None or incoming.upload is not None or not (incoming.text or "").strip():
             return False
         return await asyncio.to_thread(self._is_question, incoming)
 
@@ -256,6 +291,9 @@ class Engine:
         if lesson is None:
             moved = replace(position, track=None, lesson=None, step="home")
             return moved, "The lesson you were in isn't available right now, so here is the start."
+        if position.step == "section" and position.section >= len(lesson.sections) and lesson.sections:
+            fixed = replace(position, section=len(lesson.sections) - 1)  # the part nearest the one that was removed
+            return fixed, "This lesson changed since your last visit; here is the nearest part that is still in it."
         if position.section >= len(lesson.sections) or (
             position.step == "quiz" and position.question >= len(lesson.quiz)
         ):
@@ -294,6 +332,10 @@ class Engine:
             return self.comeback.set_quiet_hours(incoming, argument)
         if name == "leaderboard":
             return self.comeback.leaderboard(incoming, argument)
+        if name == "tracks" and argument:
+            return self._tracks_command(incoming, position, argument)
+        if name == "insights":
+            return self.authoring.insights(incoming, argument, position.track)
         screens = self._screens()
         if name in screens:
             return screens[name](incoming, position)
@@ -308,17 +350,29 @@ class Engine:
 
     # ------------------------------------------------------------ key terms
 
+    def _tracks_command(self, incoming: Incoming, position: Position, argument: str) -> Outcome:
+        """``tracks list|enable|disable …`` here; the moderators' authoring subcommands in ``Authoring``."""
+        authored = self.authoring.command(incoming, argument)
+        if authored is not None:
+            return authored
+        sub, _, rest = argument.partition(" ")
+        if sub.casefold() in {"enable", "disable"} and rest.strip():
+            return self._set_track(incoming, rest, sub.casefold() == "enable")
+        return self._tracks(incoming, position)
+
     def _term_asked(self, incoming: Incoming, position: Position, text: str) -> TermMatch | None:
         """The key term typed text asks about ("what is soft targets?", or just the term), if a lesson defines it."""
         asked = asked_term(text)
         offered = [t.id for t in self.offered(incoming)]
-        return self._key_terms.find(asked or text, offered, position.track, position.lesson, typos=asked is not None)
+        return self._shelf.key_terms.find(
+            asked or text, offered, position.track, position.lesson, typos=asked is not None
+        )
 
     def _define(self, incoming: Incoming, position: Position, phrase: str) -> Outcome:
         """``term PHRASE``: the key term's meaning, or what to do when no lesson here defines it."""
         if not phrase:
             return _note("Type the term after 'term', e.g. 'term soft targets'.")
-        found = self._key_terms.find(asked_term(phrase) or phrase, [t.id for t in self.offered(incoming)],
+        found = self._shelf.key_terms.find(asked_term(phrase) or phrase, [t.id for t in self.offered(incoming)],
                                      position.track, position.lesson)  # fmt: skip
         if found is not None:
             return Outcome([views.key_term(found, position.step != "home")])
@@ -356,17 +410,17 @@ class Engine:
         numbers = [action_number(arg) for arg in args]
         if verb in SCREENS and not args:
             return self._screens()[verb](incoming, position)
-        if verb is Action.OPEN_TRACK and len(args) == 1 and args[0] in self._track_ids:
-            return self._track_view(incoming, self._track_ids[args[0]])
-        if verb is Action.OPEN_LESSON and len(args) == 2 and (args[0], args[1]) in self._lesson_ids:
-            track, lesson = self._lesson_ids[(args[0], args[1])]
+        if verb is Action.OPEN_TRACK and len(args) == 1 and args[0] in self._shelf.track_ids:
+            return self._track_view(incoming, self._shelf.track_ids[args[0]])
+        if verb is Action.OPEN_LESSON and len(args) == 2 and (args[0], args[1]) in self._shelf.lesson_ids:
+            track, lesson = self._shelf.lesson_ids[(args[0], args[1])]
             return self._start_lesson(incoming, position, track, lesson)
-        if (verb is Action.OPEN_SECTION and len(args) == 3 and (args[0], args[1]) in self._lesson_ids
+        if (verb is Action.OPEN_SECTION and len(args) == 3 and (args[0], args[1]) in self._shelf.lesson_ids
                 and numbers[2] is not None):  # fmt: skip
-            track, lesson = self._lesson_ids[(args[0], args[1])]
+            track, lesson = self._shelf.lesson_ids[(args[0], args[1])]
             return self._open_section(incoming, position, track, lesson, numbers[2])
-        if verb in {Action.ENABLE_TRACK, Action.DISABLE_TRACK} and len(args) == 1 and args[0] in self._track_ids:
-            return self._set_track(incoming, self._track_ids[args[0]], verb is Action.ENABLE_TRACK)
+        if verb in {Action.ENABLE_TRACK, Action.DISABLE_TRACK} and len(args) == 1 and args[0] in self._shelf.track_ids:
+            return self._set_track(incoming, self._shelf.track_ids[args[0]], verb is Action.ENABLE_TRACK)
         if verb is Action.REVIEW_ANSWER and len(args) == 2 and numbers[1] is not None:
             return self._answer_review(incoming, position, args[0], numbers[1])
         if verb in VERSIONED and args and numbers[0] is not None:
@@ -391,24 +445,35 @@ class Engine:
     # ------------------------------------------------------------ what a community offers
 
     def offered(self, incoming: Incoming) -> list[Track]:
-        """The tracks offered where this turn came from: every track in a DM, the enabled ones elsewhere."""
+        """The tracks offered where this turn came from: in a DM the host's tracks; in a community the host's
+        and its own uploaded ones, minus those its moderators turned off."""
         if incoming.is_direct:
-            return list(self.tracks.values())
-        disabled = self.store.disabled_tracks(incoming.community)
-        return [track for track in self.tracks.values() if track.id not in disabled]
+            return self._shelf.offered(None, set())
+        return self._shelf.offered(incoming.community, self.store.disabled_tracks(incoming.community))
+
+    def _community_tracks(self, incoming: Incoming) -> list[Track]:
+        """Every track this community may offer, turned off or not (what its moderators can enable)."""
+        return self._shelf.offered(None if incoming.is_direct else incoming.community, set())
 
     def _not_offered(self, incoming: Incoming, track: Track) -> Outcome | None:
         if any(t.id == track.id for t in self.offered(incoming)):
             return None
-        text = (f"The track “{track.title}” isn't offered here: this community's moderators turned it off. "
-                "Your progress in it is kept; you can continue in a direct message or pick another track.")  # fmt: skip
+        if self._shelf.may_preview(track.id, None if incoming.is_direct else incoming.community, incoming.is_moderator):
+            return None
+        if track.id in self._shelf.drafts:
+            text = f"“{track.title}” is a draft: only the moderators who uploaded it can open it until it's published."
+        elif track.id in self._shelf.owners:
+            text = f"The track “{track.title}” belongs to the community that uploaded it; it isn't offered here."
+        else:
+            text = (f"The track “{track.title}” isn't offered here: this community's moderators turned it off. "
+                    "Your progress in it is kept; you can continue in a direct message or pick another track.")  # fmt: skip
         return Outcome([Reply(text, buttons=rows([Button("Tracks here", Action.HOME)]), personal=True)])
 
     def _tracks(self, incoming: Incoming, position: Position) -> Outcome:
         off: list[Track] = []
         if not incoming.is_direct and incoming.is_moderator:
             disabled = self.store.disabled_tracks(incoming.community)
-            off = [t for t in self.tracks.values() if t.id in disabled]
+            off = [t for t in self._community_tracks(incoming) if t.id in disabled]
         screen = views.tracks(self.offered(incoming), off, direct=incoming.is_direct, moderator=incoming.is_moderator)
         return Outcome([screen])
 
@@ -418,9 +483,13 @@ class Engine:
             return _note("Track settings belong to a server or group; in a direct message every track is available.")
         if not incoming.is_moderator:
             return _note(f"Only this community's moderators can {verb} tracks. Ask one of them.")
-        track = named if isinstance(named, Track) else self.tracks.get(named.strip().casefold())
+        wanted = "" if isinstance(named, Track) else named.strip().casefold()
+        mine = self._community_tracks(incoming)
+        track = (
+            named if isinstance(named, Track) else next((t for t in mine if wanted in {t.id, track_name(t.id)}), None)
+        )
         if track is None:
-            known = ", ".join(sorted(self.tracks)) or "none"
+            known = ", ".join(sorted(track_name(t.id) for t in mine)) or "none"
             return _note(f"There is no track “{escape(str(named)[:60])}”. Published tracks: {known}.")
         was_enabled = track.id not in self.store.disabled_tracks(incoming.community)
         if was_enabled == enabled:
@@ -453,9 +522,9 @@ class Engine:
         """Whether typed ``command argument`` names a track or lesson, so it is that command, not a question."""
         wanted = argument.casefold()
         if command in {"enable", "disable"}:
-            return wanted in self.tracks
-        if command == "track":
-            return any(wanted in {t.id, t.title.casefold()} for t in self.tracks.values())
+            return any(wanted in {t.id, track_name(t.id)} for t in self.tracks.values())
+        if command in {"track", "insights"}:
+            return any(wanted in {t.id, track_name(t.id), t.title.casefold()} for t in self.tracks.values())
         return (wanted.isascii() and wanted.isdigit()) or any(
             wanted in {lesson.id, lesson.title.casefold()} for t in self.tracks.values() for lesson in t.lessons
         )
@@ -463,14 +532,13 @@ class Engine:
     def _open_track_named(self, incoming: Incoming, named: str) -> Outcome:
         wanted = named.casefold()
         for track in self.offered(incoming):
-            if wanted in {track.id, track.title.casefold()}:
+            if wanted in {track.id, track_name(track.id), track.title.casefold()}:
                 return self._track_view(incoming, track)
         return _note(f"There is no track “{escape(named[:60])}” here. Type 'tracks' to see them.")
 
     def _lessons_of_current(self, incoming: Incoming, position: Position) -> Outcome:
-        if position.track in self.tracks:
-            return self._track_view(incoming, self.tracks[position.track])
-        return self._home(incoming, position)
+        track = self.tracks.get(position.track or "")
+        return self._track_view(incoming, track) if track else self._home(incoming, position)
 
     def _open_lesson_named(self, incoming: Incoming, position: Position, named: str) -> Outcome:
         wanted = named.casefold()
@@ -736,12 +804,17 @@ class Engine:
         if not incoming.is_direct and not offered:
             yield Reply("No tracks are offered here, so there are no lessons to answer from.", personal=True)
             return
+        if position.track in self._shelf.drafts:
+            yield Reply("This is a draft in preview: questions are answered from a track once it is published. "
+                        "Try the quiz meanwhile, or publish it.", personal=True)  # fmt: skip
+            return
         track = self._answer_track(offered, position)
         lesson = position.lesson if track and track == position.track else None
+        scope = [t.id for t in offered]
         shown = ""
         final: Answer | None = None
         try:
-            async for event in self.answerer.ask(question, track, lesson, learner=incoming.learner):
+            async for event in self.answerer.ask(question, track, lesson, learner=incoming.learner, scope=scope):
                 if isinstance(event, AnswerDelta):
                     shown += event.text
                     yield Reply(shown, partial=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,38 @@ _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 def slugify(text: str) -> str:
     """Lowercase ``text`` and turn every run of other characters into one hyphen (``"Cost & time"`` -> ``cost-time``)."""
     return _NON_ALNUM.sub("-", text.lower()).strip("-")
+
+
+COMMUNITY_MARK = "@"  # a community's uploaded track is served as NAME@TAG (names are slugs: never hold "@")
+DRAFT_MARK = "~draft"  # a draft being previewed is served as NAME@TAG~draft, to its community's moderators only
+VERSION_MARK = "#v"  # one published version of an uploaded track in the search index: NAME@TAG#v3
+
+
+def community_track_id(name: str, community: str | None) -> str:
+    """The id a track uploaded as ``name`` is served under: qualified by its community (None: the host's)."""
+    if community is None:
+        return name
+    return f"{name}{COMMUNITY_MARK}{hashlib.blake2s(community.encode(), digest_size=3).hexdigest()}"
+
+
+def draft_track_id(track_id: str) -> str:
+    """The id a track's draft is previewed under."""
+    return f"{track_id}{DRAFT_MARK}"
+
+
+def track_name(track_id: str) -> str:
+    """The id people know a track by (what its author wrote in track.toml), without community or draft marks."""
+    return track_id.split(COMMUNITY_MARK, 1)[0].removesuffix(DRAFT_MARK)
+
+
+def version_key(track_id: str, version: int) -> str:
+    """The search-index key of one published version of an uploaded track."""
+    return f"{track_id}{VERSION_MARK}{version}"
+
+
+def served_id(key: str) -> str:
+    """The track id a search-index key serves (a host track's key is its id)."""
+    return key.split(VERSION_MARK, 1)[0]
 
 
 def split_lesson_ref(ref: str, track: str) -> tuple[str, str]:

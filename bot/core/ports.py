@@ -9,6 +9,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bot.core.lessons import Track
+from bot.core.messages import Attachment
+
 
 class ModelBusy(RuntimeError):
     """The model's queue is full; the learner should try again shortly."""
@@ -119,8 +122,9 @@ class Passage:
 class Retriever(Protocol):
     """Finds the lesson text that best answers a question."""
 
-    def search(self, question: str, k: int, track: str | None = None, lesson: str | None = None) -> list[Passage]:
-        """The best passage of each of the ``k`` best sections, best first."""
+    def search(self, question: str, k: int, track: str | Sequence[str] | None = None,
+               lesson: str | None = None) -> list[Passage]:  # fmt: skip
+        """The best passage of each of the ``k`` best sections, best first, in one track, several, or all (None)."""
         ...
 
 
@@ -347,4 +351,80 @@ class ProgressStore(Protocol):
 
     def set_leaderboard_enabled(self, community: str, enabled: bool, by: str, at: float) -> None:
         """Turn the community's leaderboard on or off, recording who did it and when."""
+        ...
+
+
+# ---------------------------------------------------------------- moderators' tracks and insights
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A community's draft of a track, as its last upload left it: the track as read, or what is wrong with it.
+
+    ``problems`` are ``file:line: problem — how to fix`` (paths inside the upload); ``track`` is served under
+    the draft's preview id, and is None while there is a problem.
+    """
+
+    name: str  # the track's id as its author wrote it
+    track: Track | None
+    problems: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()  # what the last upload wrote (paths inside the draft)
+
+
+@dataclass(frozen=True)
+class TrackVersion:
+    """One published version of an uploaded track."""
+
+    version: int
+    title: str
+    published_by: str
+    published_at: float
+    restored_from: int | None = None  # the version a rollback brought back
+
+
+class LibraryError(RuntimeError):
+    """A moderator's track command could not be done; the message says why and what to do (nothing changed)."""
+
+
+class TrackLibrary(Protocol):
+    """Drafts and published versions of the tracks moderators upload (``community`` None: the host's own).
+
+    Every method may take seconds (unpacking, indexing): call it off the event loop. Methods that cannot do
+    what is asked raise ``LibraryError``.
+    """
+
+    def upload(self, community: str | None, name: str | None, filename: str, data: bytes) -> Draft:
+        """Put an uploaded lesson ``.md`` or track ``.zip`` into the track's draft and check the draft.
+
+        ``name`` None takes the id from the zip's track.toml. A refused upload changes nothing and comes back
+        as a draft whose problems say why.
+        """
+        ...
+
+    def draft(self, community: str | None, name: str) -> Draft:
+        """The track's draft as it is now (``LibraryError`` when there is none)."""
+        ...
+
+    def publish(self, community: str | None, name: str, by: str) -> tuple[Track, int]:
+        """Index the valid draft as the next version, then make it the one served; the track and its version."""
+        ...
+
+    def rollback(self, community: str | None, name: str, version: int, by: str) -> tuple[Track, int]:
+        """Publish an earlier version again, as the next version; the track and its new version number."""
+        ...
+
+    def history(self, community: str | None, name: str) -> list[TrackVersion]:
+        """Every published version of the track, newest first."""
+        ...
+
+    def served(self) -> tuple[list[Track], dict[str, str]]:
+        """The newest version of every uploaded track, and the community each belongs to (host tracks: absent)."""
+        ...
+
+
+class InsightsSource(Protocol):
+    """How a community's learners are doing in a track, for its moderators."""
+
+    def insights(self, community: str, track: Track) -> tuple[str, list[Attachment]]:
+        """A short Markdown summary and the charts (PNG attachments) that go with it; names never appear."""
         ...

@@ -12,6 +12,7 @@ MAX_FILE_BYTES = 1 * MB  # one lesson, quiz or image file (in a zip or alone)
 MAX_ZIP_BYTES = 10 * MB  # a zip as uploaded
 MAX_UNPACKED_BYTES = 50 * MB  # everything a zip holds, unpacked
 MAX_ZIP_ENTRIES = 500
+UPLOADS_PER_MINUTE = 5  # per moderator: enough to fix and resend, too few to flood the host's disk
 MAX_COMPRESSION_RATIO = 100  # a file that unpacks to more than 100 times its packed size is refused (a zip bomb)
 
 LESSON_SUFFIXES = frozenset({".md"})

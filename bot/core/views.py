@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from bot.core.actions import Action
 from bot.core.answering import Answer
 from bot.core.commands import short_hash
-from bot.core.lessons import Lesson, Question, Track
+from bot.core.lessons import Lesson, Question, Track, track_name
 from bot.core.localtime import clock_text
 from bot.core.markup import escape
 from bot.core.messages import Button, QuizCard, Reply, rows
@@ -202,14 +202,16 @@ def home(display_name: str, where: str | None, offered: list[Track]) -> Reply:
 
 def tracks(offered: list[Track], off: list[Track], *, direct: bool, moderator: bool) -> Reply:
     """The tracks offered here; for a community's moderators also those turned off, with on/off buttons."""
-    lines = [f"• **{t.title}** ({t.id}): {t.description}" for t in offered] or ["No tracks are offered here yet."]
+    lines = [f"• **{t.title}** ({track_name(t.id)}): {t.description}" for t in offered] or [
+        "No tracks are offered here yet."
+    ]
     text = "**Tracks here**\n" + "\n".join(lines)
     buttons = [Button(t.title[:60], Action.OPEN_TRACK(short_hash(t.id))) for t in offered]
     if direct:
         text += "\n\nIn a direct message every published track is available."
     elif moderator:
         if off:
-            text += "\n\n**Turned off here**\n" + "\n".join(f"• {t.title} ({t.id})" for t in off)
+            text += "\n\n**Turned off here**\n" + "\n".join(f"• {t.title} ({track_name(t.id)})" for t in off)
         text += "\n\nAs a moderator you can turn tracks on and off: 'enable TRACK' or 'disable TRACK', or the buttons."
         buttons += [Button(f"Turn off {t.title}"[:60], Action.DISABLE_TRACK(short_hash(t.id))) for t in offered]
         buttons += [Button(f"Turn on {t.title}"[:60], Action.ENABLE_TRACK(short_hash(t.id))) for t in off]

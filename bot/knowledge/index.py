@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import bm25s
@@ -22,7 +22,7 @@ import Stemmer
 from chromadb.config import Settings as ChromaSettings
 
 from bot.config import Settings
-from bot.core.lessons import Track
+from bot.core.lessons import VERSION_MARK, Track, served_id
 from bot.core.ports import Passage
 from bot.knowledge.chroma_http import http_client
 from bot.knowledge.chunking import Chunk, chunk_track
@@ -72,8 +72,20 @@ class LessonIndex:
             name=collection, embedding_function=embedder, metadata={"hnsw:space": "cosine"}
         )
         self._stemmer = Stemmer.Stemmer("english")
-        self._bm25: dict[tuple[str | None, str | None], tuple[int, Any, list[str], list[Any]]] = {}
+        self._bm25: dict[tuple[tuple[str, ...] | None, str | None], tuple[int, Any, list[str], list[Any]]] = {}
         self._search_lock = threading.Lock()  # searches come from worker threads; one at a time is plenty fast
+        self._keys: Mapping[str, str] = {}  # served track id -> the index key of its live version (uploaded tracks)
+
+    def use_keys(self, keys: Mapping[str, str]) -> None:
+        """Search these index keys for these tracks from now on (an uploaded track's published version).
+
+        A new version is indexed under its own key first; switching the key is what publishes it, so a search
+        never sees half a version. Tracks not listed are searched under their own id (the host's tracks).
+        """
+        self._keys = dict(keys)
+
+    def _key(self, track_id: str) -> str:
+        return self._keys.get(track_id, track_id)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LessonIndex:
@@ -188,8 +200,10 @@ class LessonIndex:
     # ------------------------------------------------------------ search
 
     @staticmethod
-    def _where(track: str | None, lesson: str | None) -> dict[str, Any] | None:
-        terms: list[dict[str, Any]] = [{"track": track}] if track else []
+    def _where(tracks: tuple[str, ...] | None, lesson: str | None) -> dict[str, Any] | None:
+        terms: list[dict[str, Any]] = []
+        if tracks is not None:
+            terms.append({"track": tracks[0]} if len(tracks) == 1 else {"track": {"$in": list(tracks)}})
         terms += [{"lesson": lesson}] if lesson else []
         if len(terms) > 1:
             return {"$and": terms}
@@ -198,14 +212,14 @@ class LessonIndex:
     def _tokenize(self, texts: list[str]) -> Any:
         return bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, show_progress=False)
 
-    def _keyword_index(self, track: str | None, lesson: str | None) -> tuple[Any, list[str], list[Any]]:
+    def _keyword_index(self, tracks: tuple[str, ...] | None, lesson: str | None) -> tuple[Any, list[str], list[Any]]:
         """A BM25 index over the chunks in scope, rebuilt when the collection changes."""
-        key = (track, lesson)
+        key = (tracks, lesson)
         count = self.collection.count()
         cached = self._bm25.get(key)
         if cached and cached[0] == count:
             return cached[1], cached[2], cached[3]
-        stored = self.collection.get(where=self._where(track, lesson), include=["documents", "metadatas"])
+        stored = self.collection.get(where=self._where(tracks, lesson), include=["documents", "metadatas"])
         ids, metas = stored["ids"], stored["metadatas"] or []
         docs = stored["documents"] or []
         retriever = None
@@ -217,13 +231,24 @@ class LessonIndex:
         self._bm25[key] = (count, retriever, ids, entries)
         return retriever, ids, entries
 
-    def search(self, question: str, k: int = 4, track: str | None = None, lesson: str | None = None,
+    def search(self, question: str, k: int = 4, track: str | Sequence[str] | None = None, lesson: str | None = None,
                keyword_weight: float | None = None, probes: bool | None = None) -> list[Passage]:  # fmt: skip
-        """The best chunk of each of the ``k`` sections that best answer ``question`` (safe from any thread)."""
-        with self._search_lock:
-            return self._search(question, k, track, lesson, keyword_weight, probes)
+        """The best chunk of each of the ``k`` sections that best answer ``question`` (safe from any thread).
 
-    def _search(self, question: str, k: int, track: str | None, lesson: str | None,
+        ``track`` is one track id, several (the tracks offered where the learner asks), or None for every track
+        in the index; passages name the served track id.
+        """
+        if track is None:
+            keys = None
+        else:
+            keys = tuple(sorted({self._key(t) for t in ([track] if isinstance(track, str) else track)}))
+            if not keys:
+                return []
+        with self._search_lock:
+            found = self._search(question, k, keys, lesson, keyword_weight, probes)
+        return [replace(p, track=served_id(p.track)) if VERSION_MARK in p.track else p for p in found]
+
+    def _search(self, question: str, k: int, track: tuple[str, ...] | None, lesson: str | None,
                 keyword_weight: float | None, probes: bool | None) -> list[Passage]:  # fmt: skip
         """The best chunk of each of the ``k`` sections that best answer ``question``, within a track or lesson.
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from bot.config import Settings
-from bot.core.lessons import Track
+from bot.core.lessons import VERSION_MARK, Track
 from bot.knowledge.published import PublishedTracks
 from bot.knowledge.reader import Problem, read_knowledge
 
@@ -112,7 +112,8 @@ def ingest_knowledge(
         on_event(TrackIndexed(result.track, report))
     if not track_id:
         present = {r.track.id for r in results if r.track} | {r.folder.name for r in results if r.track is None}
-        for gone in sorted(index.indexed_tracks() - present):
+        host_keys = {key for key in index.indexed_tracks() if VERSION_MARK not in key}  # uploads: the library's
+        for gone in sorted(host_keys - present):
             removed = index.remove_track(gone)
             published.remove(gone)
             on_event(TrackRemoved(gone, removed))

@@ -483,7 +483,7 @@ def test_one_question_per_learner_at_a_time_while_navigation_still_works(store: 
 
 
 def test_opening_a_lesson_has_the_model_read_its_pages_ahead(store: SqliteProgressStore, clock: Clock) -> None:
-    from bot.app import lesson_lookup
+    from bot.core.answering.answerer import lesson_lookup
 
     model = ScriptedModel()
     answerer = Answerer(FixedRetriever([passage()]), model, PROMPTS, lessons=lesson_lookup(TRACKS))

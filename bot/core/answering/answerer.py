@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pydantic_core
@@ -134,6 +134,7 @@ class Answerer:
         track_words: Callable[[str | None], Vocabulary] | None = None,
         settings: AnswerSettings | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        tracks: Mapping[str, Track] | None = None,
     ):
         self.retriever = retriever
         self.model = model
@@ -151,16 +152,27 @@ class Answerer:
         self._check_user = prompts.get("check_user")
         self._check_prefix = checker_prefix(prompts, "check")
         self._judge_warmed = False
+        if tracks is not None:
+            self.use_tracks(tracks)
+
+    def use_tracks(self, tracks: Mapping[str, Track]) -> None:
+        """Answer from these tracks from now on: their lessons and words (a moderator published a new version)."""
+        self.lessons = lesson_lookup(tracks)
+        self.track_words = track_words(tracks)
 
     # ------------------------------------------------------------ what the model reads
 
-    def retrieve(self, question: str, track: str | None, lesson: str | None) -> list[Passage]:
-        """Sections for a question, best first: the open lesson's get a small head start."""
+    def retrieve(self, question: str, track: str | None, lesson: str | None,
+                 scope: Sequence[str] | None = None) -> list[Passage]:  # fmt: skip
+        """Sections for a question, best first: the open lesson's get a small head start.
+
+        Without a ``track``, the search spans ``scope`` (the tracks offered where the learner asks; None: all).
+        """
         ranked: dict[tuple[str, str, str], tuple[float, Passage]] = {}
         if lesson:
             for hit in self.retriever.search(question, 3, track, lesson):
                 ranked[(hit.track, hit.lesson, hit.section)] = (hit.similarity + self.settings.lesson_bonus, hit)
-        for hit in self.retriever.search(question, 3, track):
+        for hit in self.retriever.search(question, 3, track if track else scope):
             ranked.setdefault((hit.track, hit.lesson, hit.section), (hit.similarity, hit))
         return [hit for _score, hit in sorted(ranked.values(), key=lambda pair: pair[0], reverse=True)]
 
@@ -238,8 +250,11 @@ class Answerer:
         return text
 
     async def ask(self, question: str, track: str | None = None, lesson: str | None = None,
-                  learner: str | None = None) -> AsyncIterator[AnswerDelta | Answer]:  # fmt: skip
-        """Answer ``question``; yields what is shown as soon as it is known to be right, then the final Answer."""
+                  learner: str | None = None, scope: Sequence[str] | None = None) -> AsyncIterator[AnswerDelta | Answer]:  # fmt: skip
+        """Answer ``question``; yields what is shown as soon as it is known to be right, then the final Answer.
+
+        ``scope`` limits a question asked outside any track to the tracks offered to the learner.
+        """
         started = self.clock()
         cleaned, truncated = clean_question(question, self.settings.max_question_chars)
         stages: dict[str, float] = {}
@@ -258,7 +273,9 @@ class Answerer:
         if not cleaned:
             yield await refuse("empty question", None, "Ask me something about the lesson, in a sentence or two.")
             return
-        passages = await asyncio.to_thread(self.retrieve, cleaned, track, lesson)  # keeps other learners' turns moving
+        passages = await asyncio.to_thread(
+            self.retrieve, cleaned, track, lesson, scope
+        )  # keeps other learners' turns moving
         stage("retrieve")
         best = passages[0] if passages else None
         closest = passage_citation(best) if best and best.similarity >= self.settings.point_similarity else None
@@ -381,3 +398,30 @@ def logged_sections(answer: Answer) -> tuple[Citation, ...]:
     if answer.citations:
         return tuple(answer.citations)
     return (answer.closest,) if answer.refused and answer.closest is not None else ()
+
+
+def lesson_lookup(tracks: Mapping[str, Track]):  # noqa: ANN201 - a Callable[[str, str], Lesson | None]
+    """A function that finds a lesson by track and lesson id."""
+
+    def find(track: str, lesson: str) -> Lesson | None:
+        found = tracks.get(track)
+        return found.lesson(lesson) if found else None
+
+    return find
+
+
+def track_words(tracks: Mapping[str, Track]) -> Callable[[str | None], Vocabulary]:
+    """The words of a track (every track for None), indexed once, to check what the lessons mention."""
+    cache: dict[str | None, Vocabulary] = {}
+
+    def lesson_text(lesson: Lesson) -> str:
+        parts = [lesson.title, *(f"{s.heading}\n{s.text}" for s in lesson.sections)]
+        return "\n".join(parts + [f"{term}: {meaning}" for term, meaning in lesson.key_terms])
+
+    def words(track: str | None) -> Vocabulary:
+        if track not in cache:
+            chosen = [tracks[track]] if track is not None and track in tracks else list(tracks.values())
+            cache[track] = Vocabulary("\n".join(lesson_text(lesson) for found in chosen for lesson in found.lessons))
+        return cache[track]
+
+    return words
