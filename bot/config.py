@@ -276,6 +276,11 @@ class Settings(BaseSettings):
         return self.data_dir / "published"
 
     @property
+    def library_dir(self) -> Path:
+        """Where the tracks moderators upload are kept: drafts and every published version."""
+        return self.data_dir / "library"
+
+    @property
     def chroma_dir(self) -> Path:
         """Folder of the embedded Chroma store."""
         return self.data_dir / "chroma"

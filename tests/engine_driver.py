@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.core.engine import Engine
-from bot.core.messages import Incoming, Reply
+from bot.core.messages import Incoming, Reply, Upload
 
 
 @dataclass
@@ -21,6 +21,7 @@ class Learner:
     platform: str = "test"
     display_name: str | None = None  # as the platform gives it; None: the user id, titled
     last: list[Reply] = field(default_factory=list)
+    downloads: list[str] = field(default_factory=list)  # the uploads the engine downloaded
 
     def incoming(self, text: str | None = None, action: str | None = None) -> Incoming:
         return Incoming(self.platform, self.user_id, self.conversation, text=text, action=action,
@@ -48,6 +49,18 @@ class Learner:
         """Send a turn an adapter translated (it need not be this learner's); return the replies."""
         self.last = asyncio.run(self.engine.replies(incoming))
         return self.last
+
+    def upload(self, filename: str, data: bytes, caption: str = "", size: int | None = None) -> list[Reply]:
+        """Send a file with ``caption``, as a platform hands it over (its download counted in ``downloads``)."""
+
+        async def read() -> bytes:
+            self.downloads.append(filename)
+            return data
+
+        incoming = replace(
+            self.incoming(text=caption), upload=Upload(filename, len(data) if size is None else size, read)
+        )
+        return self.run(incoming)
 
     def button(self, label: str) -> str:
         """The action of the last replies' button whose label starts with ``label``."""

@@ -69,3 +69,17 @@ def write_track(folder: Path, track_id: str = "demo", order: list[str] | None = 
     for n in range(1, lessons + 1):
         write_lesson(folder, f"{n:02d}-lesson.md", front_matter(f"lesson-{n}"))
     return folder
+
+
+def zip_folder(folder: Path, top: str | None = None) -> bytes:
+    """The files of ``folder`` as a zip (under a ``top`` folder inside the zip when given), as a moderator sends it."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                name = path.relative_to(folder).as_posix()
+                archive.write(path, f"{top}/{name}" if top else name)
+    return buffer.getvalue()

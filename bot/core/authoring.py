@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 SUBCOMMANDS = ("list", "enable", "disable", "upload", "preview", "publish", "history", "rollback")
 PROBLEMS_SHOWN = 12  # more than this, or a long list, comes as a text file too
 PROBLEMS_CHARS = 2500
+REFRESH_SECONDS = 10.0
 
 HOW_TO_UPLOAD = ("To add or fix lessons, send the file here: one lesson as a .md file, or a whole track (a folder "
                  "with track.toml and its lessons) as a .zip, with the caption 'tracks upload TRACK'. "
@@ -57,6 +58,23 @@ class Authoring:
         self.library = library
         self.insights_source = insights
         self._uploads = QuestionLimit(UPLOADS_PER_MINUTE, clock)  # per moderator, like questions per learner
+        self.clock = clock
+        self._stamp = library.stamp() if library is not None else 0
+        self._checked = float("-inf")  # the first turn looks
+
+    def refresh(self) -> None:
+        """Serve versions published elsewhere (``tutorbot publish``, another bot process), checked every few seconds.
+
+        Runs on a turn's worker thread; between checks it costs one clock read.
+        """
+        if self.library is None or self.clock() - self._checked < REFRESH_SECONDS:
+            return
+        self._checked = self.clock()
+        stamp = self.library.stamp()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            tracks, owners = self.library.served()
+            self.engine.use_shelf(self.engine.shelf.with_tracks(tracks, owners, []))
 
     # ------------------------------------------------------------ upload (async: the download is awaited)
 

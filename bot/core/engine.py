@@ -143,6 +143,11 @@ class Engine:
         """Every track served, by id (drafts in preview included; ``offered`` says which a turn may list)."""
         return self._shelf.tracks
 
+    @property
+    def shelf(self) -> Shelf:
+        """The tracks served now, with their owners and drafts."""
+        return self._shelf
+
     def use_shelf(self, shelf: Shelf) -> None:
         """Serve ``shelf`` from the next turn on (one assignment: a turn sees the old tracks or the new)."""
         self._shelf = shelf
@@ -199,6 +204,7 @@ class Engine:
 
     def _turn(self, incoming: Incoming) -> _Turn:
         """The non-model part of a turn, stored: its replies, and the question for the model if it asks one."""
+        self.authoring.refresh()
         self.comeback.note_member(incoming)
         position, note = self._checked_position(incoming.learner)
         question: str | None = None

@@ -421,6 +421,10 @@ class TrackLibrary(Protocol):
         """The newest version of every uploaded track, and the community each belongs to (host tracks: absent)."""
         ...
 
+    def stamp(self) -> int:
+        """A number that changes whenever any process publishes a version (cheap: asked every few seconds)."""
+        ...
+
 
 class InsightsSource(Protocol):
     """How a community's learners are doing in a track, for its moderators."""
