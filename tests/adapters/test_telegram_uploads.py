@@ -124,7 +124,7 @@ def test_in_a_group_only_addressed_documents_are_turns_and_only_accepted_ones_ar
             assert "Only moderators" in refused.plain and not fake.calls_to("getFile") and not fake.downloads
             assert engine.seen[-1].upload is not None and not engine.seen[-1].is_moderator
 
-            caption = f"/tracks upload@{BOT_USERNAME} ai-foundations"
+            caption = f"/tracks@{BOT_USERNAME} upload ai-foundations"  # a group's command menu adds @bot
             reply, _photo, _doc = await upload(fake, GRACE, LESSON_MD, "tokens.md", caption, GROUP)
             assert engine.seen[-1].is_moderator and not engine.seen[-1].is_direct and engine.seen[-1].text == caption
             assert engine.read == [LESSON_MD] and len(fake.downloads) == 1
