@@ -1,8 +1,10 @@
 """A local fake Discord on 127.0.0.1: the REST API and the gateway, enough for the real discord.py client.
 
 REST: discord.py is pointed here through ``discord.http.Route.BASE``; every call is recorded (method, path,
-query, JSON body or multipart ``payload_json``) and messages are kept with their edits, so tests assert on
-what the bot showed and to whom (ephemeral or not). Responses use exactly ``Content-Type: application/json``
+query, JSON body or multipart ``payload_json``, and the ``files[n]`` parts as ``SentFile``s with their names and
+bytes) and messages are kept with their edits and files, so tests assert on what the bot showed and to whom
+(ephemeral or not). ``attachment`` keeps a file a user sends with a slash command: ``slash`` puts it in the
+command's options and ``resolved.attachments`` as Discord does, and the fake serves its bytes at its URL. Responses use exactly ``Content-Type: application/json``
 (discord.py parses nothing else). Interaction responses follow Discord's rules: a deferred "thinking" reply
 is filled by the first follow-up (whose own ephemeral flag is ignored), a deferred button press creates no
 message, and an interaction answered twice is an error.
@@ -62,6 +64,33 @@ class Call:
     path: str
     query: dict[str, str]
     body: Any
+    files: list[SentFile] = field(default_factory=list)  # the multipart ``files[n]`` parts
+
+
+@dataclass(frozen=True)
+class SentFile:
+    """A file the bot attached to a message (a ``files[n]`` part of a multipart request): its name and bytes."""
+
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class UserFile:
+    """A file a user sends with a slash command (an attachment option), served by the fake at ``url``."""
+
+    id: str
+    filename: str
+    data: bytes
+    url: str
+
+    def payload(self) -> dict:
+        return {"id": self.id, "filename": self.filename, "size": len(self.data), "url": self.url,
+                "proxy_url": self.url, "content_type": "application/octet-stream"}  # fmt: skip
+
+
+Option = str | int | UserFile  # the value of a slash command's option
+FILES = web.RequestKey("files", list[SentFile])  # a request's multipart files, for the handlers that make messages
 
 
 @dataclass
@@ -81,6 +110,7 @@ class FakeMessage:
     reference: str | None = None
     allowed_mentions: Any = None
     arrived: float = 0.0  # time.monotonic() when it was posted or last edited
+    files: list[SentFile] = field(default_factory=list)  # attached files, in order
 
     @property
     def custom_ids(self) -> list[str]:
@@ -152,6 +182,8 @@ class FakeDiscord:
         self.identified = asyncio.Event()
         self.identifications = 0
         self.closed_dms: set[str] = set()  # users whose DMs are closed to the bot: posting there gets a 403
+        self.user_files: dict[str, UserFile] = {}  # attachment id -> a file users sent with a slash command
+        self.downloads: list[str] = []  # ids of the user files the bot fetched, in order
         self._ids = itertools.count(1_190_000_000_000_000_000)
         self._sequence = itertools.count(1)
         self._socket: web.WebSocketResponse | None = None
@@ -166,8 +198,9 @@ class FakeDiscord:
 
     async def start(self) -> None:
         """Listen on a free port of 127.0.0.1."""
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)  # messages with files, as Discord takes
         app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/attachments/{aid}/{filename}", self._serve_attachment)
         app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -334,21 +367,41 @@ class FakeDiscord:
         return {
             "id": message.id, "channel_id": message.channel_id, "author": author, "content": message.content,
             "timestamp": timestamp, "edited_timestamp": timestamp if message.edits else None, "tts": False,
-            "mention_everyone": False, "mentions": [], "mention_roles": [], "attachments": [], "embeds": [],
+            "mention_everyone": False, "mentions": [], "mention_roles": [], "embeds": [],
+            "attachments": [{"id": f"{message.id}{n}", "filename": file.filename, "size": len(file.data),
+                             "url": f"{self.attachment_base}/{message.id}{n}/{file.filename}",
+                             "proxy_url": f"{self.attachment_base}/{message.id}{n}/{file.filename}"}
+                            for n, file in enumerate(message.files)],
             "pinned": False, "type": 0, "flags": EPHEMERAL if message.ephemeral else 0,
             "components": message.components, "application_id": self.application_id,
         }  # fmt: skip
 
     # ------------------------------------------------------------ what tests do
 
-    def slash_payload(self, user: User, name: str, options: dict[str, str] | None = None, *, sub: str | None = None,
-                      dm: bool = False, channel_id: str | None = None) -> dict:  # fmt: skip
-        """The payload of a slash command (``sub`` for a subcommand of a group)."""
-        values = [{"name": key, "type": 3, "value": value} for key, value in (options or {}).items()]
+    @property
+    def attachment_base(self) -> str:
+        """Where the fake serves files (Discord's CDN)."""
+        return f"http://127.0.0.1:{self.port}/attachments"
+
+    def attachment(self, filename: str, data: bytes) -> UserFile:
+        """A file a user is about to send with a slash command (pass it as an option's value)."""
+        attachment_id = self.new_id()
+        file = UserFile(attachment_id, filename, data, f"{self.attachment_base}/{attachment_id}/{filename}")
+        self.user_files[attachment_id] = file
+        return file
+
+    def slash_payload(self, user: User, name: str, options: dict[str, Option] | None = None, *,
+                      sub: str | None = None, dm: bool = False, channel_id: str | None = None) -> dict:  # fmt: skip
+        """The payload of a slash command (``sub`` for a subcommand of a group). An option's value is a string,
+        an integer, or a ``UserFile`` (an attachment, listed in ``resolved`` as Discord does)."""
+        values = [_option(key, value) for key, value in (options or {}).items()]
         if sub is not None:
             values = [{"name": sub, "type": 1, "options": values}]
         registered = next((c for c in self.commands.get("global", []) if c["name"] == name), None)
         data = {"id": registered["id"] if registered else self.new_id(), "name": name, "type": 1, "options": values}
+        files = [value for value in (options or {}).values() if isinstance(value, UserFile)]
+        if files:
+            data["resolved"] = {"attachments": {file.id: file.payload() for file in files}}
         return self.interaction_payload(user, 2, data, dm=dm, channel_id=channel_id)
 
     def message_event(self, user: User, content: str, *, dm: bool = False, mentions_bot: bool = False,
@@ -368,7 +421,7 @@ class FakeDiscord:
             data.update(channel_id=channel_id or self.channel_id, guild_id=self.guild_id, member=member)
         return data
 
-    async def slash(self, user: User, name: str, options: dict[str, str] | None = None, *, sub: str | None = None,
+    async def slash(self, user: User, name: str, options: dict[str, Option] | None = None, *, sub: str | None = None,
                     dm: bool = False, channel_id: str | None = None) -> Interaction:  # fmt: skip
         """A learner runs a slash command; returns the interaction."""
         payload = self.slash_payload(user, name, options, sub=sub, dm=dm, channel_id=channel_id)
@@ -443,12 +496,13 @@ class FakeDiscord:
     async def _rest(self, request: web.Request) -> web.Response:
         path = "/" + request.match_info["path"]
         try:
-            body = await self._body(request)
+            body, files = await self._body(request)
         except ConnectionResetError:  # the client gave up on the call while sending it (a cancelled request)
             self.abandoned[f"{request.method} {path}"] += 1
             return web.Response(status=499)  # never read: the connection is gone
+        request[FILES] = files  # for the handlers that make or edit messages
         if self.record_calls:
-            self.calls.append(Call(request.method, path, dict(request.query), body))
+            self.calls.append(Call(request.method, path, dict(request.query), body, files))
         response = None
         for method, pattern, handler in self._routes():
             match = re.fullmatch(pattern, path)
@@ -482,15 +536,19 @@ class FakeDiscord:
         ]
 
     @staticmethod
-    async def _body(request: web.Request) -> Any:
+    async def _body(request: web.Request) -> tuple[Any, list[SentFile]]:
+        """The JSON body (a multipart request's ``payload_json``) and the files of a multipart request."""
         if request.content_type == "multipart/form-data":
+            body, files = None, []
             reader = await request.multipart()
             async for part in reader:
                 if part.name == "payload_json":  # type: ignore[union-attr]
-                    return json.loads(await part.text())  # type: ignore[union-attr]
-            return None
+                    body = json.loads(await part.text())  # type: ignore[union-attr]
+                elif (part.name or "").startswith("files["):  # type: ignore[union-attr]
+                    files.append(SentFile(part.filename or "", bytes(await part.read())))  # type: ignore[union-attr]
+            return body, files
         text = await request.text()
-        return json.loads(text) if text else None
+        return (json.loads(text) if text else None), []
 
     @staticmethod
     def _json(data: Any, status: int = 200) -> web.Response:
@@ -528,12 +586,15 @@ class FakeDiscord:
         return self._json(registered)
 
     def _new_message(self, data: dict, channel_id: str, *, token: str | None = None, ephemeral: bool = False,
-                     loading: bool = False, reference: str | None = None) -> FakeMessage:  # fmt: skip
+                     loading: bool = False, reference: str | None = None,
+                     files: Sequence[SentFile] = ()) -> FakeMessage:  # fmt: skip
         content = data.get("content") or ""
         assert len(content) <= 2000, f"Discord refuses messages over 2000 characters ({len(content)})"
+        assert content or files or loading, "Discord refuses an empty message"
+        self._check_files(data, files)
         message = FakeMessage(self.new_id(), channel_id, content, data.get("components") or [], ephemeral,
                               self.bot["id"], token, loading, reference=reference,
-                              allowed_mentions=data.get("allowed_mentions"))  # fmt: skip
+                              allowed_mentions=data.get("allowed_mentions"), files=list(files))  # fmt: skip
         self._check_components(message.components)
         self.messages[message.id] = message
         if token is not None:
@@ -560,10 +621,22 @@ class FakeDiscord:
                 assert len(button["custom_id"]) <= 100, "custom_id is at most 100 characters"
                 assert 1 <= len(button["label"]) <= 80, "a button label has 1-80 characters"
 
-    def _edit(self, message: FakeMessage, data: dict) -> None:
-        if "content" in data and data["content"] is not None:
-            assert len(data["content"]) <= 2000, f"Discord refuses messages over 2000 characters: {data['content']!r}"
-            message.content = data["content"]
+    @staticmethod
+    def _check_files(data: dict, files: Sequence[SentFile]) -> None:
+        """Discord's rules for files: at most ten to a message, each listed in ``attachments`` by its part's index."""
+        assert len(files) <= 10, "at most ten files to a message"
+        listed = {int(a["id"]) for a in data.get("attachments") or [] if str(a.get("id", "")).isdigit()}
+        assert set(range(len(files))) <= listed, f"files not listed in attachments: {data.get('attachments')}"
+
+    def _edit(self, message: FakeMessage, data: dict, files: Sequence[SentFile] = ()) -> None:
+        if "attachments" in data:  # the message's files now: those kept (by id) and the new ones
+            self._check_files(data, files)
+            kept = {str(a["id"]) for a in data["attachments"] or []}
+            message.files = [f for n, f in enumerate(message.files) if f"{message.id}{n}" in kept] + list(files)
+        if "content" in data:
+            content = data["content"] or ""
+            assert len(content) <= 2000, f"Discord refuses messages over 2000 characters: {content!r}"
+            message.content = content
         if "components" in data:
             self._check_components(data["components"] or [])
             message.components = data["components"] or []
@@ -585,11 +658,11 @@ class FakeDiscord:
         channel_id = interaction.payload["channel"]["id"]
         message = None
         if kind == 4:  # a message
-            message = self._new_message(data, channel_id, token=token, ephemeral=ephemeral)
+            message = self._new_message(data, channel_id, token=token, ephemeral=ephemeral, files=request[FILES])
         elif kind == 5:  # deferred: "thinking…" until filled
             message = self._new_message({}, channel_id, token=token, ephemeral=ephemeral, loading=True)
         elif kind == 7:  # update the button's message
-            self._edit(self.messages[interaction.payload["message"]["id"]], data)
+            self._edit(self.messages[interaction.payload["message"]["id"]], data, request[FILES])
         if message is not None:
             interaction.original = message.id
         reply: dict = {"interaction": {"id": iid, "type": interaction.payload["type"],
@@ -613,7 +686,7 @@ class FakeDiscord:
         message = self._webhook_message(token, mid)
         if message is None or message.deleted:
             return self._json({"message": "Unknown Message", "code": 10008}, 404)
-        self._edit(message, body)
+        self._edit(message, body, request[FILES])
         return self._json(self.message_payload(message))
 
     async def _get_webhook(self, request: web.Request, body: Any, token: str, mid: str) -> web.Response:
@@ -636,10 +709,11 @@ class FakeDiscord:
         original = self.messages.get(interaction.original or "")
         if original is not None and original.loading:
             # Discord: the first follow-up after a deferred reply fills it in; its own flags are ignored.
-            self._edit(original, body)
+            self._edit(original, {**body, "attachments": body.get("attachments") or []}, request[FILES])
             return self._json(self.message_payload(original))
         ephemeral = bool(body.get("flags", 0) & EPHEMERAL)
-        message = self._new_message(body, interaction.payload["channel"]["id"], token=token, ephemeral=ephemeral)
+        message = self._new_message(body, interaction.payload["channel"]["id"], token=token, ephemeral=ephemeral,
+                                    files=request[FILES])  # fmt: skip
         return self._json(self.message_payload(message))
 
     async def _user(self, request: web.Request, body: Any, uid: str) -> web.Response:
@@ -654,15 +728,33 @@ class FakeDiscord:
         if any(self.dm_channel_id(User(uid, "")) == channel for uid in self.closed_dms):
             return self._json({"message": "Cannot send messages to this user", "code": 50007}, 403)
         reference = (body.get("message_reference") or {}).get("message_id")
-        message = self._new_message(body, channel, reference=str(reference) if reference else None)
+        message = self._new_message(body, channel, reference=str(reference) if reference else None,
+                                    files=request[FILES])  # fmt: skip
         return self._json(self.message_payload(message))
 
     async def _edit_channel(self, request: web.Request, body: dict, channel: str, mid: str) -> web.Response:
         message = self.messages.get(mid)
         if message is None:
             return self._json({"message": "Unknown Message", "code": 10008}, 404)
-        self._edit(message, body)
+        self._edit(message, body, request[FILES])
         return self._json(self.message_payload(message))
+
+    async def _serve_attachment(self, request: web.Request) -> web.Response:
+        """Discord's CDN: the bytes of a file a user sent."""
+        file = self.user_files.get(request.match_info["aid"])
+        if file is None or file.filename != request.match_info["filename"]:
+            return web.Response(status=404)
+        self.downloads.append(file.id)
+        return web.Response(body=file.data, content_type="application/octet-stream")
+
+
+def _option(name: str, value: Option) -> dict:
+    """A slash command option as Discord sends it: a string (type 3), an integer (4) or an attachment's id (11)."""
+    if isinstance(value, UserFile):
+        return {"name": name, "type": 11, "value": value.id}
+    if isinstance(value, int):
+        return {"name": name, "type": 4, "value": value}
+    return {"name": name, "type": 3, "value": value}
 
 
 def point_discord_at(base_url: str, gateway_url: str) -> None:

@@ -1,9 +1,12 @@
 """A local fake of the Telegram Bot API for adapter tests, served on 127.0.0.1.
 
 It speaks just enough of the Bot API for python-telegram-bot: ``getMe``, long-polled ``getUpdates``,
-``sendMessage``, ``editMessageText``, ``sendPoll``, ``answerCallbackQuery``, ``getChatMember``, … Every call
-is recorded (method, decoded parameters, time) so tests can assert on what the bot sent, and ``chats`` keeps
-what each chat shows now (edits replace a message's text). Tests put updates in with ``say`` / ``press`` /
+``sendMessage``, ``editMessageText``, ``sendPoll``, ``sendPhoto``, ``sendDocument``, ``getFile``,
+``answerCallbackQuery``, ``getChatMember``, … Every call is recorded (method, decoded parameters, time; a file
+sent in a multipart form as an ``UploadedFile`` with its name and bytes) so tests can assert on what the bot
+sent, and ``chats`` keeps what each chat shows now (edits replace a message's text). ``send_document`` puts a
+user's document in an update; ``getFile`` gives its path and the fake serves its bytes at
+``/file/bot<token>/<path>``, as Telegram's file server does (``downloads`` lists the paths fetched). Tests put updates in with ``say`` / ``press`` /
 ``answer_poll``; when the bot has set a webhook, updates are posted to it (with the secret header) instead
 of waiting for ``getUpdates`` (which, like Telegram, hands out at most ``limit`` updates, 100 by default).
 ``fail_next`` answers one call with an error (a 429 with ``retry_after``), a ``send…`` to a user in ``blocked``
@@ -36,7 +39,9 @@ TOKEN = "7000001:AAFakeTokenForTests-ABCdefGHIjklMNOpqrSTUvwx"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Parameters that are strings in the Bot API (python-telegram-bot sends strings raw and everything else as JSON).
 _STRING_PARAMS = {"text", "question", "explanation", "callback_query_id", "parse_mode", "url", "secret_token",
-                  "action", "inline_message_id", "description", "short_description", "language_code"}  # fmt: skip
+                  "action", "inline_message_id", "description", "short_description", "language_code", "caption",
+                  "file_id"}  # fmt: skip
+_IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")  # what Telegram can process as a photo: PNG, JPEG
 _WORD = re.compile(r"(?<![\w@])(/\w+(?:@\w+)?|@\w+)")
 
 
@@ -76,6 +81,14 @@ class Call:
     at: float
 
 
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file the bot sent in a multipart form: its name and bytes."""
+
+    filename: str
+    data: bytes
+
+
 @dataclass
 class Shown:
     """A message the bot sent, as its chat shows it now."""
@@ -87,12 +100,14 @@ class Shown:
     poll: dict | None = None
     edits: list[str] = field(default_factory=list)
     arrived: float = 0.0  # time.monotonic() when it was sent or last edited
+    file: UploadedFile | None = None  # the photo or document a sendPhoto / sendDocument carried
+    kind: str = "text"  # "text", "poll", "photo" or "document"
 
     @property
     def plain(self) -> str:
-        """What the chat shows: the message text without its HTML (or the poll's question)."""
+        """What the chat shows: the message text without its HTML (or the poll's question; a file's caption)."""
         if self.text is None:
-            return (self.poll or {}).get("question", "")
+            return (self.poll or {}).get("question", "") if self.poll else self.params.get("caption") or ""
         return _visible(self.text, self.params.get("parse_mode"))
 
     @property
@@ -137,12 +152,15 @@ class FakeBotApi:
         self.webhook_replies: list[int] = []  # HTTP status of each update posted to the webhook
         self.allowed_updates: list[str] | None = None
         self.blocked: set[int] = set()  # users who blocked the bot: sending to their private chat gets a 403
+        self.files: dict[str, tuple[str, bytes]] = {}  # file id -> (file path, bytes) of documents users sent
+        self.downloads: list[str] = []  # file paths the bot fetched from the file server, in order
         self._known_chats: dict[int, Chat] = {}
         self._updates: list[dict] = []
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._callback_ids = itertools.count(1)
         self._poll_ids = itertools.count(1)
+        self._file_ids = itertools.count(1)
         self._new_update = asyncio.Event()
         self._changed: dict[int, asyncio.Event] = {}  # chat id -> set when a message there is sent or edited
         self._failures: dict[str, list[tuple[int, dict]]] = {}
@@ -154,8 +172,9 @@ class FakeBotApi:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> FakeBotApi:
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)  # uploads of files up to 50 MB, as Telegram takes
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._serve_file)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)  # the default 128 drops bursts of connects
@@ -211,6 +230,26 @@ class FakeBotApi:
             message["entities"] = entities
         if reply_to is not None:
             message["reply_to_message"] = self._message_json(reply_to)
+        return message
+
+    def send_document(self, user: User, data: bytes, filename: str | None, caption: str | None = None,
+                      chat: Chat | None = None, reply_to: Shown | None = None) -> dict:  # fmt: skip
+        """``user`` sends a document (``filename`` None: one without a name) with an optional caption; returns the
+        message. Its bytes are kept for ``getFile`` and the file server."""
+        message = self.new_message(user, "", chat, reply_to)
+        del message["text"]
+        file_id = f"doc{next(self._file_ids)}"
+        self.files[file_id] = (f"documents/file_{len(self.files)}{_suffix(filename)}", data)
+        document: dict[str, Any] = {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": len(data)}
+        if filename is not None:
+            document["file_name"] = filename
+        message["document"] = document
+        if caption is not None:
+            message["caption"] = caption
+            entities = entities_of(caption)
+            if entities:
+                message["caption_entities"] = entities
+        self.push({"message": message})
         return message
 
     def press(self, user: User, shown: Shown, data: str) -> str:
@@ -368,6 +407,9 @@ class FakeBotApi:
         form = await request.post()
         params: dict[str, Any] = {}
         for key, value in form.items():
+            if isinstance(value, web.FileField):  # a file part of a multipart form (sendPhoto, sendDocument)
+                params[key] = UploadedFile(value.filename, value.file.read())
+                continue
             text = value if isinstance(value, str) else str(value)
             if key in _STRING_PARAMS:
                 params[key] = text
@@ -377,6 +419,17 @@ class FakeBotApi:
             except ValueError:
                 params[key] = text
         return params
+
+    async def _serve_file(self, request: web.Request) -> web.StreamResponse:
+        """Telegram's file server: the bytes of a file ``getFile`` gave the path of."""
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        path = request.match_info["path"]
+        found = next((data for known, data in self.files.values() if known == path), None)
+        if found is None:
+            return web.Response(status=404)
+        self.downloads.append(path)
+        return web.Response(body=found, content_type="application/octet-stream")
 
     async def _post_to_webhook(self, update: dict) -> None:
         assert self.webhook is not None and self._client is not None
@@ -402,12 +455,22 @@ class FakeBotApi:
             data["text"] = shown.text
         if shown.poll is not None:
             data["poll"] = shown.poll
+        if shown.file is not None:
+            sent = {"file_id": f"sent{shown.message_id}", "file_unique_id": f"usent{shown.message_id}",
+                    "file_size": len(shown.file.data)}  # fmt: skip
+            if shown.kind == "photo":
+                data["photo"] = [{**sent, "width": 640, "height": 480}]
+            else:
+                data["document"] = {**sent, "file_name": shown.file.filename}
+            if shown.params.get("caption"):
+                data["caption"] = shown.params["caption"]
         if shown.params.get("reply_markup"):
             data["reply_markup"] = shown.params["reply_markup"]
         return data
 
-    def _remember(self, chat_id: Any, text: str | None, params: dict, poll: dict | None = None) -> Shown:
-        shown = Shown(int(chat_id), next(self._message_ids), text, params, poll)
+    def _remember(self, chat_id: Any, text: str | None, params: dict, poll: dict | None = None,
+                  file: UploadedFile | None = None, kind: str = "text") -> Shown:  # fmt: skip
+        shown = Shown(int(chat_id), next(self._message_ids), text, params, poll, file=file, kind=kind)
         self.chats.setdefault(shown.chat_id, {})[shown.message_id] = shown
         self._touched(shown)
         return shown
@@ -503,6 +566,38 @@ class FakeBotApi:
         self.polls[poll_id] = shown
         return self._message_json(shown)
 
+    async def _api_getFile(self, params: dict) -> dict:
+        known = self.files.get(params.get("file_id") or "")
+        if known is None:
+            raise _ApiError("Bad Request: invalid file_id")
+        path, data = known
+        return {"file_id": params["file_id"], "file_unique_id": f"u{params['file_id']}", "file_size": len(data),
+                "file_path": path}  # fmt: skip
+
+    async def _api_sendPhoto(self, params: dict) -> dict:
+        photo = self._file_param(params, "photo")
+        if not photo.data.startswith(_IMAGE_SIGNATURES):
+            raise _ApiError("Bad Request: IMAGE_PROCESS_FAILED")
+        if len(photo.data) > 10 * 1024 * 1024:
+            raise _ApiError("Bad Request: PHOTO_SAVE_FILE_INVALID")
+        return self._message_json(self._remember(params["chat_id"], None, params, file=photo, kind="photo"))
+
+    async def _api_sendDocument(self, params: dict) -> dict:
+        document = self._file_param(params, "document")
+        if not document.data:
+            raise _ApiError("Bad Request: file must be non-empty")
+        return self._message_json(self._remember(params["chat_id"], None, params, file=document, kind="document"))
+
+    @staticmethod
+    def _file_param(params: dict, name: str) -> UploadedFile:
+        """The file a send… call uploaded: the form part itself, or the part an ``attach://`` value names."""
+        value = params.get(name)
+        if isinstance(value, str) and value.startswith("attach://"):
+            value = params.get(value.removeprefix("attach://"))
+        if not isinstance(value, UploadedFile):
+            raise _ApiError(f"Bad Request: there is no {name} in the request")
+        return value
+
     async def _api_getChatMember(self, params: dict) -> dict:
         chat_id, user_id = int(params["chat_id"]), int(params["user_id"])
         user = {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"}
@@ -517,6 +612,13 @@ class FakeBotApi:
 
 class _ApiError(Exception):
     """A Bad Request answer."""
+
+
+def _suffix(filename: str | None) -> str:
+    """The extension a file path keeps (Telegram's paths end like the file's name)."""
+    if not filename or "." not in filename:
+        return ""
+    return "." + filename.rsplit(".", 1)[1]
 
 
 _TAG = re.compile(r'<(/?)([a-z-]+)((?:\s+[a-z-]+="[^"<>]*")*)\s*>')

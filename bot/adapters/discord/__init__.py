@@ -6,7 +6,9 @@ everything else escaped) with buttons. Buttons are ``DynamicItem``s whose custom
 carries everything needed to act on a press, so they keep working after a restart, and only their owner may
 press them. Interactions are acknowledged within
 Discord's 3 seconds (questions defer at once; other turns answer directly, deferring only if they are slow);
-answers stream into one message by throttled edits. Mentions never ping anyone.
+answers stream into one message by throttled edits. Mentions never ping anyone. The file of ``/tracks upload``
+goes to the engine as an ``Upload``, fetched only when the engine reads it; a reply's files go with its last
+message (ten to a message), ephemeral with it when the reply is personal.
 
 Intents stay minimal and unprivileged: Discord delivers the text of DMs and of messages that mention the bot
 without the message-content intent, and those are the only plain messages the adapter reads.

@@ -1,5 +1,9 @@
 """The slash commands, each a thin call into the client: their definitions, autocompletion of tracks and
-lessons, and their registration with Discord."""
+lessons, and their registration with Discord.
+
+Moderators' commands (``/tracks …``, ``/insights``) work in servers only and are offered to members with Manage
+Server by default (a server can change who sees them); the engine decides what a moderator may do, from the
+permissions each turn carries."""
 
 from __future__ import annotations
 
@@ -11,9 +15,9 @@ import discord
 from discord import app_commands
 
 from bot.adapters import AdapterError
-from bot.adapters.discord.translate import command_text, interaction_incoming
+from bot.adapters.discord.translate import command_text, interaction_incoming, upload_of
 from bot.core.engine import Engine
-from bot.core.messages import Incoming
+from bot.core.messages import Incoming, Upload
 
 MAX_CHOICES = 25
 
@@ -23,7 +27,7 @@ class CommandHandler(Protocol):
 
     engine: Engine
 
-    async def on_command(self, interaction: discord.Interaction, text: str) -> None: ...
+    async def on_command(self, interaction: discord.Interaction, text: str, upload: Upload | None = None) -> None: ...
 
     async def on_question(self, interaction: discord.Interaction, question: str) -> None: ...
 
@@ -100,7 +104,7 @@ def build_commands(tutor: CommandHandler) -> list[app_commands.Command[Any, ...,
         await tutor.on_command(interaction, command_text("leaderboard", setting))
 
     servers_only = app_commands.AppCommandContext(guild=True, dm_channel=False, private_channel=False)
-    tracks = app_commands.Group(name="tracks", description="Moderators: choose the tracks this server offers",
+    tracks = app_commands.Group(name="tracks", description="Moderators: the tracks this server offers, and uploads",
                                 guild_only=True, allowed_contexts=servers_only,
                                 default_permissions=discord.Permissions(manage_guild=True))  # fmt: skip
 
@@ -120,6 +124,48 @@ def build_commands(tutor: CommandHandler) -> list[app_commands.Command[Any, ...,
     async def tracks_disable(interaction: discord.Interaction, track: str) -> None:
         await tutor.on_command(interaction, command_text("tracks disable", track))
 
+    @tracks.command(name="upload", description="Upload a lesson (.md) or a whole track (.zip) to check and preview")
+    @app_commands.describe(file="One lesson as a .md file, or a track folder (track.toml and lessons) as a .zip",
+                           track="The track's id; leave empty to take the id in the zip's track.toml")  # fmt: skip
+    @app_commands.autocomplete(track=_complete_track)
+    async def tracks_upload(interaction: discord.Interaction, file: discord.Attachment,
+                            track: app_commands.Range[str, 1, 100] | None = None) -> None:  # fmt: skip
+        await tutor.on_command(interaction, command_text("tracks upload", track), upload=upload_of(file))
+
+    @tracks.command(name="preview", description="See an uploaded track as learners will, before publishing it")
+    @app_commands.describe(track="The track's id")
+    @app_commands.autocomplete(track=_complete_track)
+    async def tracks_preview(interaction: discord.Interaction, track: str) -> None:
+        await tutor.on_command(interaction, command_text("tracks preview", track))
+
+    @tracks.command(name="publish", description="Publish an uploaded track to learners")
+    @app_commands.describe(track="The track's id")
+    @app_commands.autocomplete(track=_complete_track)
+    async def tracks_publish(interaction: discord.Interaction, track: str) -> None:
+        await tutor.on_command(interaction, command_text("tracks publish", track))
+
+    @tracks.command(name="history", description="A track's published versions: when, and by whom")
+    @app_commands.describe(track="The track's id")
+    @app_commands.autocomplete(track=_complete_track)
+    async def tracks_history(interaction: discord.Interaction, track: str) -> None:
+        await tutor.on_command(interaction, command_text("tracks history", track))
+
+    @tracks.command(name="rollback", description="Serve an earlier published version of a track again")
+    @app_commands.describe(track="The track's id", version="The version to bring back (see /tracks history)")
+    @app_commands.autocomplete(track=_complete_track)
+    async def tracks_rollback(interaction: discord.Interaction, track: str,
+                              version: app_commands.Range[int, 1, None]) -> None:  # fmt: skip
+        await tutor.on_command(interaction, command_text("tracks rollback", f"{track.strip()} {version}"))
+
+    @app_commands.command(name="insights", description="Moderators: how learners are doing here, with charts")
+    @app_commands.describe(track="A track to look into; leave empty for every track here")
+    @app_commands.autocomplete(track=_complete_track)
+    @app_commands.guild_only()
+    @app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
+    @app_commands.default_permissions(manage_guild=True)
+    async def insights(interaction: discord.Interaction, track: str | None = None) -> None:
+        await tutor.on_command(interaction, command_text("insights", track))
+
     return [
         learn,
         lesson,
@@ -136,6 +182,7 @@ def build_commands(tutor: CommandHandler) -> list[app_commands.Command[Any, ...,
         tz,
         leaderboard,
         tracks,
+        insights,
     ]
 
 

@@ -1,8 +1,10 @@
 """Message components: ``TutorButton``, the persistent owner-only button (a ``DynamicItem`` whose custom id
-carries everything needed to act on a press), and ``Outgoing``, one message with its buttons as a view."""
+carries everything needed to act on a press), and ``Outgoing``, one message with its buttons as a view and its
+files as attachments."""
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -10,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 import discord
 
 from bot.adapters.discord.translate import CUSTOM_ID_TEMPLATE, custom_id
-from bot.core.messages import Button
+from bot.core.messages import Attachment, Button
 
 MAX_LABEL_CHARS = 80
 NOT_YOURS = "These buttons belong to someone else's lesson, so I didn't act on them. Use /learn to start your own."
@@ -63,11 +65,13 @@ class TutorButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID_
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One Discord message: rendered content, and buttons (rows of them) owned by one learner."""
+    """One Discord message: rendered content, buttons (rows of them) owned by one learner, and files (a PNG chart
+    shows inline)."""
 
     content: str
     buttons: tuple[tuple[Button, ...], ...] = ()
     owner: int = 0
+    files: tuple[Attachment, ...] = ()
 
     def view(self) -> discord.ui.View | None:
         """The buttons as a view of persistent ``TutorButton``s (None without buttons)."""
@@ -79,10 +83,15 @@ class Outgoing:
                 view.add_item(TutorButton(self.owner, button.action, button.label, row=number))
         return view
 
-    def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``send``/``edit``: content, no mentions, and the view when there are buttons."""
-        kwargs: dict[str, Any] = {"content": self.content or "…", "allowed_mentions": NO_MENTIONS}
+    def kwargs(self, edit: bool = False) -> dict[str, Any]:
+        """Keyword arguments for ``send`` (or ``edit``): content, no mentions, the view when there are buttons, the
+        files (fresh ``discord.File``s: each is read once as it is sent)."""
+        content = self.content or (None if self.files else "…")
+        kwargs: dict[str, Any] = {"content": content, "allowed_mentions": NO_MENTIONS}
         view = self.view()
         if view is not None:
             kwargs["view"] = view
+        if self.files:
+            files = [discord.File(io.BytesIO(file.data), filename=file.filename) for file in self.files]
+            kwargs["attachments" if edit else "files"] = files  # an edit's attachments replace the message's
         return kwargs

@@ -42,8 +42,8 @@ class _EditBy:
     editor: Callable[..., Awaitable[Any]]
 
     async def edit(self, message: Outgoing) -> None:
-        """Replace the message's content (and buttons) with ``message``."""
-        kwargs = message.kwargs()
+        """Replace the message's content (and buttons, and files) with ``message``."""
+        kwargs = message.kwargs(edit=True)
         await self.editor(**kwargs)
         _release_view(kwargs)
 
@@ -73,18 +73,20 @@ class InteractionOutbox:
 
     async def send(self, message: Outgoing, private: bool) -> Sent:
         """Send one message (ephemeral when ``private`` and Discord allows it)."""
-        kwargs = message.kwargs()
         ephemeral = private and self.private_ok
         if not self.interaction.response.is_done():
+            kwargs = message.kwargs()
             await self.interaction.response.send_message(**kwargs, ephemeral=ephemeral)
             _release_view(kwargs)
             return _EditBy(self.interaction.edit_original_response)
         if self._deferred_reply_pending:
             # The deferral already chose who sees this message: Discord ignores the flag of its first follow-up.
             self._deferred_reply_pending = False
+            kwargs = message.kwargs(edit=True)
             await self.interaction.edit_original_response(**kwargs)
             _release_view(kwargs)
             return _EditBy(self.interaction.edit_original_response)
+        kwargs = message.kwargs()
         sent = await self.interaction.followup.send(**kwargs, ephemeral=ephemeral, wait=True)
         _release_view(kwargs)
         return _EditBy(sent.edit)

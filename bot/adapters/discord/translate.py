@@ -1,13 +1,15 @@
-"""Turns in: interactions and messages as ``Incoming`` turns, slash commands as engine text commands, and the
-custom ids of buttons (``tb:OWNER:ACTION``) built and parsed."""
+"""Turns in: interactions and messages as ``Incoming`` turns, slash commands as engine text commands, a file sent
+with one as an ``Upload``, and the custom ids of buttons (``tb:OWNER:ACTION``) built and parsed."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 import discord
 
-from bot.core.messages import MAX_ACTION_BYTES, Incoming
+from bot.adapters.download import read_upload
+from bot.core.messages import MAX_ACTION_BYTES, Incoming, Upload
 
 PLATFORM = "discord"
 MAX_CUSTOM_ID_CHARS = 100
@@ -17,8 +19,8 @@ CUSTOM_ID_TEMPLATE = r"tb:(?P<owner>[0-9]{1,20}):(?P<action>[!-~]{1,48})"
 # ---------------------------------------------------------------- turns in
 
 
-def interaction_incoming(interaction: discord.Interaction, *, text: str | None = None,
-                         action: str | None = None) -> Incoming:  # fmt: skip
+def interaction_incoming(interaction: discord.Interaction, *, text: str | None = None, action: str | None = None,
+                         upload: Upload | None = None) -> Incoming:  # fmt: skip
     """The turn an interaction makes: a server is the community (moderators have Manage Server); a DM is its own."""
     direct = interaction.guild_id is None
     permissions = interaction.permissions
@@ -31,7 +33,14 @@ def interaction_incoming(interaction: discord.Interaction, *, text: str | None =
         display_name=interaction.user.display_name,
         is_direct=direct,
         is_moderator=not direct and (permissions.manage_guild or permissions.administrator),
+        upload=upload,
     )
+
+
+def upload_of(attachment: discord.Attachment) -> Upload:
+    """A file sent with a slash command, as an upload read only when the engine accepts it (and never past one
+    byte more than the largest upload allowed)."""
+    return Upload(attachment.filename, attachment.size, functools.partial(read_upload, attachment.url))
 
 
 def message_incoming(message: discord.Message, bot_id: int) -> Incoming | None:
@@ -60,6 +69,7 @@ def command_text(name: str, argument: str | None = None) -> str:
     """The engine text command of a slash command (``/lesson attention``; the slash form keeps long arguments)."""
     word = {"learn": "track" if argument else "start", "tracks list": "tracks", "tracks enable": "enable",
             "tracks disable": "disable"}.get(name, name)  # fmt: skip
+    # The other "tracks …" subcommands (upload, preview, publish, history, rollback) keep both words.
     return f"/{word} {argument.strip()}" if argument and argument.strip() else f"/{word}"
 
 

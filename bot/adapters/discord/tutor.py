@@ -20,7 +20,7 @@ from bot.adapters.discord.render import render
 from bot.adapters.discord.translate import PLATFORM, interaction_incoming, message_incoming
 from bot.config import DiscordSettings
 from bot.core.engine import Engine
-from bot.core.messages import Incoming, Reply
+from bot.core.messages import Incoming, Reply, Upload
 from bot.core.reminders import Delivery
 
 log = logging.getLogger(__package__)  # the whole adapter logs as "bot.adapters.discord"
@@ -64,9 +64,9 @@ class TutorClient(discord.Client):
 
     # ------------------------------------------------------------ entry points
 
-    async def on_command(self, interaction: discord.Interaction, text: str) -> None:
-        """A slash command: its text command as a turn."""
-        await self._interaction_turn(interaction, interaction_incoming(interaction, text=text))
+    async def on_command(self, interaction: discord.Interaction, text: str, upload: Upload | None = None) -> None:
+        """A slash command: its text command (and the file sent with it) as a turn."""
+        await self._interaction_turn(interaction, interaction_incoming(interaction, text=text, upload=upload))
 
     async def on_question(self, interaction: discord.Interaction, question: str) -> None:
         """``/ask``: always a question, even one that looks like a command (``/ask next``)."""

@@ -1,16 +1,18 @@
 """The Telegram adapter: Bot API updates in as ``Incoming`` turns, ``Reply`` objects out as messages.
 
 Long polling by default, a webhook when ``webhook_url`` is set. In a private chat every message is a turn; in a
-group only what is addressed to the bot (a command, a mention, a reply to the bot). Buttons become inline
+group only what is addressed to the bot (a command, a mention, a reply to the bot). A document is a turn with an
+upload, its caption the text, downloaded only once the engine accepts it; a reply's files follow its text as
+photos (charts) and documents. Buttons become inline
 keyboards (callback data = ``tb:`` + the engine's action id), quiz questions native quiz polls whose answers come
 back as ``poll_answer`` updates, a model answer one message edited as it grows. Sends are throttled overall and
 per group by python-telegram-bot's AIORateLimiter, which also waits out a 429 and retries; the per-minute limit of
 each learner's model questions is the engine's.
 
 The package: ``formatting`` (reply Markdown as Telegram HTML messages), ``render`` (messages, keyboards and
-polls as Telegram sends them), ``translate`` (updates to turns), ``limits`` (send rates, bounded memory),
-``tutor`` (the update handlers), and here the plumbing: the Application, long polling or the webhook server,
-and a graceful shutdown.
+polls as Telegram sends them), ``translate`` (updates to turns), ``files`` (a moderator's document in as an
+upload, a reply's charts and files out), ``limits`` (send rates, bounded memory), ``tutor`` (the update
+handlers), and here the plumbing: the Application, long polling or the webhook server, and a graceful shutdown.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from telegram import BotCommand, Update
+from telegram import BotCommand, BotCommandScopeAllChatAdministrators, Update
 from telegram.error import BadRequest, Conflict, InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ExtBot
 from telegram.request import HTTPXRequest
@@ -54,6 +56,11 @@ COMMANDS = (
     ("tz", "Your timezone, for reminders: /tz Europe/Berlin"),
     ("leaderboard", "This week's top learners here; /leaderboard on to appear"),
     ("help", "What I understand"),
+)
+# Group admins (the moderators) see these too. An upload is a document sent with the caption /tracks upload TRACK.
+MODERATOR_COMMANDS = (
+    ("tracks", "Tracks here; upload, preview, publish, history, rollback TRACK"),
+    ("insights", "How learners are doing here, with charts: /insights [TRACK]"),
 )
 TOKEN_REJECTED = "Telegram rejected the bot token: check TUTORBOT_TELEGRAM__TOKEN (from @BotFather)"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -143,9 +150,12 @@ async def _initialize(application: Application, requests: tuple[HTTPXRequest, HT
 
 
 async def _announce_commands(bot: ExtBot) -> None:
-    """Put the commands, with descriptions, in Telegram's command menu."""
+    """Put the commands, with descriptions, in Telegram's command menu (group admins' menu: theirs as well)."""
+    moderators = dict(COMMANDS) | dict(MODERATOR_COMMANDS)
     try:
         await bot.set_my_commands([BotCommand(name, description) for name, description in COMMANDS])
+        await bot.set_my_commands([BotCommand(name, description) for name, description in moderators.items()],
+                                  scope=BotCommandScopeAllChatAdministrators())  # fmt: skip
     except TelegramError as error:
         log.warning("could not set the command menu: %s", type(error).__name__)
 

@@ -10,7 +10,7 @@ from telegram import CallbackQuery, Chat, Message, PollAnswer, Update
 from telegram.constants import ChatType
 
 from bot.adapters.telegram.render import action_of
-from bot.core.messages import Incoming
+from bot.core.messages import Incoming, Upload
 
 PLATFORM = "telegram"
 ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY, Update.POLL_ANSWER)
@@ -34,15 +34,17 @@ def _replies_to_bot(message: Message, bot_id: int) -> bool:
 
 
 def addressed_text(message: Message, bot_username: str, bot_id: int) -> str | None:
-    """What a message says to the bot, without the bot's @mention; None when it is not for the bot.
+    """What a message (or a document's caption) says to the bot, without the bot's @mention; None when it is not
+    for the bot.
 
     Private chat: everything. Group: a command (not one for another bot), a mention, or a reply to the bot.
     """
-    text = message.text or ""
+    text = message.text or message.caption or ""
     mention = _mention(bot_username)
     mentioned = bool(mention.search(text))
     if mentioned:
-        text = mention.sub("", text).strip() or "start"  # a bare mention is a hello
+        # A bare mention is a hello; on a document it only addresses the file to the bot.
+        text = mention.sub("", text).strip() or ("" if message.document is not None else "start")
     if text.startswith("/"):
         name, _, rest = text.split(maxsplit=1)[0][1:].partition("@")
         if rest and rest.casefold() != bot_username.casefold():
@@ -58,8 +60,10 @@ def thread_of(message: object) -> int | None:
     return getattr(message, "message_thread_id", None) if getattr(message, "is_topic_message", False) else None
 
 
-def incoming_from_message(message: Message, bot_username: str, bot_id: int) -> Incoming | None:
-    """The turn a message makes, or None when the bot should stay silent (not addressed, or from a bot)."""
+def incoming_from_message(message: Message, bot_username: str, bot_id: int,
+                          upload: Upload | None = None) -> Incoming | None:  # fmt: skip
+    """The turn a message makes, with the ``upload`` of its document (its caption is the text), or None when the
+    bot should stay silent (not addressed, or from a bot)."""
     user = message.from_user
     if user is None or user.is_bot:
         return None
@@ -67,7 +71,7 @@ def incoming_from_message(message: Message, bot_username: str, bot_id: int) -> I
     if text is None:
         return None
     return Incoming(PLATFORM, str(user.id), str(message.chat.id), text=text, display_name=user.first_name or "",
-                    is_direct=is_private(message.chat))  # fmt: skip
+                    is_direct=is_private(message.chat), upload=upload)  # fmt: skip
 
 
 def incoming_from_callback(query: CallbackQuery) -> Incoming | None:

@@ -26,6 +26,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.adapters.telegram.files import refused_file, send_attachment, upload_of
 from bot.adapters.telegram.formatting import partial_text
 from bot.adapters.telegram.limits import Recent
 from bot.adapters.telegram.render import NO_PREVIEW, as_poll, message_kwargs, poll_kwargs
@@ -40,7 +41,7 @@ from bot.adapters.telegram.translate import (
 )
 from bot.config import TelegramSettings
 from bot.core.engine import Engine
-from bot.core.messages import Incoming, Reply
+from bot.core.messages import Attachment, Incoming, Reply
 from bot.core.reminders import Delivery
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,9 @@ class TelegramTutor:
 
     def install(self, application: Application) -> None:
         """Register the handlers and the error handler."""
-        talk = filters.UpdateType.MESSAGE & ~filters.StatusUpdate.ALL & (filters.TEXT | filters.ChatType.PRIVATE)
+        # A document counts in a group too (its caption says what to do with it: "/tracks upload x").
+        addressable = filters.TEXT | filters.Document.ALL | filters.ChatType.PRIVATE
+        talk = filters.UpdateType.MESSAGE & ~filters.StatusUpdate.ALL & addressable
         application.add_handler(MessageHandler(talk, self.on_message))
         application.add_handler(CallbackQueryHandler(self.on_callback))
         application.add_handler(PollAnswerHandler(self.on_poll_answer))
@@ -92,10 +95,12 @@ class TelegramTutor:
     # ------------------------------------------------------------ handlers
 
     async def on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """A message: a turn when it is for the bot; a question counts against the learner's budget."""
+        """A message (with a document, an upload): a turn when it is for the bot; a question counts against the
+        learner's budget."""
         message = update.message
         assert message is not None
-        incoming = incoming_from_message(message, context.bot.username, context.bot.id)
+        upload = upload_of(message, context.bot)  # downloaded only if the engine accepts it
+        incoming = incoming_from_message(message, context.bot.username, context.bot.id, upload)
         if incoming is None or message.from_user is None:
             return
         turn = Turn(message.chat.id, message.from_user.id, incoming.is_direct, thread_of(message),
@@ -227,16 +232,23 @@ class TelegramTutor:
                 typist.cancel()
 
     async def send(self, bot: ExtBot, turn: Turn, reply: Reply) -> None:
-        """Send a reply: a quiz poll when it fits one, else messages with the keyboard under the last."""
+        """Send a reply: a quiz poll when it fits one, else messages with the keyboard under the last; then its files."""
         if as_poll(reply):
             assert reply.quiz is not None
             sent = await bot.send_poll(turn.chat_id, **poll_kwargs(reply), **turn.placement())
             if sent.poll is not None:
                 self.polls[sent.poll.id] = PollTicket(turn.user_id, turn.chat_id, turn.thread_id, turn.is_direct,
                                                       reply.quiz.actions)  # fmt: skip
-            return
-        for kwargs in message_kwargs(reply):
-            await self.send_text(bot, turn, **kwargs)
+        elif reply.text.strip() or reply.buttons or not reply.files:
+            for kwargs in message_kwargs(reply):
+                await self.send_text(bot, turn, **kwargs)
+        await self.send_files(bot, turn, reply.files)
+
+    async def send_files(self, bot: ExtBot, turn: Turn, files: tuple[Attachment, ...]) -> None:
+        """Send a reply's files in order (charts as photos); one Telegram refuses is named to the learner."""
+        for attachment in files:
+            if not await send_attachment(bot, turn.chat_id, attachment, turn.placement()):
+                await self.send(bot, turn, Reply(refused_file(attachment.filename), personal=True))
 
     async def send_text(self, bot: ExtBot, turn: Turn, **kwargs: Any) -> Message:
         """Send one message of a turn; remember who owns the buttons of a message sent to a group."""
@@ -308,6 +320,8 @@ class LiveMessage:
                 await self.tutor.send_text(self.bot, self.turn, **first)
         for kwargs in parts[1:]:
             await self.tutor.send_text(self.bot, self.turn, **kwargs)
+        if reply is not None:
+            await self.tutor.send_files(self.bot, self.turn, reply.files)
 
     async def _edit(self, html: str, markup: InlineKeyboardMarkup | None) -> bool:
         """Edit the message; False when it cannot be edited (deleted, say)."""
