@@ -42,6 +42,8 @@ HOW_TO_UPLOAD = ("To add or fix lessons, send the file here: one lesson as a .md
 def upload_name(text: str) -> str | None:
     """The track an upload's caption names (``TRACK``, ``tracks upload TRACK`` or ``/tracks upload TRACK``)."""
     words = text.strip().lstrip("/").split()
+    if words:
+        words[0] = words[0].split("@", 1)[0]  # Telegram writes "/tracks@the_bot upload …" in groups
     if words[:1] and words[0].casefold() in {"tracks", "track"}:
         words = words[1:]
     if words[:1] and words[0].casefold() == "upload":

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.authoring import REFRESH_SECONDS
+from bot.core.authoring import REFRESH_SECONDS, upload_name
 from bot.core.engine import Engine
 from bot.core.uploads import MAX_ZIP_BYTES, UPLOADS_PER_MINUTE
 from bot.knowledge.library import LibraryFiles
@@ -227,3 +227,12 @@ def test_a_version_published_on_the_host_reaches_a_running_engine(tmp_path: Path
     clock.now += REFRESH_SECONDS + 1
     ada.say("tracks")
     assert "shared-notes" in ada.text
+
+
+@pytest.mark.parametrize(
+    ("caption", "name"),
+    [("ml-basics", "ml-basics"), ("/tracks upload ml-basics", "ml-basics"), ("tracks upload ML Basics", "ml"),
+     ("/tracks@tutor_bot upload ml-basics", "ml-basics"), ("", None), ("/tracks upload", None)],
+)  # fmt: skip
+def test_the_caption_names_the_track_an_upload_is_for(caption: str, name: str | None) -> None:
+    assert upload_name(caption) == name
