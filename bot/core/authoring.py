@@ -35,7 +35,7 @@ PROBLEMS_CHARS = 2500
 REFRESH_SECONDS = 10.0
 
 HOW_TO_UPLOAD = ("To add or fix lessons, send the file here: one lesson as a .md file, or a whole track (a folder "
-                 "with track.toml and its lessons) as a .zip, with the caption 'tracks upload TRACK'. "
+                 "with track.toml and its lessons) as a .zip, with the caption '/tracks upload TRACK'. "
                  "On Discord use /tracks upload.")  # fmt: skip
 
 

@@ -297,7 +297,7 @@ def help_screen(direct: bool) -> Reply:
     if not direct:
         text += ("\n• moderators: enable TRACK / disable TRACK choose the tracks offered here; "
                  "leaderboard enable / disable\n"
-                 "• moderators' own tracks: send a lesson .md or a track .zip with the caption 'tracks upload TRACK', "
+                 "• moderators' own tracks: send a lesson .md or a track .zip with the caption '/tracks upload TRACK', "
                  "then tracks preview / publish / history TRACK, tracks rollback TRACK VERSION\n"
                  "• moderators: insights [TRACK]: how learners here are doing, with charts")  # fmt: skip
     return Reply(text, buttons=rows([Button("Home", Action.HOME)]), personal=True)

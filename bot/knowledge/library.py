@@ -77,7 +77,7 @@ class LibraryFiles:
         is_zip = PurePosixPath(filename).suffix.casefold() == ".zip"
         name = name or (zip_track_name(data) if is_zip else None)
         if not name:
-            raise LibraryError("Which track is this for? Send it again with the caption 'tracks upload TRACK' "
+            raise LibraryError("Which track is this for? Send it again with the caption '/tracks upload TRACK' "
                                "(a zip may instead name its track in track.toml).")  # fmt: skip
         track_id = self._served_id(community, name)
         with self._lock:
@@ -120,7 +120,7 @@ class LibraryFiles:
         if not self._draft_dir(track_id).is_dir():
             live = "" if self._live(track_id) is None else " (the published version has no changes waiting)"
             raise LibraryError(f"There is no draft of '{slugify(name)}'{live}. Upload a lesson or a track first: "
-                               f"send the file with the caption 'tracks upload {slugify(name)}'.")  # fmt: skip
+                               f"send the file with the caption '/tracks upload {slugify(name)}'.")  # fmt: skip
         return self._read_draft(community, slugify(name))
 
     def _read_draft(self, community: str | None, name: str) -> Draft:
