@@ -51,6 +51,11 @@ def upload_name(text: str) -> str | None:
     return slugify(words[0]) or None if words else None
 
 
+def counted(n: int, thing: str) -> str:
+    """``1 lesson``, ``2 lessons``."""
+    return f"{n} {thing}{'' if n == 1 else 's'}"
+
+
 class Authoring:
     """The moderators' commands over a ``TrackLibrary`` and an ``InsightsSource``, for one ``Engine``."""
 
@@ -114,7 +119,7 @@ class Authoring:
         name = escape(draft.name or "the track")
         if draft.problems:
             count = len(draft.problems)
-            head = (f"I checked the draft of **{name}**: {count} problem{'s' if count != 1 else ''}. Nothing learners "
+            head = (f"I checked the draft of **{name}**: {counted(count, 'problem')}. Nothing learners "
                     "see has changed. Fix them and upload the fixed file:")  # fmt: skip
             shown = "\n".join(f"• {escape(problem)}" for problem in draft.problems[:PROBLEMS_SHOWN])
             files: tuple[Attachment, ...] = ()
@@ -127,8 +132,8 @@ class Authoring:
         assert track is not None
         questions = sum(len(lesson.quiz) for lesson in track.lessons)
         done = "Uploaded. " if uploaded else ""
-        return Reply(f"{done}The draft of **{escape(track.title)}** ({name}) is valid: {len(track.lessons)} lessons, "
-                     f"{questions} quiz questions. Learners don't see it yet.\nWalk through it: 'tracks preview "
+        return Reply(f"{done}The draft of **{escape(track.title)}** ({name}) is valid: "
+                     f"{counted(len(track.lessons), 'lesson')}, {counted(questions, 'quiz question')}. Learners don't see it yet.\nWalk through it: 'tracks preview "
                      f"{name}'. Make it live: 'tracks publish {name}'.", personal=True)  # fmt: skip
 
     # ------------------------------------------------------------ typed commands (run on a worker thread)
