@@ -136,6 +136,8 @@ def _name_problem(part: str) -> str | None:
     """Why one file or folder name cannot be written as it is."""
     if any(unicodedata.category(ch) in _UNSHOWABLE for ch in part):
         return "its name has control or invisible characters — rename it with letters, digits, '-' and '_'"
+    if ":" in part:  # Windows reads it as a drive ("c:x.md") or a hidden stream ("a.md:x")
+        return "its name has ':', which Windows doesn't allow — rename it"
     if len(part.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
         return f"its name is longer than {_MAX_NAME_BYTES} bytes — shorten it"
     return None
@@ -186,7 +188,12 @@ class _Upload:
             self.problems.append(f"{shown}: the path climbs out of the folder ('..') — zip the track's folder itself")
             return None
         # hidden files (.DS_Store, .git) and macOS's __MACOSX folder are made by tools, not by the author
-        if is_folder or not parts or any(part.startswith(".") or part == "__MACOSX" for part in parts):
+        if (
+            is_folder
+            or unified.endswith("/")
+            or not parts
+            or any(part.startswith(".") or part == "__MACOSX" for part in parts)
+        ):
             return None
         why = next(filter(None, map(_name_problem, parts)), None)
         if why is None and len("/".join(parts).encode("utf-8", "surrogatepass")) > _MAX_PATH_BYTES:
@@ -268,14 +275,15 @@ def _unzip(data: bytes) -> dict[str, bytes]:
     """The files of a zipped track, every entry checked and read with a hard cap; raises UploadRefused."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:  # ValueError: a name that isn't UTF-8
+    # ValueError: a name that isn't UTF-8; NotImplementedError: a zip version newer than zipfile reads
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as error:
         raise UploadRefused([_DAMAGED]) from error
     upload = _Upload()
     with archive:
         for info in archive.infolist():
             mode = info.external_attr >> 16
             shown = info.orig_filename
-            parts = upload.entry(shown, is_folder=info.is_dir() or stat.S_ISDIR(mode))
+            parts = upload.entry(shown, is_folder=stat.S_ISDIR(mode))  # not info.is_dir(): it fails on a name ""
             if parts is None:
                 continue
             if stat.S_IFMT(mode) and not stat.S_ISREG(mode):

@@ -47,16 +47,19 @@ def info(name: str, mode: int) -> zipfile.ZipInfo:
     return entry
 
 
-def patch_central(data: bytes, index: int, compress_size: int | None = None, file_size: int | None = None,
-                  flag_bits: int | None = None) -> bytes:  # fmt: skip
-    """``data`` with entry ``index``'s sizes or flags in the central directory replaced (what zipfile trusts)."""
+CENTRAL_FIELDS = {"version_needed": (6, "<H"), "flag_bits": (8, "<H"), "compress_size": (20, "<I"),
+                  "file_size": (24, "<I")}  # fmt: skip
+
+
+def patch_central(data: bytes, index: int, **fields: int) -> bytes:
+    """``data`` with fields of entry ``index`` in the central directory (what zipfile trusts) replaced."""
     at, found = -1, -1
     while found < index:
         at, found = data.index(b"PK\x01\x02", at + 1), found + 1
     patched = bytearray(data)
-    for offset, value, size in ((8, flag_bits, "<H"), (20, compress_size, "<I"), (24, file_size, "<I")):
-        if value is not None:
-            struct.pack_into(size, patched, at + offset, value)
+    for name, value in fields.items():
+        offset, layout = CENTRAL_FIELDS[name]
+        struct.pack_into(layout, patched, at + offset, value)
     return bytes(patched)
 
 
@@ -244,6 +247,11 @@ def test_a_damaged_zip_is_refused(draft: Path, data: bytes) -> None:
     assert refused(draft, "t.zip", data) == ["the zip is damaged — zip the folder again"]
 
 
+def test_a_zip_needing_a_newer_zip_version_than_python_reads_is_refused_as_damaged(draft: Path) -> None:
+    data = patch_central(track_zip(), 1, version_needed=64)
+    assert refused(draft, "t.zip", data) == ["the zip is damaged — zip the folder again"]
+
+
 def test_a_zip_whose_data_fails_its_crc_is_refused_as_damaged(draft: Path) -> None:
     data = track_zip(method=zipfile.ZIP_STORED)
     at = data.index(b"Text.")
@@ -325,6 +333,11 @@ def test_files_a_track_does_not_hold_are_refused(draft: Path, name: str) -> None
 
 def test_a_name_with_invisible_characters_is_refused(draft: Path) -> None:
     one_problem(draft, "t.zip", track_zip(("\u202egnp.md", LESSON)), "\\u202egnp.md", "invisible characters")
+
+
+@pytest.mark.parametrize("name", ["a.md:stream", "x/b:c.png"])
+def test_a_name_with_a_colon_is_refused(draft: Path, name: str) -> None:
+    one_problem(draft, "t.zip", track_zip((name, LESSON)), name, "':'")
 
 
 def test_a_name_longer_than_a_file_system_allows_is_refused(draft: Path) -> None:
