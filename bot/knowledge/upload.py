@@ -173,6 +173,7 @@ class _Upload:
     counted: list[tuple[str, ...]] = field(default_factory=list)  # every file that is not ignored
     total: int = 0  # bytes read so far
     too_large: bool = False  # the files add up to more than MAX_UNPACKED_BYTES
+    damaged: bool = False  # an entry could not be read
 
     def entry(self, name: str, is_folder: bool) -> tuple[str, ...] | None:
         """The parts of an entry's path, or None when it is refused (the problem noted), ignored or a folder."""
@@ -245,24 +246,26 @@ class _Upload:
         self.files[parts] = content.removeprefix(b"\xef\xbb\xbf") if _is_text(parts[-1]) else content
 
     def finish(self) -> dict[str, bytes]:
-        """The files by relative path (one top folder that holds everything stripped); raises UploadRefused."""
+        """The files by relative path (one top folder that holds everything stripped); raises UploadRefused with
+        the problems of the upload as a whole first, so the cap on the list never hides them."""
         folders = {_key("/".join(parts[:depth])) for parts in self.files for depth in range(1, len(parts))}
         for key in sorted(folders & self.seen.keys()):
             self.problems.append(f"{_shown(self.seen[key])}: a file with the name of a folder in the upload — "
                                  "rename one of them")  # fmt: skip
+        overall = [_DAMAGED] if self.damaged else []
         if len(self.counted) > MAX_ZIP_ENTRIES:
-            self.problems.append(f"{len(self.counted)} files; a track may have at most {MAX_ZIP_ENTRIES} — leave "
-                                 "out the files its lessons don't need")  # fmt: skip
+            overall.append(f"{len(self.counted)} files; a track may have at most {MAX_ZIP_ENTRIES} — leave out the "
+                           "files its lessons don't need")  # fmt: skip
         if self.too_large:
-            self.problems.append(f"the files add up to more than {MAX_UNPACKED_BYTES // MB} MB — leave out large "
-                                 "images, or make them smaller")  # fmt: skip
+            overall.append(f"the files add up to more than {MAX_UNPACKED_BYTES // MB} MB — leave out large images, "
+                           "or make them smaller")  # fmt: skip
         tops = {parts[0] for parts in self.counted}
         strip = 1 if len(tops) == 1 and all(len(parts) > 1 for parts in self.counted) else 0
         if (TRACK_FILE,) not in {parts[strip:] for parts in self.counted}:
-            self.problems.append(f"there is no {TRACK_FILE} at the top — put the track's {TRACK_FILE} (id, title, "
-                                 "description) at the top, beside its lessons")  # fmt: skip
-        if self.problems:
-            raise UploadRefused(self.problems)
+            overall.append(f"there is no {TRACK_FILE} at the top — put the track's {TRACK_FILE} (id, title, "
+                           "description) at the top, beside its lessons")  # fmt: skip
+        if overall or self.problems:
+            raise UploadRefused(overall + self.problems)
         return {_lower_md("/".join(parts[strip:])): content for parts, content in self.files.items()}
 
 
@@ -315,8 +318,7 @@ def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, parts: tuple[st
         with archive.open(info) as entry:
             content = entry.read(MAX_FILE_BYTES + 1)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, zlib.error):  # a bad CRC, cut short
-        if _DAMAGED not in upload.problems:
-            upload.problems.append(_DAMAGED)
+        upload.damaged = True
         return
     upload.take(info.orig_filename, parts, content)
 
