@@ -34,8 +34,10 @@ class UnsafeFile(RuntimeError):
         self.why = why
 
 
-def _kind(mode: int) -> str:
-    """What a non-regular file is, in words."""
+def kind_in_words(mode: int) -> str:
+    """What a non-regular file of this ``st_mode`` is, in words."""
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
     if stat.S_ISFIFO(mode):
         return "a fifo (named pipe)"
     if stat.S_ISSOCK(mode):
@@ -87,13 +89,14 @@ def list_folder(folder: Path) -> FolderListing:
             elif entry.is_file(follow_symlinks=False):
                 listing.files.append(path)
             else:
-                listing.refused[path] = _kind(entry.stat(follow_symlinks=False).st_mode)
+                listing.refused[path] = kind_in_words(entry.stat(follow_symlinks=False).st_mode)
     listing.files.sort()
     return listing
 
 
-def read_bytes(path: Path, inside: Path | None = None) -> bytes:
-    """The bytes of a regular file, refusing a link, a fifo, a device, or (with ``inside``) a path outside it."""
+def read_bytes(path: Path, inside: Path | None = None, at_most: int = -1) -> bytes:
+    """The bytes of a regular file (its first ``at_most`` when given), refusing a link, a fifo, a device, or (with
+    ``inside``) a path outside it."""
     if inside is not None:
         real, root = Path(os.path.realpath(path)), Path(os.path.realpath(inside))
         if not real.is_relative_to(root):
@@ -107,8 +110,8 @@ def read_bytes(path: Path, inside: Path | None = None) -> bytes:
     with os.fdopen(descriptor, "rb") as handle:
         mode = os.fstat(handle.fileno()).st_mode
         if not stat.S_ISREG(mode):
-            raise UnsafeFile(path, _kind(mode))
-        return handle.read()
+            raise UnsafeFile(path, kind_in_words(mode))
+        return handle.read(at_most)
 
 
 def read_text(path: Path, inside: Path | None = None) -> str:
