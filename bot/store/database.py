@@ -170,6 +170,16 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX track_versions_by_community ON track_versions (community, name);
     """,
+    # 5: moderators' insights read one track's rows (the host's report: every learner's) and the last weeks of
+    # activity; these indexes hold every column those queries read, so they never touch the tables themselves.
+    # A community's insights read its members' rows through the indexes that start with the learner instead.
+    """
+    CREATE INDEX quiz_attempts_by_question ON quiz_attempts (track, lesson, question, chosen, correct);
+    CREATE INDEX quiz_attempts_by_time ON quiz_attempts (track, answered_at);
+    CREATE INDEX lesson_starts_by_track ON lesson_starts (track, lesson, learner);
+    CREATE INDEX lesson_results_by_track ON lesson_results (track, lesson, learner, score, total);
+    CREATE INDEX activity_by_day ON activity (day, learner);
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)
