@@ -486,5 +486,54 @@ def publish(
     raise _fail(f"'{track}' has {len(result.problems)} problem(s); nothing was published")
 
 
+# ---------------------------------------------------------------- report
+
+
+@app.command()
+def report(
+    track: Annotated[str, typer.Option("--track", help="The id of the published track to report on.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="The folder to write into (made if missing).")],
+    community: Annotated[
+        str | None, typer.Option("--community", help="Only this community's members, e.g. discord:123.")
+    ] = None,
+) -> None:
+    """Write moderators' insights on a track: index.html with charts and tables, and a CSV file per part."""
+    import time
+
+    from bot.app import load_tracks
+    from bot.core.insights import TrackNotFound, find_track
+    from bot.core.ports import StoreUnavailable
+    from bot.insights.report import write_report
+    from bot.store.database import Database, DatabaseTooNew
+    from bot.store.insights import SqliteInsights
+
+    settings = _settings()
+    try:
+        chosen = find_track(load_tracks(settings), track)
+    except TrackNotFound as error:
+        raise _fail(str(error)) from None
+    if out_dir.exists() and not out_dir.is_dir():
+        raise _fail(f"{out_dir} is a file: give --out a folder (it is made if missing)")
+    now = time.time()
+    try:
+        database = Database(settings.database_path)
+    except DatabaseTooNew as error:
+        raise _fail(str(error)) from None
+    try:
+        insights = SqliteInsights(database).insights(chosen, community, now)
+    except StoreUnavailable as error:
+        raise _fail(f"could not read {settings.database_path}: {error}") from None
+    finally:
+        database.close()
+    try:
+        written = write_report(insights, out_dir, now)
+    except OSError as error:
+        raise _fail(f"could not write the report into {out_dir}: {error}") from None
+    if community is not None and insights.empty:
+        err.print(f"[yellow]nothing recorded for community '{escape(community)}' on this track yet[/yellow] "
+                  "(a community id looks like discord:SERVER_ID or telegram:CHAT_ID)", highlight=False)  # fmt: skip
+    out.print(f"[green]ok[/green] wrote {written[0]} and {len(written) - 1} CSV files", highlight=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
