@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import csv
 import re
+import sqlite3
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 import bot.cli
+import bot.store.insights
 from bot.core.insights import (
     MIN_ASKERS_FOR_EXAMPLES,
     ContentGap,
@@ -30,6 +34,7 @@ from bot.store.insights import SqliteInsights
 from bot.store.progress import SqliteProgressStore
 from bot.store.question_log import SqliteQuestionLog
 
+REPO = Path(__file__).resolve().parents[2]
 DAY = 86400.0
 W10 = 1709510400.0  # Monday 2024-03-04 00:00 UTC: ISO week 2024-W10
 W11 = W10 + 7 * DAY  # Monday 2024-03-11: 2024-W11
@@ -182,6 +187,38 @@ def test_a_non_member_counts_only_for_every_learner(database: Database) -> None:
     assert _insights(database, "discord:nobody").empty
 
 
+def _query_plans(database: Database, community: str | None, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The plan SQLite chose for each query the insights ran (from the statements as run, values filled in)."""
+    statements: list[str] = []
+    real_connect = sqlite3.connect
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        connection = real_connect(*args, **kwargs)
+        connection.set_trace_callback(statements.append)
+        return connection
+
+    monkeypatch.setattr(bot.store.insights.sqlite3, "connect", traced)
+    _insights(database, community)
+    monkeypatch.undo()
+    queries = [sql for sql in statements if sql.lstrip().upper().startswith(("SELECT", "WITH"))]
+    with closing(sqlite3.connect(database.path)) as connection:
+        return [" | ".join(row[3] for row in connection.execute(f"EXPLAIN QUERY PLAN {sql}")) for sql in queries]
+
+
+def test_queries_read_through_indexes_and_a_community_by_its_members(database: Database,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    # the host's queries search the track's rows through migration 5's indexes, never a whole table
+    host = _query_plans(database, None, monkeypatch)
+    assert len(host) == 8 and not [plan for plan in host if re.search(r"SCAN t\b", plan)]
+    assert any("quiz_attempts_by_question (track=?)" in plan for plan in host)
+    # a community's: its members first, then each member's rows by learner; searching the whole track once per
+    # member (an index on track alone) took minutes for 2,000 members
+    community = _query_plans(database, CLASS, monkeypatch)
+    joined = [plan for plan in community if "SEARCH m " in plan]
+    assert len(joined) == 6 and all(re.search(r"SEARCH t .*\(learner=\?", plan) for plan in joined), joined
+    assert not [plan for plan in community if re.search(r"SEARCH t .*\(track=\?\)", plan)]
+
+
 def test_summary_is_short_markdown_with_learner_text_escaped(database: Database) -> None:
     text = summary_text(_insights(database, CLASS))
     assert "1. Intro lesson: 5 → 4" in text
@@ -245,6 +282,7 @@ def test_find_track_names_the_known_tracks_when_the_id_is_unknown() -> None:
 
 def test_report_command_writes_the_page_and_csv_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TUTORBOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TUTORBOT_KNOWLEDGE_DIR", str(REPO / "knowledge"))
     result = CliRunner().invoke(bot.cli.app, ["report", "--track", "ai-foundations", "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     assert {p.name for p in (tmp_path / "r").iterdir()} == {"index.html", "funnel.csv", "quiz_scores.csv",
@@ -256,6 +294,7 @@ def test_report_command_writes_the_page_and_csv_files(tmp_path: Path, monkeypatc
 def test_report_command_lists_the_known_tracks_for_an_unknown_one(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     monkeypatch.setenv("TUTORBOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TUTORBOT_KNOWLEDGE_DIR", str(REPO / "knowledge"))
     result = CliRunner().invoke(bot.cli.app, ["report", "--track", "nope", "--out", str(tmp_path / "r")])
     assert result.exit_code == 1
     assert "there is no track 'nope'; the known tracks are: ai-foundations" in result.output
