@@ -18,12 +18,14 @@ from bot.core.localtime import parse_quiet_hours
 from bot.core.ports import ChatModel
 from bot.core.prompts import PromptLibrary
 from bot.core.reminders import ReminderScheduler
+from bot.insights.chat import ChatInsights
 from bot.knowledge.library import LibraryFiles
 from bot.knowledge.published import PublishedTracks
 from bot.knowledge.reader import read_knowledge
 from bot.models.catalog import EMBEDDER_FILES, ModelFile, chat_model_file, chat_model_path
 from bot.models.pull import ModelPullError, is_installed, pip_fetch, pull_model
 from bot.store.database import Database
+from bot.store.insights import SqliteInsights
 from bot.store.progress import SqliteProgressStore
 from bot.store.question_log import SqliteQuestionLog
 from bot.store.track_versions import SqliteTrackVersions
@@ -136,7 +138,7 @@ def build_engine(settings: Settings, index: LessonIndex | None = None, model: Ch
     tracks = {**tracks, **{track.id: track for track in uploaded}}
     answerer = build_answerer(settings, model, index, tracks, database) if answers else None
     return Engine(tracks, SqliteProgressStore(database), answerer, default_quiet=default_quiet_hours(settings),
-                  owners=owners, library=library)  # fmt: skip
+                  owners=owners, library=library, insights=ChatInsights(SqliteInsights(database)))  # fmt: skip
 
 
 def build_library(settings: Settings, database: Database, index: LessonIndex | None,

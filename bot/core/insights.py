@@ -11,7 +11,6 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
 
 from bot.core.lessons import Track
 from bot.core.markup import escape
@@ -103,14 +102,6 @@ class Insights:
     def empty(self) -> bool:
         """True when nothing at all has happened on the track here yet."""
         return not (self.learners or self.gaps or any(w.quiz_attempts for w in self.activity))
-
-
-class InsightsSource(Protocol):
-    """Computes the insights of a track (read-only)."""
-
-    def insights(self, track: Track, community: str | None, now: float) -> Insights:
-        """The track's insights for one community's members (None: every learner), activity up to ``now``."""
-        ...
 
 
 class TrackNotFound(LookupError):

@@ -73,7 +73,7 @@ def _in_track(community: str | None) -> str:
 
 
 class SqliteInsights:
-    """``InsightsSource`` over the bot's database: give it the ``Database`` (so its migrations have run)."""
+    """Computes ``Insights`` from the bot's database: give it the ``Database`` (so its migrations have run)."""
 
     def __init__(self, database: Database) -> None:
         self._path: Path = database.path

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 import bot.cli
 import bot.store.insights
+from bot.core.engine import Engine
 from bot.core.insights import (
     MIN_ASKERS_FOR_EXAMPLES,
     ContentGap,
@@ -28,11 +29,13 @@ from bot.core.insights import (
 )
 from bot.core.lessons import Lesson, Question, Section, Track
 from bot.core.ports import LearnerSettings, LessonResult, Position, QuestionRecord, QuizAttempt
+from bot.insights.chat import ChatInsights
 from bot.insights.report import write_report
 from bot.store.database import Database
 from bot.store.insights import SqliteInsights
 from bot.store.progress import SqliteProgressStore
 from bot.store.question_log import SqliteQuestionLog
+from tests.engine_driver import Learner
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = 86400.0
@@ -271,6 +274,23 @@ def test_csv_text_a_spreadsheet_would_run_is_kept_as_text(tmp_path: Path) -> Non
     with (tmp_path / "content_gaps.csv").open(newline="", encoding="utf-8") as file:
         row = list(csv.DictReader(file))[0]
     assert (row["example_1"], row["example_2"], row["example_3"]) == ("'" + formula, "'-1 or +1?", "fine?")
+
+
+def test_a_moderator_gets_the_summary_and_both_charts_through_the_engine(database: Database) -> None:
+    engine = Engine({TRACK.id: TRACK}, SqliteProgressStore(database),
+                    insights=ChatInsights(SqliteInsights(database), clock=lambda: NOW))  # fmt: skip
+    moderator = Learner(engine, "77", CLASS.split(":")[1], is_direct=False, is_moderator=True, platform="discord")
+    [reply] = moderator.say("insights t")
+    assert (
+        reply.text.startswith("📊 **Insights · Test track** (this community)")
+        and "1. Intro lesson: 5 → 4" in reply.text
+    )
+    assert [(f.filename, f.image, f.data[:8]) for f in reply.files] == [
+        ("funnel.png", True, b"\x89PNG\r\n\x1a\n"), ("hardest.png", True, b"\x89PNG\r\n\x1a\n")]  # fmt: skip
+    # where nothing happened yet, the text says so and no empty pictures follow it
+    elsewhere = Learner(engine, "78", "999", is_direct=False, is_moderator=True, platform="discord")
+    [reply] = elsewhere.say("insights t")
+    assert "No learner here has opened a lesson" in reply.text and reply.files == ()
 
 
 def test_find_track_names_the_known_tracks_when_the_id_is_unknown() -> None:
