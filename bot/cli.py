@@ -502,16 +502,15 @@ def report(
 
     from bot.app import load_tracks
     from bot.core.insights import TrackNotFound, find_track
+    from bot.core.lessons import community_track_id
     from bot.core.ports import StoreUnavailable
     from bot.insights.report import write_report
+    from bot.knowledge.library import LibraryFiles
     from bot.store.database import Database, DatabaseTooNew
     from bot.store.insights import SqliteInsights
+    from bot.store.track_versions import SqliteTrackVersions
 
     settings = _settings()
-    try:
-        chosen = find_track(load_tracks(settings), track)
-    except TrackNotFound as error:
-        raise _fail(str(error)) from None
     if out_dir.exists() and not out_dir.is_dir():
         raise _fail(f"{out_dir} is a file: give --out a folder (it is made if missing)")
     now = time.time()
@@ -520,7 +519,14 @@ def report(
     except DatabaseTooNew as error:
         raise _fail(str(error)) from None
     try:
+        tracks = load_tracks(settings)
+        uploaded, _owners = LibraryFiles(settings.library_dir, SqliteTrackVersions(database)).served()
+        tracks.update({t.id: t for t in uploaded})
+        wanted = community_track_id(track, community) if community_track_id(track, community) in tracks else track
+        chosen = find_track(tracks, wanted)
         insights = SqliteInsights(database).insights(chosen, community, now)
+    except TrackNotFound as error:
+        raise _fail(str(error)) from None
     except StoreUnavailable as error:
         raise _fail(f"could not read {settings.database_path}: {error}") from None
     finally:

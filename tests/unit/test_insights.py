@@ -319,3 +319,25 @@ def test_report_command_lists_the_known_tracks_for_an_unknown_one(tmp_path: Path
     assert result.exit_code == 1
     assert "there is no track 'nope'; the known tracks are: ai-foundations" in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_report_command_finds_a_track_a_community_uploaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.knowledge.library import LibraryFiles
+    from bot.store.track_versions import SqliteTrackVersions
+    from tests.helpers import write_track
+
+    monkeypatch.setenv("TUTORBOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TUTORBOT_KNOWLEDGE_DIR", str(REPO / "knowledge"))
+    database = Database(tmp_path / "data" / "tutorbot.sqlite3")
+    library = LibraryFiles(tmp_path / "data" / "library", SqliteTrackVersions(database))
+    published = library.publish_path(
+        "discord:42", "ml-basics", write_track(tmp_path / "src", "ml-basics", lessons=3), "mod"
+    )
+    database.close()
+    assert isinstance(published, tuple)
+    out = tmp_path / "r"
+    args = ["report", "--track", "ml-basics", "--community", "discord:42", "--out", str(out)]
+    result = CliRunner().invoke(bot.cli.app, args)
+    assert result.exit_code == 0, result.output
+    with (out / "funnel.csv").open(newline="", encoding="utf-8") as file:
+        assert len(list(csv.reader(file))) == 1 + 3
