@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from bot.core.lessons import VERSION_MARK, Track, community_track_id, draft_track_id, slugify, version_key
 from bot.core.ports import Draft, LibraryError, TrackVersion
 from bot.core.uploads import MAX_FILE_BYTES, TRACK_FILE
-from bot.knowledge.reader import read_track
+from bot.knowledge.reader import read_track, shown_name
 from bot.knowledge.upload import UploadRefused, copy_folder_into, unpack_into
 from bot.store.track_versions import LiveVersion, SqliteTrackVersions
 
@@ -250,9 +250,9 @@ def _served(track: Track, track_id: str) -> Track:
 def _inside(path: Path, folder: Path) -> str:
     """``path`` as the moderator knows it: inside their upload."""
     try:
-        return path.relative_to(folder).as_posix()
+        return shown_name(path.relative_to(folder).as_posix())
     except ValueError:
-        return path.name
+        return shown_name(path.name)
 
 
 def zip_track_name(data: bytes) -> str | None:

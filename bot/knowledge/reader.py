@@ -10,6 +10,7 @@ import difflib
 import math
 import re
 import tomllib
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,18 @@ _YAML_ONLY_BREAKS = str.maketrans("\x85\u2028\u2029", "   ")
 _markdown = MarkdownIt("commonmark")
 
 
+UNSHOWABLE = {"Cc", "Cf", "Cs", "Zl", "Zp"}  # control, invisible (bidi, zero-width) and unencodable characters
+
+
+def shown_name(name: str) -> str:
+    """A file name as it can go into one line of a message: control, invisible and unencodable characters
+    escaped (a name holding a line break would otherwise forge a second line), and cut short."""
+    text = "".join(
+        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in UNSHOWABLE else ch for ch in name
+    )
+    return text if len(text) <= 120 else f"{text[:80]}…{text[-30:]}"
+
+
 @dataclass(frozen=True, order=True)
 class Problem:
     """One thing wrong with a lesson or track file."""
@@ -43,7 +56,7 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
+        return f"{shown_name(str(self.path))}:{self.line}: {self.message}"
 
 
 @dataclass

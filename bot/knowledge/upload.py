@@ -38,14 +38,13 @@ from bot.core.uploads import (
     is_allowed_file,
     refusal_before_download,
 )
-from bot.knowledge.reader import Problem, decode_text
+from bot.knowledge.reader import UNSHOWABLE, Problem, decode_text, shown_name
 from bot.knowledge.safe_files import UnsafeFile, kind_in_words, list_folder, read_bytes
 
 MAX_PROBLEMS = 50  # a chat message lists at most this many; the rest are counted
 _STAGING = ".upload-"  # prefix of the hidden folder inside the draft that new files are written to first
 _MAX_NAME_BYTES = 255  # what file systems allow in one name
 _MAX_PATH_BYTES = 1024  # deeper paths are no track's, and could pass the system's limit under the draft
-_UNSHOWABLE = {"Cc", "Cf", "Cs", "Zl", "Zp"}  # control, invisible (bidi, zero-width) and unencodable characters
 # Only these are read: bz2 and lzma decompress a whole chunk at once, so a few KB could unpack to gigabytes.
 _METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}
 _DAMAGED = "the zip is damaged — zip the folder again"
@@ -69,7 +68,7 @@ def unpack_into(draft: Path, filename: str, data: bytes) -> list[str]:
     replaces the draft's whole content; returns the relative paths written. Raises UploadRefused first."""
     base = re.split(r"[/\\]", filename)[-1]  # clients may send a path; only the name counts
     suffix = PurePosixPath(base).suffix.casefold()
-    refusal = refusal_before_download(_shown(base), len(data))
+    refusal = refusal_before_download(shown_name(base), len(data))
     if refusal is not None:
         raise UploadRefused([refusal])
     if suffix == ".zip":
@@ -82,16 +81,16 @@ def copy_folder_into(draft: Path, source: Path) -> list[str]:
     """Put the track folder ``source`` (on the host) into ``draft`` in place of its content, never following a link
     or opening a fifo or device; returns the relative paths written. Raises UploadRefused first."""
     if not source.is_dir():
-        raise UploadRefused([f"{_shown(str(source))} is not a folder — give the track's folder (the one with "
+        raise UploadRefused([f"{shown_name(str(source))} is not a folder — give the track's folder (the one with "
                              f"{TRACK_FILE} in it)"])  # fmt: skip
     try:
         listing = list_folder(source)
     except UnsafeFile as error:
-        raise UploadRefused([f"{_shown(str(source))}: {error.why} — check the path and its permissions"]) from None
+        raise UploadRefused([f"{shown_name(str(source))}: {error.why} — check the path and its permissions"]) from None
     upload = _Upload()
     for relative, why in sorted(listing.refused.items()):
         if upload.entry(relative.as_posix(), is_folder=False) is not None:
-            upload.problems.append(f"{_shown(relative.as_posix())}: {why} — put a plain file there instead")
+            upload.problems.append(f"{shown_name(relative.as_posix())}: {why} — put a plain file there instead")
     for relative in listing.files:
         shown, parts = relative.as_posix(), upload.entry(relative.as_posix(), is_folder=False)
         if parts is None or not upload.allowed(shown, parts) or not upload.may_read(0):
@@ -99,21 +98,13 @@ def copy_folder_into(draft: Path, source: Path) -> list[str]:
         try:
             content = read_bytes(listing.root / relative, listing.root, at_most=MAX_FILE_BYTES + 1)
         except UnsafeFile as error:  # swapped for a link or a fifo since it was listed
-            upload.problems.append(f"{_shown(shown)}: {error.why} — put a plain file there instead")
+            upload.problems.append(f"{shown_name(shown)}: {error.why} — put a plain file there instead")
             continue
         upload.take(shown, parts, content)
     return _write(draft, upload.finish(), replace=lambda name: True)
 
 
 # ---------------------------------------------------------------- reading an upload
-
-
-def _shown(name: str) -> str:
-    """``name`` as it can go into a chat message: control, invisible and unencodable characters escaped, cut short."""
-    text = "".join(
-        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in _UNSHOWABLE else ch for ch in name
-    )
-    return text if len(text) <= 120 else f"{text[:80]}…{text[-30:]}"
 
 
 def _key(name: str) -> str:
@@ -129,12 +120,12 @@ def _text_problem(shown: str, content: bytes) -> str | None:
     """Why a text file's bytes are not text the reader takes (not UTF-8, or a NUL byte), with its line."""
     found: list[Problem] = []
     decode_text(content, Path(shown), found)
-    return f"{_shown(shown)}: line {found[0].line}: {found[0].message}" if found else None
+    return f"{shown_name(shown)}: line {found[0].line}: {found[0].message}" if found else None
 
 
 def _name_problem(part: str) -> str | None:
     """Why one file or folder name cannot be written as it is."""
-    if any(unicodedata.category(ch) in _UNSHOWABLE for ch in part):
+    if any(unicodedata.category(ch) in UNSHOWABLE for ch in part):
         return "its name has control or invisible characters — rename it with letters, digits, '-' and '_'"
     if ":" in part:  # Windows reads it as a drive ("c:x.md") or a hidden stream ("a.md:x")
         return "its name has ':', which Windows doesn't allow — rename it"
@@ -150,11 +141,11 @@ def _lesson(base: str, data: bytes) -> tuple[str, bytes]:
     problems: list[str] = []
     why = _name_problem(name)
     if name.startswith(".") or not name.removesuffix(".md").strip():
-        problems.append(f"{_shown(base)}: a file without a name, or hidden (starting with '.') — {_EXAMPLE}")
+        problems.append(f"{shown_name(base)}: a file without a name, or hidden (starting with '.') — {_EXAMPLE}")
     elif why is not None:
-        problems.append(f"{_shown(base)}: {why}")
+        problems.append(f"{shown_name(base)}: {why}")
     elif name.casefold() == "readme.md":
-        problems.append(f"{_shown(base)}: a track's README.md is never read as a lesson — {_EXAMPLE}")
+        problems.append(f"{shown_name(base)}: a track's README.md is never read as a lesson — {_EXAMPLE}")
     text_problem = _text_problem(base, data)
     if text_problem is not None:
         problems.append(text_problem)
@@ -177,7 +168,7 @@ class _Upload:
 
     def entry(self, name: str, is_folder: bool) -> tuple[str, ...] | None:
         """The parts of an entry's path, or None when it is refused (the problem noted), ignored or a folder."""
-        shown, unified = _shown(name), name.replace("\\", "/")  # some Windows tools write "\" between folders
+        shown, unified = shown_name(name), name.replace("\\", "/")  # some Windows tools write "\" between folders
         if "\x00" in name:
             self.problems.append(f"{shown}: its name has a NUL byte — rename the file, then zip the folder again")
             return None
@@ -209,14 +200,16 @@ class _Upload:
         """Whether a file of this kind may be in a track (else the problem is noted)."""
         if is_allowed_file(parts[-1]):
             return True
-        self.problems.append(f"{_shown(shown)}: not a file a track holds — remove it (a track holds {ALLOWED_KINDS})")
+        self.problems.append(
+            f"{shown_name(shown)}: not a file a track holds — remove it (a track holds {ALLOWED_KINDS})"
+        )
         return False
 
     def too_big(self, shown: str, size: int) -> bool:
         """Whether a file of this (stated or read) size is larger than a file may be (the problem noted)."""
         if size <= MAX_FILE_BYTES:
             return False
-        self.problems.append(f"{_shown(shown)}: larger than {MAX_FILE_BYTES // MB} MB, the most a file may be — "
+        self.problems.append(f"{shown_name(shown)}: larger than {MAX_FILE_BYTES // MB} MB, the most a file may be — "
                              "split the lesson or make the image smaller")  # fmt: skip
         return True
 
@@ -239,7 +232,7 @@ class _Upload:
             self.problems.append(text_problem)
         key = _key("/".join(parts))
         if key in self.seen:
-            self.problems.append(f"{_shown(shown)}: the same name as {_shown(self.seen[key])} (capitals don't "
+            self.problems.append(f"{shown_name(shown)}: the same name as {shown_name(self.seen[key])} (capitals don't "
                                  "make names different on every computer) — keep one of them")  # fmt: skip
             return
         self.seen[key] = shown
@@ -250,7 +243,7 @@ class _Upload:
         the problems of the upload as a whole first, so the cap on the list never hides them."""
         folders = {_key("/".join(parts[:depth])) for parts in self.files for depth in range(1, len(parts))}
         for key in sorted(folders & self.seen.keys()):
-            self.problems.append(f"{_shown(self.seen[key])}: a file with the name of a folder in the upload — "
+            self.problems.append(f"{shown_name(self.seen[key])}: a file with the name of a folder in the upload — "
                                  "rename one of them")  # fmt: skip
         overall = [_DAMAGED] if self.damaged else []
         if len(self.counted) > MAX_ZIP_ENTRIES:
@@ -290,18 +283,18 @@ def _unzip(data: bytes) -> dict[str, bytes]:
             if parts is None:
                 continue
             if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
-                upload.problems.append(f"{_shown(shown)}: {kind_in_words(mode)} — put the file itself in the zip")
+                upload.problems.append(f"{shown_name(shown)}: {kind_in_words(mode)} — put the file itself in the zip")
             elif not upload.allowed(shown, parts):
                 pass
             elif info.flag_bits & 0x1:
-                upload.problems.append(f"{_shown(shown)}: encrypted — zip the folder again without a password")
+                upload.problems.append(f"{shown_name(shown)}: encrypted — zip the folder again without a password")
             elif info.compress_type not in _METHODS:
-                upload.problems.append(f"{_shown(shown)}: packed with a method I don't read — zip the folder again "
+                upload.problems.append(f"{shown_name(shown)}: packed with a method I don't read — zip the folder again "
                                        "with the usual (deflate) compression")  # fmt: skip
             elif upload.too_big(shown, info.file_size):
                 pass
             elif info.file_size > MAX_COMPRESSION_RATIO * info.compress_size:  # multiplied: a stated 0 divides nothing
-                upload.problems.append(f"{_shown(shown)}: it unpacks to more than {MAX_COMPRESSION_RATIO} times its "
+                upload.problems.append(f"{shown_name(shown)}: it unpacks to more than {MAX_COMPRESSION_RATIO} times its "
                                        "packed size, like a zip bomb — remove it, or zip the folder again")  # fmt: skip
             elif upload.may_read(info.file_size):
                 _read_entry(archive, info, parts, upload)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -114,3 +115,15 @@ def test_the_import_command_ends_with_a_message_never_a_traceback(files: dict[st
         result = CliRunner().invoke(app, ["import", str(src), "--track", "imported", "--dest", str(dest)])
         assert result.exit_code in (0, 1) and isinstance(result.exception, (SystemExit, type(None))), result.output
         assert ("wrote track" in result.output) if result.exit_code == 0 else ("error:" in result.output)
+
+
+def test_a_folder_name_with_a_line_break_stays_on_one_line_of_the_error(tmp_path: Path) -> None:
+    """Found by the property above: a course folder named "x\\n" split the error message in two."""
+    course = tmp_path / "course"
+    (course / "x\n").mkdir(parents=True)
+    (course / "01-intro").mkdir()
+    (course / "01-intro" / "README.md").write_bytes(b"")
+    (course / "x\n" / "README.md").write_bytes(b"\xff\xfe")
+    with pytest.raises(ImportError_) as raised:
+        import_course(course, "demo", tmp_path / "out")
+    assert "\n" not in str(raised.value) and "x\\n/README.md:1:" in str(raised.value)
