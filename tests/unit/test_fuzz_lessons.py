@@ -14,7 +14,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from bot.core.lessons import Lesson
-from bot.knowledge.reader import Problem, read_lesson, read_track, validate_path
+from bot.knowledge.reader import Problem, read_lesson, read_track, shown_name, validate_path
 from bot.knowledge.schema import ID_PATTERN, MAX_PREMISE_CHARS
 from tests.strategies import (
     file_bytes,
@@ -48,7 +48,8 @@ def assert_located_and_fixable(problems: list[Problem], lines_of: dict[Path, int
         assert 1 <= problem.line <= lines_of[problem.path], (problem, lines_of[problem.path])
         assert problem.message.strip() and FIX.search(problem.message), problem
         assert not re.search(r"[\r\n]", problem.message), problem  # validate prints one problem per line
-        assert str(problem).startswith(f"{problem.path}:{problem.line}: ")
+        assert str(problem).startswith(f"{shown_name(str(problem.path))}:{problem.line}: ")
+        assert "\n" not in str(problem)  # a file name with a line break is escaped, not printed as two lines
 
 
 def file_text_lines(data: bytes) -> list[str]:
