@@ -803,16 +803,16 @@ class Engine:
         return offered[0].id if len(offered) == 1 else None
 
     async def _answer(self, incoming: Incoming, position: Position, question: str, cut: bool) -> AsyncIterator[Reply]:
+        if position.track in self._shelf.drafts:
+            yield Reply("This is a draft in preview: questions are answered from a track once it is published. "
+                        "Try the quiz meanwhile, or publish it.", personal=True)  # fmt: skip
+            return
         if self.answerer is None:
             yield Reply("Questions can't be answered right now (no model is configured).", personal=True)
             return
         offered = await asyncio.to_thread(self.offered, incoming)
         if not incoming.is_direct and not offered:
             yield Reply("No tracks are offered here, so there are no lessons to answer from.", personal=True)
-            return
-        if position.track in self._shelf.drafts:
-            yield Reply("This is a draft in preview: questions are answered from a track once it is published. "
-                        "Try the quiz meanwhile, or publish it.", personal=True)  # fmt: skip
             return
         track = self._answer_track(offered, position)
         lesson = position.lesson if track and track == position.track else None

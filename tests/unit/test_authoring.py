@@ -88,6 +88,10 @@ def test_upload_preview_publish_then_learners_here_get_it_and_nobody_else(tmp_pa
     assert "Preview of the draft" in mod.text and "Lesson 1" in mod.text
     draft_lesson = mod.button("1. Lesson 1")
     assert "Lesson 1" in "\n".join(r.text for r in mod.act(draft_lesson))
+    mod.say("quiz")  # the draft's quiz works in the preview, and a question waits for publishing
+    assert "What does the student learn from?" in mod.text
+    mod.say("why is the student cheaper to run?")
+    assert "draft in preview" in mod.text
     ada.act(draft_lesson)  # a learner pressing a forwarded preview button
     assert "is a draft" in ada.text
     ada.say("tracks")
