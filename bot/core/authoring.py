@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from bot.core.lessons import Track, slugify, track_name
 from bot.core.limits import QuestionLimit
@@ -22,10 +22,26 @@ from bot.core.markup import escape
 from bot.core.messages import Attachment, Incoming, Reply
 from bot.core.outcome import Outcome, note
 from bot.core.ports import Draft, InsightsSource, LibraryError, TrackLibrary
+from bot.core.shelf import Shelf
 from bot.core.uploads import MAX_ZIP_BYTES, UPLOADS_PER_MINUTE, refusal_before_download
 
-if TYPE_CHECKING:
-    from bot.core.engine import Engine
+
+class Stage(Protocol):
+    """What authoring needs from the engine it serves: the shelf of tracks, and the screens a preview opens."""
+
+    @property
+    def shelf(self) -> Shelf: ...
+
+    def use_shelf(self, shelf: Shelf) -> None: ...
+
+    def offered(self, incoming: Incoming) -> list[Track]: ...
+
+    def show_draft(self, draft: Track, community: str) -> Track: ...
+
+    def show_published(self, track: Track, community: str | None) -> None: ...
+
+    def track_screen(self, incoming: Incoming, track: Track, intro: Reply) -> Outcome: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +73,9 @@ def counted(n: int, thing: str) -> str:
 
 
 class Authoring:
-    """The moderators' commands over a ``TrackLibrary`` and an ``InsightsSource``, for one ``Engine``."""
+    """The moderators' commands over a ``TrackLibrary`` and an ``InsightsSource``, for one engine (its ``Stage``)."""
 
-    def __init__(self, engine: Engine, library: TrackLibrary | None, insights: InsightsSource | None,
+    def __init__(self, engine: Stage, library: TrackLibrary | None, insights: InsightsSource | None,
                  clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self.engine = engine
         self.library = library
