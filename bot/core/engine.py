@@ -457,7 +457,7 @@ class Engine:
             return self._shelf.offered(None, set())
         return self._shelf.offered(incoming.community, self.store.disabled_tracks(incoming.community))
 
-    def _community_tracks(self, incoming: Incoming) -> list[Track]:
+    def community_tracks(self, incoming: Incoming) -> list[Track]:
         """Every track this community may offer, turned off or not (what its moderators can enable)."""
         return self._shelf.offered(None if incoming.is_direct else incoming.community, set())
 
@@ -479,7 +479,7 @@ class Engine:
         off: list[Track] = []
         if not incoming.is_direct and incoming.is_moderator:
             disabled = self.store.disabled_tracks(incoming.community)
-            off = [t for t in self._community_tracks(incoming) if t.id in disabled]
+            off = [t for t in self.community_tracks(incoming) if t.id in disabled]
         screen = views.tracks(self.offered(incoming), off, direct=incoming.is_direct, moderator=incoming.is_moderator)
         return Outcome([screen])
 
@@ -490,7 +490,7 @@ class Engine:
         if not incoming.is_moderator:
             return _note(f"Only this community's moderators can {verb} tracks. Ask one of them.")
         wanted = "" if isinstance(named, Track) else named.strip().casefold()
-        mine = self._community_tracks(incoming)
+        mine = self.community_tracks(incoming)
         track = (
             named if isinstance(named, Track) else next((t for t in mine if wanted in {t.id, track_name(t.id)}), None)
         )

@@ -240,3 +240,15 @@ def test_a_version_published_on_the_host_reaches_a_running_engine(tmp_path: Path
 )  # fmt: skip
 def test_the_caption_names_the_track_an_upload_is_for(caption: str, name: str | None) -> None:
     assert upload_name(caption) == name
+
+
+def test_discord_autocompletion_offers_a_moderator_their_own_community_tracks_by_name(tmp_path: Path,
+                                                                                      engine: Engine) -> None:  # fmt: skip
+    from bot.adapters.discord.commands import track_choices
+
+    mod = moderator(engine)
+    mod.upload("ml-basics.zip", course(tmp_path))
+    mod.say("tracks publish ml-basics")
+    here = {choice.value for choice in track_choices(engine, mod.incoming(), "")}
+    elsewhere = {choice.value for choice in track_choices(engine, moderator(engine, "server-2").incoming(), "")}
+    assert here == {"host-track", "ml-basics"} and elsewhere == {"host-track"}

@@ -17,6 +17,7 @@ from discord import app_commands
 from bot.adapters import AdapterError
 from bot.adapters.discord.translate import command_text, interaction_incoming, upload_of
 from bot.core.engine import Engine
+from bot.core.lessons import track_name
 from bot.core.messages import Incoming, Upload
 
 MAX_CHOICES = 25
@@ -35,9 +36,10 @@ class CommandHandler(Protocol):
 def track_choices(engine: Engine, incoming: Incoming, current: str) -> list[app_commands.Choice[str]]:
     """Tracks offered here whose id or title contains what the learner typed so far."""
     typed = current.casefold()
-    tracks = engine.tracks.values() if incoming.is_moderator else engine.offered(incoming)
-    found = [t for t in tracks if typed in t.id or typed in t.title.casefold()]
-    return [app_commands.Choice(name=f"{t.title} ({t.id})"[:100], value=t.id) for t in found][:MAX_CHOICES]
+    tracks = engine.community_tracks(incoming) if incoming.is_moderator else engine.offered(incoming)
+    found = [t for t in tracks if typed in track_name(t.id) or typed in t.title.casefold()]
+    return [app_commands.Choice(name=f"{t.title} ({track_name(t.id)})"[:100], value=track_name(t.id))
+            for t in found][:MAX_CHOICES]  # fmt: skip
 
 
 def lesson_choices(engine: Engine, incoming: Incoming, current: str) -> list[app_commands.Choice[str]]:
