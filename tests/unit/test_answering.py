@@ -270,3 +270,16 @@ def test_quoted_units_are_markdown_that_shows_them_as_written() -> None:
                     "“Then it stops.”\nSource: Python basics › Loops")  # fmt: skip
     assert plain(text) == ("“Multiply with a*b*c, not <x>:”\nfor x in xs:\n    print(x * 2)  # **twice**\n"
                            "“Then it stops.”\nSource: Python basics › Loops")  # fmt: skip
+
+
+def test_the_words_checked_are_those_of_the_tracks_offered_where_the_question_is_asked() -> None:
+    from bot.core.answering.answerer import track_words
+    from bot.core.lessons import Lesson, Section, Track
+
+    def track(track_id: str, text: str) -> Track:
+        return Track(track_id, track_id, "", (Lesson("l", "L", 1, "", (Section("s", "S", text),)),))
+
+    words = track_words({"ours": track("ours", "Attention weighs tokens."), "theirs": track("theirs", "Kubernetes.")})
+    assert "kubernetes" not in words(["ours"]) and "attention" in words(["ours"])
+    assert "kubernetes" in words(["ours", "theirs"]) and "kubernetes" in words(None)
+    assert "kubernetes" not in words("ours") and "kubernetes" in words("theirs")

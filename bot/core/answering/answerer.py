@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import pydantic_core
 
 from bot.core.answering.checks import (
+    Vocabularies,
     Vocabulary,
     clean_question,
     first_sentences,
@@ -131,7 +132,7 @@ class Answerer:
         prompts: PromptLibrary,
         log: QuestionLog | None = None,
         lessons: Callable[[str, str], Lesson | None] | None = None,
-        track_words: Callable[[str | None], Vocabulary] | None = None,
+        track_words: Callable[[str | Sequence[str] | None], Vocabulary | Vocabularies] | None = None,
         settings: AnswerSettings | None = None,
         clock: Callable[[], float] = time.perf_counter,
         tracks: Mapping[str, Track] | None = None,
@@ -282,7 +283,8 @@ class Answerer:
         if best is None or best.similarity < self.settings.min_similarity:
             yield await refuse("no lesson text is close to the question", closest)
             return
-        missing = unknown_terms(cleaned, self.track_words(track)) if self.track_words is not None else []
+        words = self.track_words(track or scope) if self.track_words is not None else None
+        missing = unknown_terms(cleaned, words) if words is not None else []
         if missing:
             named = ", ".join(missing)
             # The learner's own words are not repeated back: they may be what an injected instruction wants said.
@@ -410,18 +412,23 @@ def lesson_lookup(tracks: Mapping[str, Track]):  # noqa: ANN201 - a Callable[[st
     return find
 
 
-def track_words(tracks: Mapping[str, Track]) -> Callable[[str | None], Vocabulary]:
-    """The words of a track (every track for None), indexed once, to check what the lessons mention."""
-    cache: dict[str | None, Vocabulary] = {}
+def track_words(tracks: Mapping[str, Track]) -> Callable[[str | Sequence[str] | None], Vocabulary | Vocabularies]:
+    """The words of a track, or of several (the tracks offered where a question is asked; None: every track),
+    to check what the lessons mention; each track's are indexed once, on first use."""
+    cache: dict[str, Vocabulary] = {}
 
     def lesson_text(lesson: Lesson) -> str:
         parts = [lesson.title, *(f"{s.heading}\n{s.text}" for s in lesson.sections)]
         return "\n".join(parts + [f"{term}: {meaning}" for term, meaning in lesson.key_terms])
 
-    def words(track: str | None) -> Vocabulary:
-        if track not in cache:
-            chosen = [tracks[track]] if track is not None and track in tracks else list(tracks.values())
-            cache[track] = Vocabulary("\n".join(lesson_text(lesson) for found in chosen for lesson in found.lessons))
-        return cache[track]
+    def of(track: Track) -> Vocabulary:
+        if track.id not in cache:
+            cache[track.id] = Vocabulary("\n".join(lesson_text(lesson) for lesson in track.lessons))
+        return cache[track.id]
+
+    def words(scope: str | Sequence[str] | None) -> Vocabulary | Vocabularies:
+        named = [] if scope is None else [scope] if isinstance(scope, str) else list(scope)
+        chosen = [tracks[t] for t in named if t in tracks] or list(tracks.values())
+        return of(chosen[0]) if len(chosen) == 1 else Vocabularies(of(track) for track in chosen)
 
     return words

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 _DELIMITERS = re.compile(r"<<<|>>>")
 _WHITESPACE = re.compile(r"\s+")
@@ -65,7 +66,18 @@ class Vocabulary:
         return any(self._words[start : start + length] == words for start in self._at.get(words[0], ()))
 
 
-def unknown_terms(question: str, known: Vocabulary) -> list[str]:
+class Vocabularies:
+    """Several vocabularies as one (the tracks offered where a question is asked): a phrase occurs when it
+    occurs in any of them, so each track's is built once however many communities offer it."""
+
+    def __init__(self, parts: Iterable[Vocabulary]) -> None:
+        self._parts = tuple(parts)
+
+    def __contains__(self, phrase: object) -> bool:
+        return any(phrase in part for part in self._parts)
+
+
+def unknown_terms(question: str, known: Vocabulary | Vocabularies) -> list[str]:
     """Name-like terms in ``question`` that the ``known`` text (a track's) never mentions."""
     missing = []
     for term in dict.fromkeys(_TERM.findall(question)):
