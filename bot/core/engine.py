@@ -45,8 +45,10 @@ from bot.core.ports import (
     ProgressStore,
     QuizAttempt,
     ReviewCard,
+    StoreBusy,
     StoreUnavailable,
     TrackLibrary,
+    TurnConflict,
 )
 from bot.core.quiz import ReviewScheduler, option_label, typed_option
 from bot.core.shelf import Shelf
@@ -107,6 +109,9 @@ class _Turn:
     position: Position
     question: str | None
     cut: bool
+
+
+TURN_ATTEMPTS = 3  # a turn that keeps meeting another process's moves gives up with "please try again"
 
 
 class Engine:
@@ -188,7 +193,7 @@ class Engine:
                 yield await self.authoring.upload(incoming)
                 return
             try:
-                turn = await asyncio.to_thread(self._turn, incoming)
+                turn = await asyncio.to_thread(self._turn_again_on_conflict, incoming)
             except StoreUnavailable as error:  # nothing of this turn is shown: the learner is where they were
                 yield Reply(str(error), personal=True)
                 return
@@ -202,11 +207,25 @@ class Engine:
                 finally:
                     self._asking.discard(incoming.learner)
 
+    def _turn_again_on_conflict(self, incoming: Incoming) -> _Turn:
+        """``_turn``, run again from the new position when another process moved the learner meanwhile (a
+        double-tapped button: the second press then finds its button stale, as in one process)."""
+        for _ in range(TURN_ATTEMPTS - 1):
+            try:
+                return self._turn(incoming)
+            except TurnConflict:
+                continue
+        try:
+            return self._turn(incoming)
+        except TurnConflict:
+            raise StoreBusy() from None
+
     def _turn(self, incoming: Incoming) -> _Turn:
         """The non-model part of a turn, stored: its replies, and the question for the model if it asks one."""
         self.authoring.refresh()
         self.comeback.note_member(incoming)
-        position, note = self._checked_position(incoming.learner)
+        stored = self.store.position(incoming.learner)
+        position, note = self._check(stored)
         question: str | None = None
         cut = False
         outcome: Outcome | None
@@ -221,7 +240,7 @@ class Engine:
             outcome = outcome or Outcome()
             outcome.replies.insert(0, Reply(note, personal=True))
         if outcome is not None:
-            self._store(incoming.learner, outcome, position)
+            self._store(incoming.learner, outcome, stored)
         return _Turn(outcome.replies if outcome else [], position, question, cut)
 
     def limit_questions(self, platform: str, per_minute: int) -> None:
@@ -277,19 +296,24 @@ class Engine:
         return self._where(position) or ""
 
     def _store(self, learner: str, outcome: Outcome, before: Position) -> None:
+        """Save what the turn produced, if the learner is still where the turn found them (``before``, as stored)."""
         if outcome.position is None and outcome.attempt is None and outcome.card is None:
             return
-        position = outcome.position or self.store.position(learner)
+        position = outcome.position or before
         at = self.clock()
         started: tuple[str, str] | None = None
         if position.track and position.lesson and (position.track, position.lesson) != (before.track, before.lesson):
             started = (position.track, position.lesson)  # the turn opened a lesson (the insights' funnel)
         self.store.save(learner, position, at=at, attempt=outcome.attempt, result=outcome.result, card=outcome.card,
-                        day=self.comeback.local_day(learner, at), started=started)  # fmt: skip
+                        day=self.comeback.local_day(learner, at), started=started, expected=before.version,
+                        reset=outcome.reset)  # fmt: skip
 
     def _checked_position(self, learner: str) -> tuple[Position, str | None]:
         """The stored position, made valid for the tracks as they are now (lessons may have been edited)."""
-        position = self.store.position(learner)
+        return self._check(self.store.position(learner))
+
+    def _check(self, position: Position) -> tuple[Position, str | None]:
+        """``position`` made valid for the tracks as they are now, and a note saying what moved, if anything."""
         if position.step == "home":
             return position, None
         track = self.tracks.get(position.track or "")
@@ -788,11 +812,10 @@ class Engine:
                 [Reply("Kept: nothing was erased.", buttons=rows([Button("Resume ▸", Action.RESUME)]), personal=True)],
                 kept,
             )
-        self.store.reset(incoming.learner)
         fresh = Position(version=position.version + 1)  # keep counting so old buttons stay stale
         home = self._home(incoming, fresh)
         return Outcome([Reply("Done: your progress is erased. Start again whenever you like.", personal=True),
-                        *home.replies], fresh)  # fmt: skip
+                        *home.replies], fresh, reset=True)  # fmt: skip
 
     # ------------------------------------------------------------ questions
 

@@ -17,6 +17,7 @@ class Outcome:
     attempt: QuizAttempt | None = None
     result: LessonResult | None = None
     card: ReviewCard | None = None
+    reset: bool = False  # erase the learner's progress, in the same transaction that stores ``position``
 
 
 def note(text: str, *then: Reply) -> Outcome:

@@ -63,6 +63,11 @@ class StoreFull(StoreUnavailable):
         super().__init__(message)
 
 
+class TurnConflict(RuntimeError):
+    """The learner's position changed between this turn's read and its save (the same learner's turn ran in
+    another process: a double-tapped button, a second device). Nothing of this turn was stored; run it again."""
+
+
 @dataclass(frozen=True)
 class ChatMessage:
     """One message of a chat prompt."""
@@ -264,8 +269,13 @@ class ProgressStore(Protocol):
 
     def save(self, learner: str, position: Position, *, at: float, attempt: QuizAttempt | None = None,
              result: LessonResult | None = None, card: ReviewCard | None = None, day: str | None = None,
-             started: tuple[str, str] | None = None) -> None:  # fmt: skip
-        """Store a turn's outcome at once: the new position and whatever the turn produced.
+             started: tuple[str, str] | None = None, expected: int | None = None,
+             reset: bool = False) -> None:  # fmt: skip
+        """Store a turn's outcome at once: the new position and whatever the turn produced (``reset``: after
+        erasing the learner's attempts, results, cards, activity and lesson starts).
+
+        ``expected`` is the position version the turn read: when the stored one differs (another process moved
+        the learner meanwhile), nothing is stored and ``TurnConflict`` is raised. None stores unconditionally.
 
         ``started`` is ``(track, lesson)`` when the turn opened a lesson (only the first opening is kept).
 

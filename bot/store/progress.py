@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from bot.core.ports import (
     Position,
     QuizAttempt,
     ReviewCard,
-    TrackChange,  # fmt: skip
+    TrackChange,
+    TurnConflict,
 )
 from bot.store.database import Database
 
@@ -70,15 +72,26 @@ class SqliteProgressStore:
 
     def save(self, learner: str, position: Position, *, at: float, attempt: QuizAttempt | None = None,
              result: LessonResult | None = None, card: ReviewCard | None = None, day: str | None = None,
-             started: tuple[str, str] | None = None) -> None:  # fmt: skip
+             started: tuple[str, str] | None = None, expected: int | None = None,
+             reset: bool = False) -> None:  # fmt: skip
         """Store a turn's outcome at once: the new position, whatever the turn produced, and its day (the
-        learner's own ``day``, else the UTC day of ``at``); ``started`` is a lesson the turn opened."""
+        learner's own ``day``, else the UTC day of ``at``); ``started`` is a lesson the turn opened.
+
+        With ``expected`` (the position version the turn read) the position is written only if it is still that
+        version: a compare-and-set, so two processes serving one learner never lose or double-apply a move.
+        """
         with self._db.transaction() as connection:
-            connection.execute(
-                "INSERT INTO learners (learner, position, updated_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (learner) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
-                (learner, position_to_json(position), at),
-            )
+            if expected is None:
+                connection.execute(
+                    "INSERT INTO learners (learner, position, updated_at) VALUES (?, ?, ?) ON CONFLICT (learner)"
+                    " DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+                    (learner, position_to_json(position), at),
+                )
+            else:
+                self._compare_and_set(connection, learner, position, at, expected)
+            if reset:  # the position was just written: erase the rest of the learner's progress with it
+                for table in _LEARNER_TABLES[1:]:
+                    connection.execute(f"DELETE FROM {table} WHERE learner = ?", (learner,))
             if attempt is not None:
                 connection.execute(
                     "INSERT INTO quiz_attempts"
@@ -105,6 +118,23 @@ class SqliteProgressStore:
                                    " VALUES (?, ?, ?, ?)", (learner, *started, at))  # fmt: skip
             connection.execute("INSERT OR IGNORE INTO activity (learner, day) VALUES (?, ?)",
                                (learner, day or utc_day(at)))  # fmt: skip
+
+    @staticmethod
+    def _compare_and_set(connection: sqlite3.Connection, learner: str, position: Position, at: float,
+                         expected: int) -> None:  # fmt: skip
+        """Write the position only over version ``expected`` (or where there is none yet, for a version 0)."""
+        changed = connection.execute(
+            "UPDATE learners SET position = ?, updated_at = ? WHERE learner = ?"
+            " AND coalesce(json_extract(position, '$.version'), 0) = ?",
+            (position_to_json(position), at, learner, expected),
+        ).rowcount
+        if not changed and expected == 0:
+            changed = connection.execute(
+                "INSERT INTO learners (learner, position, updated_at) VALUES (?, ?, ?) ON CONFLICT (learner) DO NOTHING",
+                (learner, position_to_json(position), at),
+            ).rowcount
+        if not changed:
+            raise TurnConflict(f"the position of {learner} moved on during the turn")
 
     def attempts(self, learner: str, track: str, lesson: str, quiz_run: int) -> list[QuizAttempt]:
         """The answers of one quiz run, in the order given."""

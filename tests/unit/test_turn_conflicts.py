@@ -1,0 +1,100 @@
+"""One learner, one turn at a time, across processes: two engines (as two bot processes would have) share one
+database file, and the position's version is a compare-and-set, so no move is lost or applied twice."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from bot.core.engine import Engine
+from bot.core.ports import Position, TurnConflict
+from bot.knowledge.reader import read_track
+from bot.store.database import Database
+from bot.store.progress import SqliteProgressStore
+from tests.engine_driver import Learner
+from tests.helpers import write_track
+
+
+@pytest.fixture
+def engines(tmp_path: Path) -> list[Engine]:
+    track = read_track(write_track(tmp_path / "track", "demo", lessons=1)).track
+    assert track is not None
+    databases = [Database(tmp_path / "shared.db") for _ in range(2)]  # one connection each, like two processes
+    yield [Engine({track.id: track}, SqliteProgressStore(db)) for db in databases]
+    for db in databases:
+        db.close()
+
+
+def test_a_save_over_a_position_that_moved_on_stores_nothing(tmp_path: Path) -> None:
+    store = SqliteProgressStore(tmp_path / "p.db")
+    store.save("ada", Position(step="premise", version=1), at=1.0, expected=0)
+    with pytest.raises(TurnConflict):
+        store.save("ada", Position(step="section", version=1), at=2.0, expected=0)  # read before the first save
+    assert store.position("ada") == Position(step="premise", version=1)
+    store.save("ada", Position(step="section", version=2), at=3.0, expected=1)
+    assert store.position("ada").step == "section"
+    store.close()
+
+
+class BothReadFirst(SqliteProgressStore):
+    """A store whose next position read waits until the other process has read too (the race, made certain)."""
+
+    barrier: threading.Barrier | None = None
+
+    def position(self, learner: str) -> Position:
+        found = super().position(learner)
+        barrier, self.barrier = self.barrier, None
+        if barrier is not None:
+            barrier.wait(timeout=10)
+        return found
+
+
+def test_a_button_pressed_on_two_processes_at_once_is_applied_once(engines: list[Engine]) -> None:
+    for engine in engines:
+        engine.store.__class__ = BothReadFirst
+    first, second = (Learner(engine, "ada", "dm-ada") for engine in engines)
+    first.say("lesson lesson-1")
+    first.say("quiz")
+    answer = first.button("B")
+    barrier = threading.Barrier(2)
+    for engine in engines:
+        engine.store.barrier = barrier  # type: ignore[attr-defined]
+    texts: list[str] = []
+
+    def press(learner: Learner) -> None:
+        texts.append("\n".join(reply.text for reply in learner.act(answer)))
+
+    threads = [threading.Thread(target=press, args=(learner,)) for learner in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    store = engines[0].store
+    position = store.position("test:ada")
+    assert len(store.attempts("test:ada", "demo", "lesson-1", position.quiz_run)) == 1
+    assert sum("from an earlier message" in text for text in texts) == 1
+
+
+def test_moves_from_two_processes_are_all_kept(engines: list[Engine]) -> None:
+    learners = [Learner(engine, "ada", "dm-ada") for engine in engines]
+    learners[0].say("lesson lesson-1")
+    moves = 0
+    lock = threading.Lock()
+
+    def go(learner: Learner) -> None:
+        nonlocal moves
+        for word in ["next", "back"] * 10:
+            text = "\n".join(reply.text for reply in asyncio.run(learner.say_async(word)))
+            if "try that again" not in text:
+                with lock:
+                    moves += 1
+
+    threads = [threading.Thread(target=go, args=(learner,)) for learner in learners]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert engines[0].store.position("test:ada").version == 1 + moves  # each kept turn bumped it once: none lost
