@@ -47,6 +47,7 @@ class OpenAIChatModel:
         queue_size: int = 8,
         max_seconds: float = 60.0,
         schema_style: str = "auto",
+        transport: httpx.AsyncBaseTransport | None = None,
     ):
         if schema_style not in SCHEMA_STYLES:
             raise ValueError(f"schema_style must be one of {', '.join(SCHEMA_STYLES)}, not {schema_style!r}")
@@ -55,6 +56,7 @@ class OpenAIChatModel:
         self.max_seconds = max_seconds
         self.schema_style = schema_style  # 'auto' until a schema call shows which shape the server takes
         self._api_key = api_key
+        self._transport = transport  # None: the network; tests pass an in-memory server
         self._slots = asyncio.Semaphore(concurrency)
         self._queue_size = queue_size
         self._waiting = 0
@@ -132,7 +134,7 @@ class OpenAIChatModel:
     async def _post_json(self, body: dict[str, Any]) -> dict[str, Any]:
         timeout = httpx.Timeout(self.max_seconds, connect=10.0)
         try:
-            async with httpx.AsyncClient(timeout=timeout) as client:
+            async with httpx.AsyncClient(timeout=timeout, transport=self._transport) as client:
                 response = await client.post(f"{self.base_url}/chat/completions", json=body, headers=self._headers())
         except httpx.HTTPError as error:
             raise ModelFailed(f"could not reach the model server at {self.base_url}: {type(error).__name__}") from None
@@ -178,7 +180,7 @@ class OpenAIChatModel:
         styles = ["json_schema", "json_object"] if self.schema_style == "auto" else [self.schema_style]
         timeout = httpx.Timeout(self.max_seconds, connect=10.0)
         try:
-            async with httpx.AsyncClient(timeout=timeout) as client:
+            async with httpx.AsyncClient(timeout=timeout, transport=self._transport) as client:
                 for attempt, style in enumerate(styles):
                     if generation.json_schema is not None:
                         body["response_format"] = self._response_format(style, generation.json_schema)
