@@ -12,7 +12,7 @@ import difflib
 import logging
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic.fields import FieldInfo
@@ -48,9 +48,13 @@ class ModelSettings(BaseModel):
     )
     server_model: str = Field("local", description="Model name to request from the OpenAI-compatible server.")
     api_key: SecretStr | None = Field(None, description="API key for the OpenAI-compatible server, if it needs one.")
-    server_schema_style: str = Field(
-        "json_schema",
-        description="How the server takes a JSON schema: 'json_schema' (OpenAI, vLLM, llama.cpp) or 'json_object'.",
+    server_schema_style: Literal["auto", "json_schema", "json_object"] = Field(
+        "auto",
+        description=(
+            "How the server takes a JSON schema: 'auto' (default) tries 'json_schema' (OpenAI, vLLM, llama.cpp's "
+            "llama-server) and, if the server rejects it, sends 'json_object' with the schema "
+            "(llama-cpp-python's server) from then on; either name forces that shape."
+        ),
     )
     queue_size: int = Field(8, ge=1, description="Model calls that may wait; more get 'busy, try again shortly'.")
     max_seconds: float = Field(60.0, gt=0, description="Longest time one model call may run.")
