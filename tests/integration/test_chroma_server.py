@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,26 @@ def test_a_search_sees_text_another_process_replaced_without_changing_the_count(
     assert (report.embedded, report.removed) == (1, 1)  # the same number of chunks, one of them new
     hits = reader.search(QUESTION, 1, ["host-track"])
     assert hits and "mimic them" in hits[0].text
+
+
+def test_a_bot_starting_while_another_process_publishes_keeps_the_version_being_indexed(
+    tmp_path: Path, settings: Settings, chroma_server: ChromaServer
+) -> None:
+    """Regression: a start dropped every version key with no live row, so a bot (re)starting on the shared
+    server while another process indexed the next version took that version's chunks away before it went live."""
+    here = on_server(settings, chroma_server)
+    v1 = uploaded_version(tmp_path, "Clipping", CLIPPING.format(title="Clipping", word="clip value"))
+    tutorbot(settings, chroma_server, "publish", str(v1), "--track", "ml-basics")
+    v2 = uploaded_version(tmp_path, "Clipping, again", CLIPPING.format(title="Clipping, again", word="max norm"))
+    publishing = LessonIndex.from_settings(here)  # another process, between indexing v2 and recording it
+    publishing.ingest(replace(read_track(v2).track, id=version_key("ml-basics", 2)))  # type: ignore[arg-type]
+    publishing.ingest(replace(read_track(v1).track, id=version_key("ml-basics", 0)))  # type: ignore[arg-type]
+
+    build_engine(here, index=open_index(here), answers=False)  # this bot starts now
+    keys = {key for key in publishing.indexed_tracks() if VERSION_MARK in key}
+    assert keys == {version_key("ml-basics", 1), version_key("ml-basics", 2)}  # v0 was superseded: removed
+
+    tutorbot(settings, chroma_server, "publish", str(v2), "--track", "ml-basics")  # a key already there is reused
+    keys = {key for key in publishing.indexed_tracks() if VERSION_MARK in key}
+    assert keys == {version_key("ml-basics", 2)}
+    assert "max norm" in publishing.search("What is the threshold called?", 1, [version_key("ml-basics", 2)])[0].text
