@@ -29,6 +29,7 @@ from bot.knowledge.chunking import Chunk, chunk_track
 from bot.knowledge.embedder import OfflineMiniLM
 from bot.models.catalog import embedder_dir
 
+log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
 DENSE_CANDIDATES = 1000
@@ -212,12 +213,13 @@ class LessonIndex:
     def _tokenize(self, texts: list[str]) -> Any:
         return bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, show_progress=False)
 
-    def _keyword_index(self, tracks: tuple[str, ...] | None, lesson: str | None) -> tuple[Any, list[str], list[Any]]:
-        """A BM25 index over the chunks in scope, rebuilt when the collection changes."""
+    def _keyword_index(self, tracks: tuple[str, ...] | None, lesson: str | None,
+                       fresh: bool = False) -> tuple[Any, list[str], list[Any]]:  # fmt: skip
+        """A BM25 index over the chunks in scope, rebuilt when the collection's count changes (or ``fresh``)."""
         key = (tracks, lesson)
         count = self.collection.count()
         cached = self._bm25.get(key)
-        if cached and cached[0] == count:
+        if cached and cached[0] == count and not fresh:
             return cached[1], cached[2], cached[3]
         stored = self.collection.get(where=self._where(tracks, lesson), include=["documents", "metadatas"])
         ids, metas = stored["ids"], stored["metadatas"] or []
@@ -259,20 +261,32 @@ class LessonIndex:
         """
         keyword_weight = self.keyword_weight if keyword_weight is None else keyword_weight
         probes = self.probes if probes is None else probes
-        retriever, ids, entries = self._keyword_index(track, lesson)
-        if not ids:
-            return []
-        query_vector = self.embedder.embed([question])[0]
-        dense = self.collection.query(
-            query_embeddings=[query_vector],
-            n_results=min(len(ids), DENSE_CANDIDATES),
-            where=self._where(track, lesson),
-            include=["distances"],
-        )
-        position = {chunk_id: n for n, chunk_id in enumerate(ids)}
+        query_vector: Any = None
+        for fresh in (False, True):
+            retriever, ids, entries = self._keyword_index(track, lesson, fresh)
+            if not ids:
+                return []
+            if query_vector is None:
+                query_vector = self.embedder.embed([question])[0]
+            wanted = min(len(ids), DENSE_CANDIDATES)
+            dense = self.collection.query(
+                query_embeddings=[query_vector],
+                n_results=wanted,
+                where=self._where(track, lesson),
+                include=["distances"],
+            )
+            position = {chunk_id: n for n, chunk_id in enumerate(ids)}
+            # Another process on the same Chroma server may have replaced chunks without changing the count the
+            # cache checks: a chunk the cache does not know, or fewer than it holds, means it is out of date.
+            if len(dense["ids"][0]) == wanted and all(chunk_id in position for chunk_id in dense["ids"][0]):
+                break
+        else:
+            log.error("the search index lists %d chunks for %s but a search reaches %d of them (or others); "
+                      "'tutorbot ingest' rebuilds it", len(ids), track or "every track", len(dense["ids"][0]))  # fmt: skip
         similarity = np.full(len(ids), -1.0)
         for chunk_id, distance in zip(dense["ids"][0], dense["distances"][0], strict=True):
-            similarity[position[chunk_id]] = 1.0 - distance
+            if chunk_id in position:  # after the error above: rank what both know
+                similarity[position[chunk_id]] = 1.0 - distance
         keyword = np.zeros(len(ids))
         if keyword_weight and retriever is not None:
             tokens = self._tokenize([question])

@@ -7,7 +7,8 @@ qualified by its community (``bot.core.lessons.community_track_id``), so two com
 Publishing reads the valid draft, indexes it under its own version key (``TRACK#vN``) while learners go on
 being served the version before, copies its files into ``vN``, and only then records the version in the
 database; that row is the switch. The previous version's chunks leave the index afterwards. A crash before the
-row leaves the old version served and a stray key, which the next start removes (``LibraryFiles.start``).
+row leaves the old version served and a stray key, which the track's next publish reuses and brings in line
+(a start leaves it: on a shared Chroma server it may be another process's publish in progress).
 """
 
 from __future__ import annotations
@@ -224,12 +225,20 @@ class LibraryFiles:
             self.index.use_keys({live.track: version_key(live.track, live.version) for live in self.versions.live()})
 
     def start(self) -> None:
-        """At start: index any live version the index lacks, and drop chunks of versions no longer live."""
+        """At start: index any live version the index lacks, and drop chunks of versions no longer live.
+
+        A version with no database row yet is left alone: another process sharing the Chroma server may be
+        publishing it (a crashed publish's key is used again, and brought in line, by the track's next one).
+        """
         if self.index is None:
             return
         live = {version_key(v.track, v.version): v for v in self.versions.live()}
         indexed = self.index.indexed_tracks()
         for key in sorted(k for k in indexed if VERSION_MARK in k and k not in live):
+            track_id, _mark, number = key.rpartition(VERSION_MARK)
+            if number.isdigit() and int(number) >= self.versions.next_version(track_id):
+                log.info("left the chunks of %s alone: no process has published that version yet", key)
+                continue
             removed = self.index.remove_track(key)
             log.info("removed %d chunks of %s, a version that is no longer live", removed, key)
         for key, version in sorted(live.items()):

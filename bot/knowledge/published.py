@@ -7,7 +7,9 @@ version its search index holds, until the file is fixed and ingested again.
 Copies are written whole or not at all (a temporary file, synced, then renamed over the old copy), so a
 process killed mid-write, or a full disk, leaves the previous copy. An ingest marks its track before it
 changes the index (``begin``) and the mark goes when the copy is saved: a mark found at start means an
-ingest was cut short, and ``bot.knowledge.recovery`` puts the index back to the published copy.
+ingest was cut short, and ``bot.knowledge.recovery`` puts the index back to the published copy. The mark names
+its process, so a bot starting on the same data dir and Chroma server while another process ingests leaves
+that ingest alone.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import errno
 import json
 import logging
 import os
+import socket
 import tempfile
 import time
 from dataclasses import asdict, replace
@@ -128,13 +131,18 @@ class PublishedTracks:
     def begin(self, track_id: str) -> None:
         """Mark that an ingest of ``track_id`` is about to change the index (``save`` removes the mark)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        write_atomically(self.folder / f"{track_id}{INGESTING}", f"{time.time():.0f}\n")
+        mark = f"{time.time():.0f} {socket.gethostname()} {os.getpid()}\n"
+        write_atomically(self.folder / f"{track_id}{INGESTING}", mark)
 
     def interrupted(self) -> set[str]:
-        """Ids of the tracks whose ingest began and never saved its copy (the process was killed, or failed)."""
+        """Ids of the tracks whose ingest began and never saved its copy (the process was killed, or failed).
+
+        A mark left by another process that is still running is an ingest in progress, not an interrupted one.
+        """
         if not self.folder.is_dir():
             return set()
-        return {path.name.removesuffix(INGESTING) for path in self.folder.glob(f"*{INGESTING}")}
+        marks = self.folder.glob(f"*{INGESTING}")
+        return {path.name.removesuffix(INGESTING) for path in marks if not _ingesting_elsewhere(path)}
 
     def finish(self, track_id: str) -> None:
         """Remove the mark ``begin`` left (the index matches the published copy again)."""
@@ -214,6 +222,27 @@ class PublishedTracks:
                             result.folder)  # fmt: skip
                 served[fallback.id] = fallback
         return served
+
+
+def _ingesting_elsewhere(mark: Path) -> bool:
+    """Whether the process that wrote ``mark`` is another one on this machine and still running."""
+    try:
+        _when, host, pid_text = mark.read_text(encoding="utf-8").split()
+        pid = int(pid_text)
+    except (OSError, ValueError):  # gone, or a mark of an older version (a time only): take it as cut short
+        return False
+    if host != socket.gethostname() or pid == os.getpid():
+        return False  # another machine's process can't be asked; this process's own mark is a failed ingest
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, under another user
+        return True
+    try:  # a killed child its parent has not waited for yet is dead too
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def with_nearest(tracks: dict[str, Track], nearest: dict[str, list[str]]) -> dict[str, Track]:

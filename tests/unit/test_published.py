@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import errno
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,3 +110,20 @@ def test_an_ingest_is_marked_until_its_copy_is_saved_or_removed(tmp_path: Path) 
     published.save(track, folder)
     published.remove("other")
     assert published.interrupted() == set()
+
+
+def test_a_mark_of_an_ingest_still_running_elsewhere_is_not_taken_as_interrupted(tmp_path: Path) -> None:
+    """Regression: bots sharing a data dir and a Chroma server: one starting while another ingested undid that
+    ingest (it put the index back to the old copy and removed the mark)."""
+    folder = tmp_path / "published"
+    code = ("import sys, time\nfrom pathlib import Path\nfrom bot.knowledge.published import PublishedTracks\n"
+            "PublishedTracks(Path(sys.argv[1])).begin('demo')\nprint('marked', flush=True)\ntime.sleep(600)\n")  # fmt: skip
+    other = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "marked"
+        assert PublishedTracks(folder).interrupted() == set()  # the other process is still ingesting
+    finally:
+        other.kill()
+        other.wait()
+    assert PublishedTracks(folder).interrupted() == {"demo"}  # killed mid-ingest: now it was cut short
