@@ -191,8 +191,22 @@ class LibraryFiles:
                                "and try again.") from None  # fmt: skip
         self._use_keys()
         if self.index is not None and before is not None:
-            self.index.remove_track(version_key(track_id, before.version))
+            self._drop_versions(track_id, keep={version, before.version})
         return _served(track, track_id), version
+
+    def _drop_versions(self, track_id: str, keep: set[int]) -> None:
+        """Remove the track's indexed versions other than ``keep`` (and any not recorded yet: being published).
+
+        The version live just before stays indexed: other bot processes search it until their next refresh
+        (``Authoring.refresh``, within seconds), and it goes with the following publish.
+        """
+        assert self.index is not None
+        recorded = self.versions.next_version(track_id)
+        for key in sorted(self.index.indexed_tracks()):
+            owner, mark, number = key.rpartition(VERSION_MARK)
+            if mark and owner == track_id and number.isdigit() and int(number) not in keep and int(number) < recorded:
+                removed = self.index.remove_track(key)
+                log.info("removed %d chunks of %s, a version that is no longer live", removed, key)
 
     def history(self, community: str | None, name: str) -> list[TrackVersion]:
         """Every published version of the track, newest first."""
@@ -225,7 +239,7 @@ class LibraryFiles:
             self.index.use_keys({live.track: version_key(live.track, live.version) for live in self.versions.live()})
 
     def start(self) -> None:
-        """At start: index any live version the index lacks, and drop chunks of versions no longer live.
+        """At start: index any live version the index lacks, and drop chunks of versions superseded twice.
 
         A version with no database row yet is left alone: another process sharing the Chroma server may be
         publishing it (a crashed publish's key is used again, and brought in line, by the track's next one).
@@ -233,14 +247,10 @@ class LibraryFiles:
         if self.index is None:
             return
         live = {version_key(v.track, v.version): v for v in self.versions.live()}
+        for version in live.values():  # versions of tracks with no row at all are left: being published
+            history = self.versions.history(version.track)
+            self._drop_versions(version.track, keep={v.version for v in history[:2]})
         indexed = self.index.indexed_tracks()
-        for key in sorted(k for k in indexed if VERSION_MARK in k and k not in live):
-            track_id, _mark, number = key.rpartition(VERSION_MARK)
-            if number.isdigit() and int(number) >= self.versions.next_version(track_id):
-                log.info("left the chunks of %s alone: no process has published that version yet", key)
-                continue
-            removed = self.index.remove_track(key)
-            log.info("removed %d chunks of %s, a version that is no longer live", removed, key)
         for key, version in sorted(live.items()):
             if key in indexed:
                 continue

@@ -265,6 +265,9 @@ def test_an_ingest_killed_at_any_point_keeps_the_published_version_and_the_next_
     assert assert_index_holds_the_published_tracks(settings) == {"demo": v2}
 
 
+KILL_ATTEMPTS = 5
+
+
 def test_killed_while_answering_a_question_the_tutor_restarts_where_it_was_with_nothing_to_repair(
     settings: Settings, small_chat_model_path: Path
 ) -> None:
@@ -286,11 +289,17 @@ def test_killed_while_answering_a_question_the_tutor_restarts_where_it_was_with_
         chat.send(line)
     chat.wait_for(lambda out: len(statuses(out)) >= 3)
     where = statuses(chat.output)[-1]
-    asked_at = len(chat.output)
-    chat.send("What does the small student model learn to copy?")
-    chat.wait_for(lambda out: "“" in out[asked_at:])  # the lesson's quoted words are streaming
-    chat.kill()
-    assert STATUS_MARK not in chat.output[asked_at:]  # killed mid-answer: the turn never finished
+    for _attempt in range(KILL_ATTEMPTS):
+        asked_at = len(chat.output)
+        chat.send("What does the small student model learn to copy?")
+        chat.wait_for(lambda out, at=asked_at: "“" in out[at:])  # the lesson's quoted words are streaming
+        chat.kill()
+        if STATUS_MARK not in chat.output[asked_at:]:
+            break  # killed mid-answer: the turn never finished
+        # On a busy machine the answer can finish between the quote and the kill: ask again in a new process.
+        chat = Child(command, env, settings.data_dir.parent, stdin=True)
+        chat.wait_for(lambda out: len(statuses(out)) >= 1)
+    assert STATUS_MARK not in chat.output[asked_at:], f"the answer finished before the kill {KILL_ATTEMPTS} times"
 
     assert_index_holds_the_published_tracks(settings)
     database = settings.database_path

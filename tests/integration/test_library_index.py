@@ -48,7 +48,7 @@ def test_versions_are_indexed_apart_and_scoped_to_their_community(tmp_path: Path
     mod.upload("ml-basics.zip", uploaded_course(tmp_path, "Clipping, again"))
     mod.say("tracks publish ml-basics")
     keys = {key for key in index.indexed_tracks() if VERSION_MARK in key}
-    assert keys == {version_key(served, 2)}  # the old version left once the new one was live
+    assert keys == {version_key(served, 1), version_key(served, 2)}  # v1 stays for processes not yet refreshed
 
     ingest_knowledge(settings, index)  # the host re-indexing the knowledge folder keeps uploaded tracks
     assert version_key(served, 2) in index.indexed_tracks()
@@ -58,3 +58,9 @@ def test_versions_are_indexed_apart_and_scoped_to_their_community(tmp_path: Path
     assert version_key(served, 2) in index.indexed_tracks()
     assert restarted.tracks[served].lessons[0].title == "Clipping, again"
     assert index.search(question, 1, [served])[0].track == served
+
+    mod = Learner(restarted, "mod", "server-1", is_direct=False, is_moderator=True)
+    mod.upload("ml-basics.zip", uploaded_course(tmp_path, "Clipping, third"))
+    mod.say("tracks publish ml-basics")
+    keys = {key for key in index.indexed_tracks() if VERSION_MARK in key}
+    assert keys == {version_key(served, 2), version_key(served, 3)}  # the version before the previous one goes
