@@ -23,7 +23,7 @@ from bot.core.messages import Attachment, Incoming, Reply
 from bot.core.outcome import Outcome, note
 from bot.core.ports import Draft, InsightsSource, LibraryError, TrackLibrary
 from bot.core.shelf import Shelf
-from bot.core.uploads import MAX_ZIP_BYTES, UPLOADS_PER_MINUTE, refusal_before_download
+from bot.core.uploads import UPLOADS_PER_MINUTE, refusal_before_download
 
 
 class Stage(Protocol):
@@ -120,9 +120,9 @@ class Authoring:
         except Exception:  # the platform's download failed: its error is logged, not shown
             log.warning("could not download the upload %r", upload.filename, exc_info=True)
             return Reply("I couldn't download that file. Please send it again.", personal=True)
-        too_big = refusal_before_download(upload.filename, len(data))
-        if too_big is not None or len(data) > MAX_ZIP_BYTES:
-            return Reply(escape(too_big or "That file is too large."), personal=True)
+        too_big = refusal_before_download(upload.filename, len(data))  # the platform's stated size may be wrong
+        if too_big is not None:
+            return Reply(escape(too_big), personal=True)
         assert self.library is not None
         try:
             draft = await asyncio.to_thread(self.library.upload, incoming.community, upload_name(incoming.text or ""),
@@ -245,7 +245,7 @@ class Authoring:
             return note("Insights are for a community's moderators: use 'insights' in your server or group.")
         if self.insights_source is None:
             return note("Insights aren't available on this tutor.")
-        offered = [t for t in self.engine.offered(incoming)]
+        offered = self.engine.offered(incoming)
         track = self._chosen(offered, argument, current)
         if track is None:
             names = ", ".join(escape(track_name(t.id)) for t in offered) or "none"

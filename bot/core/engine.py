@@ -210,15 +210,12 @@ class Engine:
     def _turn_again_on_conflict(self, incoming: Incoming) -> _Turn:
         """``_turn``, run again from the new position when another process moved the learner meanwhile (a
         double-tapped button: the second press then finds its button stale, as in one process)."""
-        for _ in range(TURN_ATTEMPTS - 1):
+        for _ in range(TURN_ATTEMPTS):
             try:
                 return self._turn(incoming)
             except TurnConflict:
                 continue
-        try:
-            return self._turn(incoming)
-        except TurnConflict:
-            raise StoreBusy() from None
+        raise StoreBusy()
 
     def _turn(self, incoming: Incoming) -> _Turn:
         """The non-model part of a turn, stored: its replies, and the question for the model if it asks one."""

@@ -33,15 +33,16 @@ class Shelf:
            drafts: Iterable[str] = ()) -> Shelf:  # fmt: skip
         """A shelf of ``tracks`` (``owners`` maps an uploaded track's id to its community)."""
         by_id = {track.id: track for track in tracks}
+        previews = frozenset(d for d in drafts if d in by_id)
         return cls(
             tracks=by_id,
             owners={tid: owner for tid, owner in (owners or {}).items() if tid in by_id},
-            drafts=frozenset(d for d in drafts if d in by_id),
+            drafts=previews,
             track_ids={short_hash(t.id): t for t in by_id.values()},
             lesson_ids={
                 (short_hash(t.id), short_hash(lesson.id)): (t, lesson) for t in by_id.values() for lesson in t.lessons
             },  # fmt: skip
-            key_terms=KeyTerms(t for t in by_id.values() if t.id not in drafts),
+            key_terms=KeyTerms(t for t in by_id.values() if t.id not in previews),
         )
 
     def offered(self, community: str | None, disabled: set[str]) -> list[Track]:

@@ -194,7 +194,7 @@ class LibraryFiles:
             self._drop_versions(track_id, keep={version, before.version})
         return _served(track, track_id), version
 
-    def _drop_versions(self, track_id: str, keep: set[int]) -> None:
+    def _drop_versions(self, track_id: str, keep: set[int], indexed: set[str] | None = None) -> None:
         """Remove the track's indexed versions other than ``keep`` (and any not recorded yet: being published).
 
         The version live just before stays indexed: other bot processes search it until their next refresh
@@ -202,7 +202,7 @@ class LibraryFiles:
         """
         assert self.index is not None
         recorded = self.versions.next_version(track_id)
-        for key in sorted(self.index.indexed_tracks()):
+        for key in sorted(self.index.indexed_tracks() if indexed is None else indexed):
             owner, mark, number = key.rpartition(VERSION_MARK)
             if mark and owner == track_id and number.isdigit() and int(number) not in keep and int(number) < recorded:
                 removed = self.index.remove_track(key)
@@ -247,10 +247,10 @@ class LibraryFiles:
         if self.index is None:
             return
         live = {version_key(v.track, v.version): v for v in self.versions.live()}
+        indexed = self.index.indexed_tracks()  # read once: it lists every chunk's metadata
         for version in live.values():  # versions of tracks with no row at all are left: being published
             history = self.versions.history(version.track)
-            self._drop_versions(version.track, keep={v.version for v in history[:2]})
-        indexed = self.index.indexed_tracks()
+            self._drop_versions(version.track, keep={v.version for v in history[:2]}, indexed=indexed)
         for key, version in sorted(live.items()):
             if key in indexed:
                 continue
