@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.core.lessons import Lesson, Question, Section, Track  # noqa: E402
 from bot.insights.charts import chart_attachments  # noqa: E402
-from bot.store.database import MIGRATIONS, Database  # noqa: E402
+from bot.store.database import Database  # noqa: E402
 from bot.store.insights import SqliteInsights  # noqa: E402
+from bot.store.migrations import MIGRATIONS  # noqa: E402
 
 NOW = 1_767_225_600.0  # 2026-01-01 00:00 UTC: a fixed "now" keeps every run the same
 DAY = 86_400.0

@@ -120,6 +120,12 @@ class StorageSettings(BaseModel):
     """Where learner progress is kept."""
 
     database: str = Field("tutorbot.sqlite3", description="SQLite file name inside the data dir.")
+    pool_size: int = Field(
+        8,
+        ge=1,
+        le=200,
+        description="Connections each bot process keeps to PostgreSQL at most (with database_url set).",
+    )
     busy_timeout_seconds: float = Field(
         5.0,
         gt=0,
@@ -242,6 +248,14 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(Path("data"), description="Folder for models, the Chroma store and the progress database.")
+    database_url: SecretStr | None = Field(
+        None,
+        description=(
+            "A PostgreSQL database to keep progress, community settings, the question log and track versions in "
+            "(postgresql://USER:PASSWORD@HOST:PORT/NAME), shared by several bot processes; unset: the SQLite file "
+            "in the data dir. Kept out of logs (it may hold a password)."
+        ),
+    )
     knowledge_dir: Path = Field(Path("knowledge"), description="Root folder of lesson tracks.")
     model: ModelSettings = Field(default_factory=ModelSettings, description="Chat and embedding models.")
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Chunking and search.")

@@ -1,10 +1,9 @@
-"""The bot's SQLite file: one shared connection, one writer at a time, and the schema migrations.
+"""The bot's SQLite file: one shared connection, one writer at a time, and the schema migrations applied to it.
 
-How to change the schema: append a new SQL script to ``MIGRATIONS``. Never edit or reorder a migration that a
-release has shipped: databases in the field have already applied it, and their ``PRAGMA user_version`` (the number
-of migrations applied) is how they know what still has to run. Each pending migration runs in its own transaction
-together with the ``user_version`` bump, so a migration is either wholly applied or not at all. A file whose
-``user_version`` is newer than this release knows is never touched: opening it raises ``DatabaseTooNew``.
+The migrations are ``bot.store.migrations``'s, shared with PostgreSQL. A SQLite file's ``PRAGMA user_version`` is
+the number of them it has applied. Each pending migration runs in its own transaction together with the
+``user_version`` bump, so a migration is either wholly applied or not at all. A file whose ``user_version`` is
+newer than this release knows is never touched: opening it raises ``DatabaseTooNew``.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.ports import StoreBusy, StoreFull, StoreUnavailable
+from bot.store.migrations import MIGRATIONS, render
 
 log = logging.getLogger(__name__)
 
@@ -28,161 +28,6 @@ CHECKPOINT_SECONDS = 1.0
 _BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 _FULL_CODES = {sqlite3.SQLITE_FULL}
 _IO_CODES = {sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY}
-
-# Append only; the position in the list (1-based) is the version a database has after applying the script.
-MIGRATIONS: list[str] = [
-    # 1: the question log. ``IF NOT EXISTS`` because the first release created this table without a version,
-    # so its databases have the table and user_version 0.
-    """
-    CREATE TABLE IF NOT EXISTS questions (
-        id INTEGER PRIMARY KEY,
-        asked_at REAL NOT NULL,
-        learner TEXT,
-        track TEXT,
-        lesson TEXT,
-        question TEXT NOT NULL,
-        refused INTEGER NOT NULL,
-        reason TEXT NOT NULL,
-        sections TEXT NOT NULL,
-        timings TEXT NOT NULL
-    );
-    """,
-    # 2: learner progress and community track settings.
-    """
-    CREATE TABLE learners (
-        learner TEXT PRIMARY KEY,
-        position TEXT NOT NULL,          -- JSON of Position's fields
-        updated_at REAL NOT NULL
-    );
-
-    CREATE TABLE quiz_attempts (
-        id INTEGER PRIMARY KEY,
-        learner TEXT NOT NULL,
-        track TEXT NOT NULL,
-        lesson TEXT NOT NULL,
-        quiz_run INTEGER NOT NULL,
-        question INTEGER NOT NULL,
-        chosen INTEGER NOT NULL,
-        correct INTEGER NOT NULL CHECK (correct IN (0, 1)),
-        answered_at REAL NOT NULL
-    );
-    CREATE INDEX quiz_attempts_by_run ON quiz_attempts (learner, track, lesson, quiz_run);
-
-    CREATE TABLE lesson_results (
-        id INTEGER PRIMARY KEY,
-        learner TEXT NOT NULL,
-        track TEXT NOT NULL,
-        lesson TEXT NOT NULL,
-        score INTEGER NOT NULL,
-        total INTEGER NOT NULL,
-        completed_at REAL NOT NULL
-    );
-    CREATE INDEX lesson_results_by_learner ON lesson_results (learner, completed_at);
-
-    CREATE TABLE review_cards (
-        learner TEXT NOT NULL,
-        track TEXT NOT NULL,
-        lesson TEXT NOT NULL,
-        question INTEGER NOT NULL,
-        state TEXT NOT NULL,             -- the scheduler's opaque JSON
-        due REAL NOT NULL,
-        PRIMARY KEY (learner, track, lesson, question)
-    );
-    CREATE INDEX review_cards_by_due ON review_cards (learner, due);
-
-    CREATE TABLE activity (
-        learner TEXT NOT NULL,
-        day TEXT NOT NULL,               -- UTC day, YYYY-MM-DD
-        PRIMARY KEY (learner, day)
-    );
-
-    CREATE TABLE community_tracks (
-        community TEXT NOT NULL,
-        track TEXT NOT NULL,
-        enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),
-        changed_by TEXT NOT NULL,
-        changed_at REAL NOT NULL,
-        PRIMARY KEY (community, track)
-    );
-
-    CREATE TABLE community_track_changes (
-        id INTEGER PRIMARY KEY,
-        community TEXT NOT NULL,
-        track TEXT NOT NULL,
-        enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),
-        changed_by TEXT NOT NULL,
-        changed_at REAL NOT NULL
-    );
-    CREATE INDEX community_track_changes_by_community ON community_track_changes (community, changed_at);
-    """,
-    # 3: what brings learners back: their settings (timezone, reminders, leaderboard opt-in), who belongs to
-    # which community, and each community's leaderboard switch.
-    """
-    CREATE TABLE learner_settings (
-        learner TEXT PRIMARY KEY,
-        timezone TEXT,                   -- IANA name; NULL until the learner gives one
-        remind INTEGER NOT NULL DEFAULT 0 CHECK (remind IN (0, 1)),
-        remind_at INTEGER NOT NULL,      -- minutes after the learner's local midnight
-        quiet_start INTEGER,             -- the learner's quiet hours, minutes after local midnight; NULL: the default
-        quiet_end INTEGER,
-        reminded_on TEXT,                -- the learner's local day (YYYY-MM-DD) of the last reminder
-        stopped TEXT,                    -- why reminders stopped by themselves (the platform refused a message)
-        leaderboard INTEGER NOT NULL DEFAULT 0 CHECK (leaderboard IN (0, 1)),
-        display_name TEXT NOT NULL DEFAULT ''
-    );
-    CREATE INDEX learner_settings_reminding ON learner_settings (remind);
-
-    CREATE TABLE community_members (
-        community TEXT NOT NULL,
-        learner TEXT NOT NULL,
-        last_seen REAL NOT NULL,
-        PRIMARY KEY (community, learner)
-    );
-
-    CREATE TABLE community_settings (
-        community TEXT PRIMARY KEY,
-        leaderboard INTEGER NOT NULL CHECK (leaderboard IN (0, 1)),
-        changed_by TEXT NOT NULL,
-        changed_at REAL NOT NULL
-    );
-    """,
-    # 4: moderators' tracks and insights: the first time each learner opened each lesson (the funnel's first
-    # step), and every published version of the tracks moderators upload (the newest is the one served).
-    """
-    CREATE TABLE lesson_starts (
-        learner TEXT NOT NULL,
-        track TEXT NOT NULL,
-        lesson TEXT NOT NULL,
-        started_at REAL NOT NULL,
-        PRIMARY KEY (learner, track, lesson)
-    );
-
-    CREATE TABLE track_versions (
-        track TEXT NOT NULL,             -- the served id: the uploaded id, qualified by its community
-        version INTEGER NOT NULL,        -- 1, 2, ...; the highest is served
-        community TEXT,                  -- the owning community; NULL for a track the host published everywhere
-        name TEXT NOT NULL,              -- the id the moderator uploaded it as (track.toml's id)
-        title TEXT NOT NULL,
-        published_by TEXT NOT NULL,
-        published_at REAL NOT NULL,
-        restored_from INTEGER,           -- the version a rollback brought back; NULL for an upload
-        PRIMARY KEY (track, version)
-    );
-    CREATE INDEX track_versions_by_community ON track_versions (community, name);
-    """,
-    # 5: moderators' insights read one track's rows (the host's report: every learner's) and the last weeks of
-    # activity; these indexes hold every column those queries read, so they never touch the tables themselves.
-    # A community's insights read its members' rows through the indexes that start with the learner instead.
-    """
-    CREATE INDEX quiz_attempts_by_question ON quiz_attempts (track, lesson, question, chosen, correct);
-    CREATE INDEX quiz_attempts_by_time ON quiz_attempts (track, answered_at);
-    CREATE INDEX lesson_starts_by_track ON lesson_starts (track, lesson, learner);
-    CREATE INDEX lesson_results_by_track ON lesson_results (track, lesson, learner, score, total);
-    CREATE INDEX activity_by_day ON activity (day, learner);
-    """,
-]
-
-LATEST_VERSION = len(MIGRATIONS)
 
 
 class DatabaseTooNew(RuntimeError):
@@ -373,6 +218,6 @@ class Database:
                 self._refuse_if_too_new(current)  # another process may have upgraded the file meanwhile
                 if current >= target:
                     continue
-                for statement in split_statements(script):
+                for statement in split_statements(render(script, "sqlite")):
                     connection.execute(statement)
                 connection.execute(f"PRAGMA user_version = {target}")

@@ -28,7 +28,8 @@ from bot.core.ports import (
     StoreBusy,
     TrackChange,  # fmt: skip
 )
-from bot.store.database import LATEST_VERSION, Database, DatabaseTooNew
+from bot.store.database import Database, DatabaseTooNew
+from bot.store.migrations import LATEST_VERSION
 from bot.store.progress import SqliteProgressStore
 from bot.store.question_log import SqliteQuestionLog
 
@@ -296,7 +297,7 @@ def test_an_sql_mistake_is_raised_as_it_is_not_as_a_passing_condition(store: Sql
 
 def test_a_new_database_ends_at_the_latest_version(db_path: Path) -> None:
     SqliteProgressStore(db_path).close()
-    assert user_version(db_path) == LATEST_VERSION == 5
+    assert user_version(db_path) == LATEST_VERSION == 6
     assert query(db_path, "PRAGMA journal_mode") == [("wal",)]
 
 
@@ -434,7 +435,7 @@ def test_commits_never_checkpoint_and_the_checkpointer_thread_does(tmp_path: Pat
 
 
 def test_a_version_2_database_upgrades_and_keeps_its_progress(db_path: Path) -> None:
-    from bot.store.database import MIGRATIONS
+    from bot.store.migrations import MIGRATIONS
 
     old = SqliteProgressStore(Database(db_path, MIGRATIONS[:2]))
     old.save("ada", Position(track="t", lesson="l", step="section"), at=MARCH_1)
