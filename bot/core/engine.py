@@ -17,6 +17,7 @@ button from an older message is recognised as stale instead of acting on the wro
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -53,6 +54,8 @@ from bot.core.ports import (
 from bot.core.quiz import ReviewScheduler, option_label, typed_option
 from bot.core.shelf import Shelf
 from bot.core.terms import TermMatch, asked_term
+
+log = logging.getLogger(__name__)
 
 # The text helpers live in bot.core.commands; they stay importable from here.
 __all__ = ["MAX_MESSAGE_CHARS", "NO", "YES", "Engine", "Outcome", "clean_text", "parse_command", "short_hash"]
@@ -220,8 +223,11 @@ class Engine:
     def _turn(self, incoming: Incoming) -> _Turn:
         """The non-model part of a turn, stored: its replies, and the question for the model if it asks one."""
         self.authoring.refresh()
-        self.comeback.note_member(incoming)
         stored = self.store.position(incoming.learner)
+        if incoming.delivery is not None and self.store.delivered(incoming.delivery):
+            log.info("skipped update %s: a turn handled it already (it was delivered again)", incoming.delivery)
+            return _Turn([], stored, None, False)
+        self.comeback.note_member(incoming)
         position, note = self._check(stored)
         question: str | None = None
         cut = False
@@ -236,8 +242,13 @@ class Engine:
         if note:  # shown, not stored: if the lesson comes back, so does the learner's place in it
             outcome = outcome or Outcome()
             outcome.replies.insert(0, Reply(note, personal=True))
-        if outcome is not None:
-            self._store(incoming.learner, outcome, stored)
+        saved = outcome is not None and self._store(incoming.learner, outcome, stored, incoming.delivery)
+        if (
+            incoming.delivery is not None
+            and not saved
+            and not self.store.note_delivery(incoming.delivery, self.clock())
+        ):
+            return _Turn([], stored, None, False)  # another process handled the same update meanwhile
         return _Turn(outcome.replies if outcome else [], position, question, cut)
 
     def limit_questions(self, platform: str, per_minute: int) -> None:
@@ -292,10 +303,11 @@ class Engine:
             return "no lesson open · type 'start'"
         return self._where(position) or ""
 
-    def _store(self, learner: str, outcome: Outcome, before: Position) -> None:
-        """Save what the turn produced, if the learner is still where the turn found them (``before``, as stored)."""
+    def _store(self, learner: str, outcome: Outcome, before: Position, delivery: str | None) -> bool:
+        """Save what the turn produced, if the learner is still where the turn found them (``before``, as stored);
+        False when the turn produced nothing to save."""
         if outcome.position is None and outcome.attempt is None and outcome.card is None:
-            return
+            return False
         position = outcome.position or before
         at = self.clock()
         started: tuple[str, str] | None = None
@@ -303,7 +315,8 @@ class Engine:
             started = (position.track, position.lesson)  # the turn opened a lesson (the insights' funnel)
         self.store.save(learner, position, at=at, attempt=outcome.attempt, result=outcome.result, card=outcome.card,
                         day=self.comeback.local_day(learner, at), started=started, expected=before.version,
-                        reset=outcome.reset)  # fmt: skip
+                        reset=outcome.reset, delivery=delivery)  # fmt: skip
+        return True
 
     def _checked_position(self, learner: str) -> tuple[Position, str | None]:
         """The stored position, made valid for the tracks as they are now (lessons may have been edited)."""

@@ -75,6 +75,9 @@ class Incoming:
     is_direct: bool = True  # a DM: every published track is offered
     is_moderator: bool = False  # as the platform says (Discord Manage Server, Telegram group admin)
     upload: Upload | None = None  # a file sent with the turn; ``text`` is its caption or command
+    # The platform's id of this update ("telegram:123") where it may be delivered again (a webhook's retry, a worker
+    # that restarted): the engine then handles it once. None: the adapter delivers each update once by itself.
+    delivery: str | None = None
 
     @property
     def learner(self) -> str:

@@ -269,10 +269,13 @@ class ProgressStore(Protocol):
 
     def save(self, learner: str, position: Position, *, at: float, attempt: QuizAttempt | None = None,
              result: LessonResult | None = None, card: ReviewCard | None = None, day: str | None = None,
-             started: tuple[str, str] | None = None, expected: int | None = None,
-             reset: bool = False) -> None:  # fmt: skip
+             started: tuple[str, str] | None = None, expected: int | None = None, reset: bool = False,
+             delivery: str | None = None) -> None:  # fmt: skip
         """Store a turn's outcome at once: the new position and whatever the turn produced (``reset``: after
         erasing the learner's attempts, results, cards, activity and lesson starts).
+
+        ``delivery`` is the platform update the turn handles: recorded in the same transaction, and when it was
+        recorded already (another process handled it), nothing is stored and ``TurnConflict`` is raised.
 
         ``expected`` is the position version the turn read: when the stored one differs (another process moved
         the learner meanwhile), nothing is stored and ``TurnConflict`` is raised. None stores unconditionally.
@@ -281,6 +284,14 @@ class ProgressStore(Protocol):
 
         ``day`` is the learner's own day of the turn (``YYYY-MM-DD``, for the streak); None: the UTC day of ``at``.
         """
+        ...
+
+    def delivered(self, delivery: str) -> bool:
+        """Whether a turn already handled this platform update (see ``Incoming.delivery``)."""
+        ...
+
+    def note_delivery(self, delivery: str, at: float) -> bool:
+        """Record a platform update as handled by a turn that stores nothing else; False if it already was."""
         ...
 
     def attempts(self, learner: str, track: str, lesson: str, quiz_run: int) -> list[QuizAttempt]:

@@ -72,8 +72,8 @@ class SqliteProgressStore:
 
     def save(self, learner: str, position: Position, *, at: float, attempt: QuizAttempt | None = None,
              result: LessonResult | None = None, card: ReviewCard | None = None, day: str | None = None,
-             started: tuple[str, str] | None = None, expected: int | None = None,
-             reset: bool = False) -> None:  # fmt: skip
+             started: tuple[str, str] | None = None, expected: int | None = None, reset: bool = False,
+             delivery: str | None = None) -> None:  # fmt: skip
         """Store a turn's outcome at once: the new position, whatever the turn produced, and its day (the
         learner's own ``day``, else the UTC day of ``at``); ``started`` is a lesson the turn opened.
 
@@ -81,6 +81,8 @@ class SqliteProgressStore:
         version: a compare-and-set, so two processes serving one learner never lose or double-apply a move.
         """
         with self._db.transaction() as connection:
+            if delivery is not None and not self._note_delivery(connection, delivery, at):
+                raise TurnConflict(f"update {delivery} was handled already")
             if expected is None:
                 connection.execute(
                     "INSERT INTO learners (learner, position, updated_at) VALUES (?, ?, ?) ON CONFLICT (learner)"
@@ -114,9 +116,9 @@ class SqliteProgressStore:
                     (learner, card.track, card.lesson, card.question, card.state, card.due),
                 )
             if started is not None:
-                connection.execute("INSERT OR IGNORE INTO lesson_starts (learner, track, lesson, started_at)"
-                                   " VALUES (?, ?, ?, ?)", (learner, *started, at))  # fmt: skip
-            connection.execute("INSERT OR IGNORE INTO activity (learner, day) VALUES (?, ?)",
+                connection.execute("INSERT INTO lesson_starts (learner, track, lesson, started_at)"
+                                   " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", (learner, *started, at))  # fmt: skip
+            connection.execute("INSERT INTO activity (learner, day) VALUES (?, ?) ON CONFLICT DO NOTHING",
                                (learner, day or utc_day(at)))  # fmt: skip
 
     @staticmethod
@@ -135,6 +137,20 @@ class SqliteProgressStore:
             ).rowcount
         if not changed:
             raise TurnConflict(f"the position of {learner} moved on during the turn")
+
+    def delivered(self, delivery: str) -> bool:
+        """Whether a turn already handled this platform update."""
+        return self._db.fetch_one("SELECT 1 FROM deliveries WHERE delivery = ?", (delivery,)) is not None
+
+    def note_delivery(self, delivery: str, at: float) -> bool:
+        """Record a platform update as handled; False if it already was."""
+        with self._db.transaction() as connection:
+            return self._note_delivery(connection, delivery, at)
+
+    @staticmethod
+    def _note_delivery(connection: sqlite3.Connection, delivery: str, at: float) -> bool:
+        return bool(connection.execute("INSERT INTO deliveries (delivery, handled_at) VALUES (?, ?)"
+                                       " ON CONFLICT (delivery) DO NOTHING", (delivery, at)).rowcount)  # fmt: skip
 
     def attempts(self, learner: str, track: str, lesson: str, quiz_run: int) -> list[QuizAttempt]:
         """The answers of one quiz run, in the order given."""
@@ -171,7 +187,9 @@ class SqliteProgressStore:
     def add_active_day(self, learner: str, day: str) -> None:
         """Count ``day`` as a day the learner studied (once)."""
         with self._db.transaction() as connection:
-            connection.execute("INSERT OR IGNORE INTO activity (learner, day) VALUES (?, ?)", (learner, day))
+            connection.execute(
+                "INSERT INTO activity (learner, day) VALUES (?, ?) ON CONFLICT DO NOTHING", (learner, day)
+            )
 
     def active_days(self, learner: str) -> list[str]:
         """The days (``YYYY-MM-DD``, the learner's own as ``save`` was given them) with a turn, newest first."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bot.core.engine import Engine
+from bot.core.messages import Incoming, Reply
 from bot.core.ports import Position, TurnConflict
 from bot.knowledge.reader import read_track
 from bot.store.database import Database
@@ -98,3 +100,46 @@ def test_moves_from_two_processes_are_all_kept(engines: list[Engine]) -> None:
     for thread in threads:
         thread.join()
     assert engines[0].store.position("test:ada").version == 1 + moves  # each kept turn bumped it once: none lost
+
+
+def delivered_again(learner: Learner, text: str, delivery: str) -> Incoming:
+    """The turn ``text`` as a platform update with an id, which a webhook may deliver more than once."""
+    return replace(learner.incoming(text), delivery=delivery)
+
+
+def test_an_update_delivered_twice_moves_the_learner_once(engines: list[Engine]) -> None:
+    ada = Learner(engines[0], "ada", "dm-ada")
+    ada.say("lesson lesson-1")
+    before = engines[0].store.position("test:ada")
+    update = delivered_again(ada, "next", "test:41")
+    assert ada.run(update)  # the first delivery is a turn with replies
+    assert ada.run(update) == []  # the second is recognised and skipped: no reply, no move
+    assert Learner(engines[1], "ada", "dm-ada").run(update) == []  # and so on another process
+    assert engines[0].store.position("test:ada").version == before.version + 1
+
+
+def test_an_update_that_stores_nothing_is_answered_once(engines: list[Engine]) -> None:
+    ada = Learner(engines[0], "ada", "dm-ada")
+    update = delivered_again(ada, "help", "test:7")
+    assert ada.run(update)
+    assert Learner(engines[1], "ada", "dm-ada").run(update) == []
+
+
+def test_one_update_handled_by_two_processes_at_once_is_applied_once(engines: list[Engine]) -> None:
+    for engine in engines:
+        engine.store.__class__ = BothReadFirst
+    learners = [Learner(engine, "ada", "dm-ada") for engine in engines]
+    learners[0].say("lesson lesson-1")
+    before = engines[0].store.position("test:ada")
+    barrier = threading.Barrier(2)
+    for engine in engines:
+        engine.store.barrier = barrier  # type: ignore[attr-defined]
+    replies: list[list[Reply]] = []
+    threads = [threading.Thread(target=lambda lr=lr: replies.append(lr.run(delivered_again(lr, "next", "test:9"))))
+               for lr in learners]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(len(r) > 0 for r in replies) == [False, True]  # one process answered it, the other skipped it
+    assert engines[0].store.position("test:ada").version == before.version + 1
