@@ -35,7 +35,7 @@ from bot.core.reminders import Delivery, ReminderScheduler  # noqa: E402
 from bot.core.terms import KeyTerms  # noqa: E402
 from bot.knowledge.reader import read_knowledge  # noqa: E402
 from bot.store.database import Database  # noqa: E402
-from bot.store.progress import SqliteProgressStore  # noqa: E402
+from bot.store.progress import SqlProgressStore  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 ZONES = ["UTC", "Europe/Berlin", "Europe/London", "America/New_York", "America/Los_Angeles", "America/Sao_Paulo",
@@ -97,7 +97,7 @@ async def time_reminders(learners: int) -> None:
     print(f"\n2. reminders: one scheduler check, {learners:,} learners opted in across {len(ZONES)} timezones")
     with tempfile.TemporaryDirectory() as folder:
         database = Database(Path(folder) / "p.sqlite3")
-        store = SqliteProgressStore(database)
+        store = SqlProgressStore(database)
         now = 1_800_000_000.0
         tracks = {t.id: t for r in read_knowledge(REPO / "knowledge") if (t := r.track)}
         with database.transaction() as connection:
@@ -138,7 +138,7 @@ def time_leaderboard(members: int) -> None:
     print(f"\n3. leaderboard: a community of {members:,} opted-in members")
     with tempfile.TemporaryDirectory() as folder:
         database = Database(Path(folder) / "p.sqlite3")
-        store = SqliteProgressStore(database)
+        store = SqlProgressStore(database)
         now = 1_800_000_000.0
         with database.transaction() as connection:
             for n in range(members):

@@ -4,7 +4,7 @@ The issue's targets: a non-model turn p99 ≤ 20 ms; ≥ 500 turns/s with 100 co
 machine; a navigation turn delayed ≤ 50 ms by a concurrent model answer. This prints figures; it asserts
 nothing.
 
-1. Non-model turns. The real ``Engine`` over the bundled tracks, a real ``SqliteProgressStore`` (the WAL
+1. Non-model turns. The real ``Engine`` over the bundled tracks, a real ``SqlProgressStore`` (the WAL
    file, in a throw-away data dir) and no model. Simulated learners, asyncio tasks in one event loop, each
    walk a script turn after turn: start, open the track, open a lesson, start reading, next through every
    section (one step back on the way), take the quiz answering every question, look at their progress,
@@ -64,7 +64,7 @@ from bot.knowledge.index import LessonIndex  # noqa: E402
 from bot.llm.llama import LlamaChatModel  # noqa: E402
 from bot.models.catalog import EMBEDDER_FILES, chat_model_file, chat_model_path  # noqa: E402
 from bot.models.pull import is_installed  # noqa: E402
-from bot.store.progress import SqliteProgressStore  # noqa: E402
+from bot.store.progress import SqlProgressStore  # noqa: E402
 
 EVAL_FILE = ROOT / "bench" / "eval" / "ai-foundations.yaml"
 WARM_UP_TURNS = 300
@@ -227,7 +227,7 @@ async def walk(engine: Engine, walker: Walker, turns: int, out: list[tuple[str, 
 
 async def run_level(tracks: dict[str, Track], db_path: Path, learners: int, turns: int, seed: int) -> LevelResult:
     """``turns`` turns in all, shared by ``learners`` concurrent learners, on a fresh database."""
-    store = SqliteProgressStore(db_path)
+    store = SqlProgressStore(db_path)
     engine = Engine(tracks, store)
     walkers = [Walker(f"l{learners}-{n}", list(tracks.values()), random.Random(seed + n)) for n in range(learners)]
     per_learner = max(1, turns // learners)

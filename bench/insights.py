@@ -3,7 +3,7 @@
 Seeds a throw-away SQLite database (deterministic random) with N learners on a 12-lesson track (and a second
 track whose rows every query must skip): lesson openings, finished lessons, about 10 quiz answers per learner,
 questions (a third refused), 12 weeks of active days, and communities (one of a fifth of the learners). Then
-times ``SqliteInsights.insights`` for every learner (the host's report) and for the big community, several runs
+times ``SqlInsights.insights`` for every learner (the host's report) and for the big community, several runs
 each, on a copy of the database without migration 5 (no indexes for insights) and one with it; plus the charts.
 
     python bench/insights.py                      # 10,000 learners, ~100,000 quiz answers
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bot.core.lessons import Lesson, Question, Section, Track  # noqa: E402
 from bot.insights.charts import chart_attachments  # noqa: E402
 from bot.store.database import Database  # noqa: E402
-from bot.store.insights import SqliteInsights  # noqa: E402
+from bot.store.insights import SqlInsights  # noqa: E402
 from bot.store.migrations import MIGRATIONS  # noqa: E402
 
 NOW = 1_767_225_600.0  # 2026-01-01 00:00 UTC: a fixed "now" keeps every run the same
@@ -136,8 +136,8 @@ def main() -> None:
         for label, db in databases.items():
             for scope in (None, BIG):
                 work[f"{label:<22} {scope or 'every learner':<14}"] = functools.partial(
-                    SqliteInsights(db).insights, track, scope, NOW)  # fmt: skip
-        insights = SqliteInsights(databases["with migration 5"]).insights(track, None, NOW)
+                    SqlInsights(db).insights, track, scope, NOW)  # fmt: skip
+        insights = SqlInsights(databases["with migration 5"]).insights(track, None, NOW)
         work[f"{'both chart PNGs':<37}"] = functools.partial(chart_attachments, insights)
         for name, (median, worst) in timed(work, args.runs).items():
             print(f"{name} median {median * 1000:7.1f} ms   max {worst * 1000:7.1f} ms")

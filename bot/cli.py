@@ -507,8 +507,8 @@ def report(
     from bot.insights.report import write_report
     from bot.knowledge.library import LibraryFiles
     from bot.store.database import Database, DatabaseTooNew
-    from bot.store.insights import SqliteInsights
-    from bot.store.track_versions import SqliteTrackVersions
+    from bot.store.insights import SqlInsights
+    from bot.store.track_versions import SqlTrackVersions
 
     settings = _settings()
     if out_dir.exists() and not out_dir.is_dir():
@@ -520,11 +520,11 @@ def report(
         raise _fail(str(error)) from None
     try:
         tracks = load_tracks(settings)
-        uploaded, _owners = LibraryFiles(settings.library_dir, SqliteTrackVersions(database)).served()
+        uploaded, _owners = LibraryFiles(settings.library_dir, SqlTrackVersions(database)).served()
         tracks.update({t.id: t for t in uploaded})
         wanted = community_track_id(track, community) if community_track_id(track, community) in tracks else track
         chosen = find_track(tracks, wanted)
-        insights = SqliteInsights(database).insights(chosen, community, now)
+        insights = SqlInsights(database).insights(chosen, community, now)
     except TrackNotFound as error:
         raise _fail(str(error)) from None
     except StoreUnavailable as error:

@@ -68,11 +68,11 @@ def ingest(stop: str) -> None:
 def turns(database: str, learner: str, count: int) -> None:
     from bot.core.engine import Engine
     from bot.knowledge.reader import read_knowledge
-    from bot.store.progress import SqliteProgressStore
+    from bot.store.progress import SqlProgressStore
     from tests.engine_driver import Learner
 
     tracks = {r.track.id: r.track for r in read_knowledge(REPO / "knowledge") if r.track}
-    engine = Engine(tracks, SqliteProgressStore(database))
+    engine = Engine(tracks, SqlProgressStore(database))
     driver = Learner(engine, learner, f"dm-{learner}")
     driver.say("lesson distillation")
     for n in range(count):

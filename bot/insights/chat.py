@@ -8,13 +8,13 @@ from collections.abc import Callable
 from bot.core.insights import summary_text
 from bot.core.lessons import Track
 from bot.core.messages import Attachment
-from bot.store.insights import SqliteInsights
+from bot.store.insights import SqlInsights
 
 
 class ChatInsights:
     """``bot.core.ports.InsightsSource`` over the database: computes, summarises and draws (on the turn's thread)."""
 
-    def __init__(self, source: SqliteInsights, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, source: SqlInsights, clock: Callable[[], float] = time.time) -> None:
         self._source = source
         self._clock = clock
 

@@ -31,7 +31,7 @@ from bot.core.ports import Draft, LibraryError, TrackVersion
 from bot.core.uploads import MAX_FILE_BYTES, TRACK_FILE
 from bot.knowledge.reader import read_track, shown_name
 from bot.knowledge.upload import UploadRefused, copy_folder_into, unpack_into
-from bot.store.track_versions import LiveVersion, SqliteTrackVersions
+from bot.store.track_versions import LiveVersion, SqlTrackVersions
 
 if TYPE_CHECKING:  # chromadb is slow to import: only a library that indexes pays for it
     from bot.knowledge.index import LessonIndex
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 class LibraryFiles:
     """``TrackLibrary`` over folders in ``root``, versions in the database, and the lesson index (if any)."""
 
-    def __init__(self, root: Path, versions: SqliteTrackVersions, index: LessonIndex | None = None,
+    def __init__(self, root: Path, versions: SqlTrackVersions, index: LessonIndex | None = None,
                  host_names: set[str] | None = None) -> None:  # fmt: skip
         """``host_names`` are the knowledge folder's track ids, which a host-wide upload may not take."""
         self.root = root

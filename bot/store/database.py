@@ -12,12 +12,13 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
 from bot.core.ports import StoreBusy, StoreFull, StoreUnavailable
-from bot.store.migrations import MIGRATIONS, render
+from bot.store.migrations import MIGRATIONS, Dialect, render
+from bot.store.sql import Parameters
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +34,12 @@ _IO_CODES = {sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READO
 class DatabaseTooNew(RuntimeError):
     """The database file was written by a newer release whose schema this release does not know."""
 
-    def __init__(self, path: Path, found: int, known: int) -> None:
+    def __init__(self, where: Path | str, found: int, known: int) -> None:
         super().__init__(
-            f"The database {path} has schema version {found}, but this release of tutorbot knows versions up to "
-            f"{known}. It was written by a newer tutorbot; upgrade tutorbot to use it (the file was left untouched)."
+            f"The database {where} has schema version {found}, but this release of tutorbot knows versions up to "
+            f"{known}. It was written by a newer tutorbot; upgrade tutorbot to use it (it was left untouched)."
         )
-        self.path = path
+        self.where = where
         self.found = found
         self.known = known
 
@@ -71,6 +72,8 @@ class Database:
     Checkpoints (copying the log into the file, with an fsync that can take tens of milliseconds) run on a
     thread of their own every ``checkpoint_seconds``, never inside a commit, so no learner's turn pays for one.
     """
+
+    dialect: Dialect = "sqlite"
 
     def __init__(self, path: Path | str, migrations: Sequence[str] = MIGRATIONS,
                  checkpoint_seconds: float = CHECKPOINT_SECONDS, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:  # fmt: skip
@@ -151,12 +154,26 @@ class Database:
                     self._connection.execute("ROLLBACK")
                 raise
 
-    def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection of its own inside one read transaction: it sees one consistent state (WAL lets it
+        read while turns are written), and the shared connection every turn waits for is never held by it."""
+        with self._translated("reading"), closing(sqlite3.connect(self.path, isolation_level=None,
+                                                                  check_same_thread=False)) as connection:  # fmt: skip
+            connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            connection.execute("PRAGMA query_only = 1")
+            connection.execute("BEGIN")
+            try:
+                yield connection
+            finally:
+                connection.execute("COMMIT")
+
+    def fetch_all(self, sql: str, parameters: Parameters = ()) -> list[tuple[Any, ...]]:
         """Every row of a query."""
         with self._lock, self._translated("reading"):
             return self._connection.execute(sql, parameters).fetchall()
 
-    def fetch_one(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+    def fetch_one(self, sql: str, parameters: Parameters = ()) -> tuple[Any, ...] | None:
         """The first row of a query, or ``None``."""
         with self._lock, self._translated("reading"):
             return self._connection.execute(sql, parameters).fetchone()

@@ -1,21 +1,17 @@
-"""The SQL that computes moderators' insights (``bot.core.insights``) from the bot's SQLite file.
+"""The SQL that computes moderators' insights (``bot.core.insights``) from the bot's database.
 
-Every figure is computed by SQLite over indexed columns (migration 5) and only small aggregates come back to
-Python. The queries run on a read-only connection of their own, in one read transaction: they see one
-consistent snapshot (WAL lets them read while learners' turns are written), and the stores' shared connection,
-which every learner's turn waits for, is never held for the length of a report.
+Every figure is computed by the database over indexed columns (migration 5) and only small aggregates come back to
+Python. The queries run in one read-only snapshot (``SqlDatabase.snapshot``): they see one consistent state while
+learners' turns are written, and on SQLite the stores' shared connection, which every turn waits for, is never
+held for the length of a report. The few expressions SQLite and PostgreSQL write differently are in ``_SQL``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import sqlite3
 import statistics
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
-from pathlib import Path
 from typing import Any
 
 from bot.core.insights import (
@@ -32,24 +28,51 @@ from bot.core.insights import (
     week_starts,  # fmt: skip
 )
 from bot.core.lessons import Track
-from bot.core.ports import StoreBusy, StoreUnavailable
-from bot.store.database import Database
+from bot.store.migrations import Dialect
+from bot.store.sql import Connection, SqlDatabase
 
 log = logging.getLogger(__name__)
 
 _WEEK_SECONDS = 7 * 86400
 
 
+# What SQLite and PostgreSQL write differently: a refused question's closest section (the first its log entry
+# names), the sections it names, a JSON check, a join that the planner must walk members-first, the track condition,
+# and the week (0 = the first Monday) of a day or of a time.
+_SQL: dict[Dialect, dict[str, str]] = {
+    "sqlite": {
+        "first_section": "json_extract(q.sections, '$[0]')",
+        "each_section": "json_each(q.sections) s",
+        "valid": "json_valid(q.sections)",
+        # CROSS JOIN makes SQLite walk the community's members first and read each one's rows by learner (every
+        # table has an index that starts with it), rather than scan the track's rows and check each membership.
+        "members_join": "CROSS JOIN",
+        # ``+t.track`` keeps SQLite reading each member's rows by learner, never the track's whole index per member.
+        "member_track": "+t.track = :track",
+        "week_of_day": "CAST((julianday(t.day) - julianday(:first)) / 7 AS INTEGER)",
+        "week_of_time": "CAST((t.answered_at - :since) / :week AS INTEGER)",
+    },
+    "postgresql": {
+        "first_section": "(q.sections::jsonb ->> 0)",
+        "each_section": "jsonb_array_elements_text(q.sections::jsonb) AS s(value)",
+        "valid": "TRUE",  # written by json.dumps only; PostgreSQL 15 has no cheap check and would fail the cast
+        "members_join": "JOIN",
+        "member_track": "t.track = :track",
+        "week_of_day": "((CAST(t.day AS date) - CAST(:first AS date)) / 7)",
+        "week_of_time": "CAST(floor((t.answered_at - :since) / :week) AS INTEGER)",
+    },
+}
+
 # The closest section a refused question's log entry names (its first), when it is in the track.
 _REFUSED_IN_TRACK = """
 WITH refused AS (
     SELECT q.id, q.asked_at, q.learner, q.question,
-           CASE WHEN substr(json_extract(q.sections, '$[0]'), 1, length(:prefix)) = :prefix
-                THEN json_extract(q.sections, '$[0]') END AS closest
+           CASE WHEN substr({first_section}, 1, length(:prefix)) = :prefix
+                THEN {first_section} END AS closest
     FROM questions q
-    WHERE q.refused = 1 {members} AND json_valid(q.sections)
+    WHERE q.refused = 1 {members} AND {valid}
       AND (q.track = :track
-           OR EXISTS (SELECT 1 FROM json_each(q.sections) s WHERE substr(s.value, 1, length(:prefix)) = :prefix))
+           OR EXISTS (SELECT 1 FROM {each_section} WHERE substr(s.value, 1, length(:prefix)) = :prefix))
 )
 """
 
@@ -57,77 +80,64 @@ WITH refused AS (
 _ASKED_BY_MEMBER = "AND q.learner IN (SELECT learner FROM community_members WHERE community = :community)"
 
 
-def _rows(table: str, community: str | None) -> str:
-    """What to select ``FROM``: the table's rows (as ``t``) of every learner, or of one community's members."""
-    if community is None:
-        return f"{table} AS t"
-    # CROSS JOIN makes SQLite walk the community's members first and read each one's rows by learner (every table
-    # has an index that starts with it), rather than scan the track's rows and check each learner's membership.
-    return f"community_members AS m CROSS JOIN {table} AS t ON t.learner = m.learner AND m.community = :community"
+class _Query:
+    """The dialect's pieces of the insights' SQL, for every learner or for one community's members."""
+
+    def __init__(self, dialect: Dialect, community: str | None) -> None:
+        self.sql = _SQL[dialect]
+        self.community = community
+
+    def rows(self, table: str) -> str:
+        """What to select ``FROM``: the table's rows (as ``t``) of every learner, or of the community's members."""
+        if self.community is None:
+            return f"{table} AS t"
+        return (f"community_members AS m {self.sql['members_join']} {table} AS t"
+                " ON t.learner = m.learner AND m.community = :community")  # fmt: skip
+
+    def in_track(self) -> str:
+        """The condition on the track."""
+        return "t.track = :track" if self.community is None else self.sql["member_track"]
+
+    def refused(self) -> str:
+        """The ``refused`` common table: refused questions in the track's scope, with their closest section."""
+        members = "" if self.community is None else _ASKED_BY_MEMBER
+        return _REFUSED_IN_TRACK.format(members=members, **self.sql)
 
 
-def _in_track(community: str | None) -> str:
-    """The condition on the track: for a community, written ``+t.track`` so that SQLite reads each member's rows
-    by learner and never scans the track's whole index once per member (the unary + keeps it off that index)."""
-    return "t.track = :track" if community is None else "+t.track = :track"
+class SqlInsights:
+    """Computes ``Insights`` from the bot's database: give it the database (so its migrations have run)."""
 
-
-class SqliteInsights:
-    """Computes ``Insights`` from the bot's database: give it the ``Database`` (so its migrations have run)."""
-
-    def __init__(self, database: Database) -> None:
-        self._path: Path = database.path
-        self._busy_timeout_ms = database.busy_timeout_ms
-
-    @contextmanager
-    def _snapshot(self) -> Iterator[sqlite3.Connection]:
-        """A read-only connection inside one read transaction; a busy or unreadable file is ``StoreUnavailable``."""
-        try:
-            with closing(sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)) as connection:
-                connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-                connection.execute("PRAGMA query_only = 1")
-                connection.execute("BEGIN")
-                try:
-                    yield connection
-                finally:
-                    connection.execute("COMMIT")
-        except sqlite3.OperationalError as error:
-            primary = (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
-            if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                log.warning("insights: %s stayed locked past the busy timeout (%s)", self._path, error)
-                raise StoreBusy() from error
-            if primary in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN):
-                log.error("insights: %s could not be read (%s); check the disk and the file", self._path, error)
-                raise StoreUnavailable() from error
-            raise
+    def __init__(self, database: SqlDatabase) -> None:
+        self._db = database
 
     def insights(self, track: Track, community: str | None, now: float) -> Insights:
         """The track's insights for a community's members (None: every learner), activity up to ``now``."""
         params = {"track": track.id, "community": community, "prefix": f"{track.id}/"}
-        with self._snapshot() as db:
-            learners, funnel = _funnel(db, track, community, params)
+        query = _Query(self._db.dialect, community)
+        with self._db.snapshot() as db:
+            learners, funnel = _funnel(db, track, query, params)
             return Insights(
                 track=track.id,
                 track_title=track.title,
                 community=community,
                 learners=learners,
                 funnel=funnel,
-                scores=_scores(db, track, community, params),
-                hardest=_hardest(db, track, community, params),
-                gaps=_gaps(db, track, community, params),
-                activity=_activity(db, track, community, params, now),
+                scores=_scores(db, track, query, params),
+                hardest=_hardest(db, track, query, params),
+                gaps=_gaps(db, track, query, params),
+                activity=_activity(db, query, params, now),
             )
 
 
-def _funnel(db: sqlite3.Connection, track: Track, community: str | None,
+def _funnel(db: Connection, track: Track, query: _Query,
             params: dict[str, Any]) -> tuple[int, tuple[FunnelStep, ...]]:  # fmt: skip
     """Learners who touched the track, and per lesson who started (opened or finished) and who finished it."""
     rows = db.execute(
         f"""
         WITH touched AS (
-            SELECT t.learner, t.lesson FROM {_rows("lesson_starts", community)} WHERE {_in_track(community)}
+            SELECT t.learner, t.lesson FROM {query.rows("lesson_starts")} WHERE {query.in_track()}
             UNION
-            SELECT t.learner, t.lesson FROM {_rows("lesson_results", community)} WHERE {_in_track(community)}
+            SELECT t.learner, t.lesson FROM {query.rows("lesson_results")} WHERE {query.in_track()}
         )
         SELECT lesson, COUNT(*) FROM touched GROUP BY lesson
         UNION ALL
@@ -138,8 +148,8 @@ def _funnel(db: sqlite3.Connection, track: Track, community: str | None,
     started = {lesson: count for lesson, count in rows if lesson is not None}
     learners = next(count for lesson, count in rows if lesson is None)
     finished = dict(db.execute(
-        f"SELECT t.lesson, COUNT(DISTINCT t.learner) FROM {_rows('lesson_results', community)}"
-        f" WHERE {_in_track(community)} GROUP BY t.lesson",
+        f"SELECT t.lesson, COUNT(DISTINCT t.learner) FROM {query.rows('lesson_results')}"
+        f" WHERE {query.in_track()} GROUP BY t.lesson",
         params,
     ).fetchall())  # fmt: skip
     steps = tuple(FunnelStep(lesson.id, lesson.title, started.get(lesson.id, 0), finished.get(lesson.id, 0))
@@ -147,12 +157,12 @@ def _funnel(db: sqlite3.Connection, track: Track, community: str | None,
     return learners, steps
 
 
-def _scores(db: sqlite3.Connection, track: Track, community: str | None,
+def _scores(db: Connection, track: Track, query: _Query,
             params: dict[str, Any]) -> tuple[QuizScores, ...]:  # fmt: skip
     """Mean and median over every finished run of each quiz, a run's score being score/total in percent."""
     rows = db.execute(
-        f"SELECT t.lesson, t.score, t.total, COUNT(*) FROM {_rows('lesson_results', community)}"
-        f" WHERE {_in_track(community)} AND t.total > 0 GROUP BY t.lesson, t.score, t.total",
+        f"SELECT t.lesson, t.score, t.total, COUNT(*) FROM {query.rows('lesson_results')}"
+        f" WHERE {query.in_track()} AND t.total > 0 GROUP BY t.lesson, t.score, t.total",
         params,
     ).fetchall()
     runs: dict[str, list[float]] = defaultdict(list)
@@ -168,12 +178,12 @@ def _scores(db: sqlite3.Connection, track: Track, community: str | None,
     return tuple(scores)
 
 
-def _hardest(db: sqlite3.Connection, track: Track, community: str | None,
+def _hardest(db: Connection, track: Track, query: _Query,
              params: dict[str, Any]) -> tuple[HardQuestion, ...]:  # fmt: skip
     """Questions with at least ``MIN_ATTEMPTS`` answers, the lowest share of right answers first."""
     rows = db.execute(
-        f"SELECT t.lesson, t.question, t.chosen, t.correct, COUNT(*) FROM {_rows('quiz_attempts', community)}"
-        f" WHERE {_in_track(community)} GROUP BY t.lesson, t.question, t.chosen, t.correct",
+        f"SELECT t.lesson, t.question, t.chosen, t.correct, COUNT(*) FROM {query.rows('quiz_attempts')}"
+        f" WHERE {query.in_track()} GROUP BY t.lesson, t.question, t.chosen, t.correct",
         params,
     ).fetchall()
     tallies: dict[tuple[str, int], list[tuple[int, int, int]]] = defaultdict(list)
@@ -198,10 +208,10 @@ def _hardest(db: sqlite3.Connection, track: Track, community: str | None,
     return tuple(ranked)
 
 
-def _gaps(db: sqlite3.Connection, track: Track, community: str | None,
+def _gaps(db: Connection, track: Track, query: _Query,
           params: dict[str, Any]) -> tuple[ContentGap, ...]:  # fmt: skip
     """Refused questions in the track's scope, grouped by closest section, with the newest as examples."""
-    refused = _REFUSED_IN_TRACK.format(members="" if community is None else _ASKED_BY_MEMBER)
+    refused = query.refused()
     groups = db.execute(
         f"{refused} SELECT closest, COUNT(*), COUNT(DISTINCT learner) FROM refused GROUP BY closest", params
     ).fetchall()
@@ -211,7 +221,7 @@ def _gaps(db: sqlite3.Connection, track: Track, community: str | None,
         SELECT closest, question FROM (
             SELECT closest, question, ROW_NUMBER() OVER (PARTITION BY closest ORDER BY asked_at DESC, id DESC) AS n
             FROM refused
-        ) WHERE n <= :examples ORDER BY closest, n
+        ) AS ranked WHERE n <= :examples ORDER BY closest, n
         """,
         {**params, "examples": EXAMPLES},
     ):
@@ -232,8 +242,7 @@ def _section_names(track: Track, ref: str | None) -> tuple[str, str]:
     return (section.heading if section else section_id), (lesson.title if lesson else lesson_id)
 
 
-def _activity(db: sqlite3.Connection, track: Track, community: str | None, params: dict[str, Any],
-              now: float) -> tuple[WeekActivity, ...]:  # fmt: skip
+def _activity(db: Connection, query: _Query, params: dict[str, Any], now: float) -> tuple[WeekActivity, ...]:
     """Per ISO week of the last ``WEEKS``: learners active on any day of it, and quiz answers in the track."""
     mondays = week_starts(now)
     first, after = mondays[0], mondays[-1] + dt.timedelta(weeks=1)
@@ -242,13 +251,13 @@ def _activity(db: sqlite3.Connection, track: Track, community: str | None, param
               "until": since + len(mondays) * _WEEK_SECONDS, "week": _WEEK_SECONDS}  # fmt: skip
     # Weeks are counted from the first Monday by arithmetic (cheaper than date() on every row): n is mondays[n].
     active = dict(db.execute(
-        "SELECT CAST((julianday(t.day) - julianday(:first)) / 7 AS INTEGER) AS n, COUNT(DISTINCT t.learner)"
-        f" FROM {_rows('activity', community)} WHERE t.day >= :first AND t.day < :after GROUP BY n",
+        f"SELECT {query.sql['week_of_day']} AS n, COUNT(DISTINCT t.learner)"
+        f" FROM {query.rows('activity')} WHERE t.day >= :first AND t.day < :after GROUP BY n",
         window,
     ).fetchall())  # fmt: skip
     answers = dict(db.execute(
-        "SELECT CAST((t.answered_at - :since) / :week AS INTEGER) AS n, COUNT(*)"
-        f" FROM {_rows('quiz_attempts', community)} WHERE {_in_track(community)} AND t.answered_at >= :since AND t.answered_at < :until GROUP BY n",
+        f"SELECT {query.sql['week_of_time']} AS n, COUNT(*)"
+        f" FROM {query.rows('quiz_attempts')} WHERE {query.in_track()} AND t.answered_at >= :since AND t.answered_at < :until GROUP BY n",
         window,
     ).fetchall())  # fmt: skip
     return tuple(WeekActivity(week_label(monday), monday.isoformat(), active.get(n, 0), answers.get(n, 0))

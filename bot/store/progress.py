@@ -1,10 +1,9 @@
-"""Learner progress and community track settings in the bot's SQLite file (the tables of migration 2)."""
+"""Learner progress, community settings and handled updates in the bot's database (SQLite or PostgreSQL)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from bot.core.ports import (
     TurnConflict,
 )
 from bot.store.database import Database
+from bot.store.sql import Connection, SqlDatabase
 
 _POSITION_FIELDS = frozenset(field.name for field in dataclasses.fields(Position))
 
@@ -38,6 +38,14 @@ def position_from_json(text: str) -> Position:
     return Position(**{key: value for key, value in data.items() if key in _POSITION_FIELDS})
 
 
+# The position's version inside its JSON, for the compare-and-set of a turn's save.
+_POSITION_VERSION = {
+    "sqlite": "coalesce(json_extract(position, '$.version'), 0)",
+    "postgresql": "coalesce((position::jsonb ->> 'version')::integer, 0)",
+}
+# The learner's latest active days, newest first, joined by commas.
+_DAYS_JOINED = {"sqlite": "group_concat(day, ',')", "postgresql": "string_agg(day, ',' ORDER BY day DESC)"}
+
 _SETTINGS_COLUMNS = ("timezone, remind, remind_at, reminded_on, stopped, quiet_start, quiet_end, leaderboard, "
                      "display_name")  # fmt: skip
 
@@ -54,16 +62,16 @@ def utc_day(at: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(at))
 
 
-class SqliteProgressStore:
-    """``ProgressStore`` in SQLite: every ``save`` is one transaction, and every query filters by learner.
+class SqlProgressStore:
+    """``ProgressStore`` in SQL: every ``save`` is one transaction, and every query filters by learner.
 
-    Give it a path to open (and own) the database, or a ``Database`` shared with other stores (then ``close``
+    Give it a path to open (and own) a SQLite file, or a database shared with other stores (then ``close``
     leaves it open for them).
     """
 
-    def __init__(self, database: Database | Path | str):
-        self._owns_database = not isinstance(database, Database)
-        self._db = database if isinstance(database, Database) else Database(database)
+    def __init__(self, database: SqlDatabase | Path | str):
+        self._owns_database = isinstance(database, Path | str)
+        self._db: SqlDatabase = Database(database) if isinstance(database, Path | str) else database
 
     def position(self, learner: str) -> Position:
         """The learner's position (a fresh ``Position()`` for a new learner)."""
@@ -121,13 +129,12 @@ class SqliteProgressStore:
             connection.execute("INSERT INTO activity (learner, day) VALUES (?, ?) ON CONFLICT DO NOTHING",
                                (learner, day or utc_day(at)))  # fmt: skip
 
-    @staticmethod
-    def _compare_and_set(connection: sqlite3.Connection, learner: str, position: Position, at: float,
+    def _compare_and_set(self, connection: Connection, learner: str, position: Position, at: float,
                          expected: int) -> None:  # fmt: skip
         """Write the position only over version ``expected`` (or where there is none yet, for a version 0)."""
         changed = connection.execute(
             "UPDATE learners SET position = ?, updated_at = ? WHERE learner = ?"
-            " AND coalesce(json_extract(position, '$.version'), 0) = ?",
+            f" AND {_POSITION_VERSION[self._db.dialect]} = ?",
             (position_to_json(position), at, learner, expected),
         ).rowcount
         if not changed and expected == 0:
@@ -148,7 +155,7 @@ class SqliteProgressStore:
             return self._note_delivery(connection, delivery, at)
 
     @staticmethod
-    def _note_delivery(connection: sqlite3.Connection, delivery: str, at: float) -> bool:
+    def _note_delivery(connection: Connection, delivery: str, at: float) -> bool:
         return bool(connection.execute("INSERT INTO deliveries (delivery, handled_at) VALUES (?, ?)"
                                        " ON CONFLICT (delivery) DO NOTHING", (delivery, at)).rowcount)  # fmt: skip
 
@@ -291,8 +298,8 @@ class SqliteProgressStore:
             "SELECT m.learner, s.display_name, s.timezone,"
             " (SELECT COUNT(DISTINCT r.track || '/' || r.lesson) FROM lesson_results r"
             "   WHERE r.learner = m.learner AND r.completed_at >= ?),"
-            " (SELECT group_concat(day, ',') FROM (SELECT day FROM activity a WHERE a.learner = m.learner"
-            "   ORDER BY day DESC LIMIT 400))"
+            f" (SELECT {_DAYS_JOINED[self._db.dialect]} FROM (SELECT day FROM activity a"
+            "   WHERE a.learner = m.learner ORDER BY day DESC LIMIT 400) AS recent)"
             " FROM community_members m JOIN learner_settings s ON s.learner = m.learner"
             " WHERE m.community = ? AND s.leaderboard = 1"
             " AND EXISTS (SELECT 1 FROM activity a WHERE a.learner = m.learner AND a.day >= ?)",

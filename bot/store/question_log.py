@@ -1,4 +1,4 @@
-"""Every question learners ask and what became of it, in SQLite, for moderators' content-gap reports."""
+"""Every question learners ask and what became of it, in the bot's database, for moderators' content-gap reports."""
 
 from __future__ import annotations
 
@@ -9,20 +9,21 @@ from pathlib import Path
 
 from bot.core.ports import QuestionRecord, StoreUnavailable
 from bot.store.database import Database
+from bot.store.sql import SqlDatabase
 
 log = logging.getLogger(__name__)
 
 
-class SqliteQuestionLog:
-    """``QuestionLog`` in the bot's SQLite file (the ``questions`` table of ``bot.store.database``).
+class SqlQuestionLog:
+    """``QuestionLog`` in the bot's database (the ``questions`` table of ``bot.store.migrations``).
 
-    Give it a path to open (and own) the database, or a ``Database`` shared with other stores (then ``close``
+    Give it a path to open (and own) a SQLite file, or a ``Database`` shared with other stores (then ``close``
     leaves it open for them).
     """
 
-    def __init__(self, database: Database | Path | str):
-        self._owns_database = not isinstance(database, Database)
-        self._db = database if isinstance(database, Database) else Database(database)
+    def __init__(self, database: SqlDatabase | Path | str):
+        self._owns_database = isinstance(database, Path | str)
+        self._db: SqlDatabase = Database(database) if isinstance(database, Path | str) else database
 
     def record(self, entry: QuestionRecord) -> None:
         """Store one question's outcome; when the file is busy or full, log that it is left out instead.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.core.ports import TrackVersion
-from bot.store.database import Database
+from bot.store.sql import SqlDatabase
 
 
 @dataclass(frozen=True)
@@ -22,10 +22,10 @@ class LiveVersion:
     name: str
 
 
-class SqliteTrackVersions:
+class SqlTrackVersions:
     """The ``track_versions`` table."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: SqlDatabase) -> None:
         self._db = database
 
     def add(self, live: LiveVersion, title: str, by: str, at: float, restored_from: int | None = None) -> None:

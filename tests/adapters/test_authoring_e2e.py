@@ -14,8 +14,8 @@ from typing import Any
 
 from bot.core.engine import Engine
 from bot.knowledge.library import LibraryFiles
-from bot.store.progress import SqliteProgressStore
-from bot.store.track_versions import SqliteTrackVersions
+from bot.store.progress import SqlProgressStore
+from bot.store.track_versions import SqlTrackVersions
 from tests.adapters.discord_fake import running_fake
 from tests.adapters.telegram_fake import Chat, FakeBotApi, User
 from tests.adapters.test_discord import BOB, MOD, TOKEN, TRACKS, bot
@@ -30,8 +30,8 @@ def library_engine(root: Path) -> type[Engine]:
     """An Engine class whose instances keep uploaded tracks under ``root`` (the test harness builds the engine)."""
 
     class LibraryEngine(Engine):
-        def __init__(self, tracks: Any, store: SqliteProgressStore, answerer: Any) -> None:
-            super().__init__(tracks, store, answerer, library=LibraryFiles(root, SqliteTrackVersions(store._db)))
+        def __init__(self, tracks: Any, store: SqlProgressStore, answerer: Any) -> None:
+            super().__init__(tracks, store, answerer, library=LibraryFiles(root, SqlTrackVersions(store._db)))
 
     return LibraryEngine
 
@@ -92,7 +92,7 @@ def test_a_telegram_group_admin_uploads_checks_previews_publishes_and_rolls_back
 
 def test_a_discord_moderator_uploads_checks_previews_publishes_and_rolls_back(tmp_path: Path) -> None:
     async def body() -> None:
-        store = SqliteProgressStore(tmp_path / "db.sqlite3")
+        store = SqlProgressStore(tmp_path / "db.sqlite3")
         engine = library_engine(tmp_path / "library")(TRACKS, store, None)
         try:
             async with running_fake(token=TOKEN) as fake, bot(fake, engine):

@@ -18,7 +18,7 @@ from bot.core.engine import Engine
 from bot.core.ports import Passage, Position
 from bot.core.prompts import PromptLibrary
 from bot.knowledge.reader import read_knowledge
-from bot.store.progress import SqliteProgressStore
+from bot.store.progress import SqlProgressStore
 from tests.fakes import FixedRetriever, ScriptedModel
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ LESSON = TRACKS["ai-foundations"].lessons[0]
 TEACHER = "In distillation the student is trained on the teacher's outputs."
 
 
-def run_console(lines: list[str], store: SqliteProgressStore, model: ScriptedModel) -> str:
+def run_console(lines: list[str], store: SqlProgressStore, model: ScriptedModel) -> str:
     passage = Passage("ai-foundations", "distillation", "teacher-and-student", "Teacher and student",
                       "Model distillation", TEACHER, 0.7, 0.7)  # fmt: skip
     engine = Engine(TRACKS, store, Answerer(FixedRetriever([passage]), model, PromptLibrary(REPO / "prompts")))
@@ -39,7 +39,7 @@ def run_console(lines: list[str], store: SqliteProgressStore, model: ScriptedMod
 
 
 def test_numbered_choices_streamed_answers_and_a_status_line(tmp_path: Path) -> None:
-    store = SqliteProgressStore(tmp_path / "db.sqlite3")
+    store = SqlProgressStore(tmp_path / "db.sqlite3")
     model = ScriptedModel()
     model.enqueue_answer(["1"], explanation="It learns from the teacher's outputs.")
     model.enqueue_answer(["1"], yes=0.1)
@@ -62,7 +62,7 @@ def test_numbered_choices_streamed_answers_and_a_status_line(tmp_path: Path) -> 
 
 
 def test_quit_and_end_of_input_leave_with_progress_saved(tmp_path: Path) -> None:
-    store = SqliteProgressStore(tmp_path / "db.sqlite3")
+    store = SqlProgressStore(tmp_path / "db.sqlite3")
     out = run_console(["lesson attention", "next", "quit", "next"], store, ScriptedModel())
     assert "Bye! Your progress is saved." in out
     assert store.position("console:kim").lesson == "attention" and store.position("console:kim").section == 0
@@ -94,7 +94,7 @@ def test_the_console_starts_with_the_reviews_due_and_a_streak_that_ends_today(tm
 
     from bot.core.ports import ReviewCard
 
-    store = SqliteProgressStore(tmp_path / "db.sqlite3")
+    store = SqlProgressStore(tmp_path / "db.sqlite3")
     assert "due ('review')" not in run_console([], store, ScriptedModel())  # nothing waits: no line
     yesterday = time.time() - 86400
     for question in (0, 1, 2):

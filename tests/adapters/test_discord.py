@@ -27,7 +27,7 @@ from bot.core.prompts import PromptLibrary
 from bot.core.quiz import option_label
 from bot.core.reminders import ReminderScheduler
 from bot.knowledge.reader import read_knowledge
-from bot.store.progress import SqliteProgressStore
+from bot.store.progress import SqlProgressStore
 from tests.adapters.discord_fake import (
     BOT_ID,
     CHANNEL_ID,
@@ -64,7 +64,7 @@ def capture_everything(caplog: pytest.LogCaptureFixture) -> None:
         caplog.set_level(logging.DEBUG, logger=name)
 
 
-def build_engine(store: SqliteProgressStore, model: ScriptedModel | None = None,
+def build_engine(store: SqlProgressStore, model: ScriptedModel | None = None,
                  answering: AnswerSettings | None = None, passage: Passage = PASSAGE) -> Engine:  # fmt: skip
     answerer = Answerer(FixedRetriever([passage]), model or ScriptedModel(), PromptLibrary(REPO / "prompts"),
                         settings=answering or AnswerSettings())  # fmt: skip
@@ -125,7 +125,7 @@ def test_ask_defers_then_streams_a_grounded_answer_into_one_message(tmp_path: Pa
     model = ScriptedModel(piece_size=4)
     answer = "It learns from the teacher's outputs, not from raw labels."
     model.enqueue_answer(["1"], explanation=answer)
-    engine = build_engine(SqliteProgressStore(tmp_path / "db.sqlite3"), model)
+    engine = build_engine(SqlProgressStore(tmp_path / "db.sqlite3"), model)
 
     async def body(fake: FakeDiscord) -> None:
         async with bot(fake, engine, edit_seconds=0.01):
@@ -145,7 +145,7 @@ def test_ask_defers_then_streams_a_grounded_answer_into_one_message(tmp_path: Pa
 def test_a_question_the_lessons_do_not_support_gets_a_refusal(tmp_path: Path) -> None:
     model = ScriptedModel()
     model.enqueue_answer(["1"], yes=0.1)
-    engine = build_engine(SqliteProgressStore(tmp_path / "db.sqlite3"), model)
+    engine = build_engine(SqlProgressStore(tmp_path / "db.sqlite3"), model)
 
     async def body(fake: FakeDiscord) -> None:
         async with bot(fake, engine):
@@ -167,7 +167,7 @@ def test_a_3000_character_answer_arrives_as_two_clean_messages(tmp_path: Path) -
     passage = Passage(
         PASSAGE.track, PASSAGE.lesson, PASSAGE.section, PASSAGE.heading, PASSAGE.lesson_title, long_unit, 0.7, 0.7
     )
-    engine = build_engine(SqliteProgressStore(tmp_path / "db.sqlite3"), model, AnswerSettings(), passage)
+    engine = build_engine(SqlProgressStore(tmp_path / "db.sqlite3"), model, AnswerSettings(), passage)
 
     async def body(fake: FakeDiscord) -> None:
         async with bot(fake, engine, edit_seconds=0.01):
@@ -188,7 +188,7 @@ def test_a_3000_character_answer_arrives_as_two_clean_messages(tmp_path: Path) -
 def test_questions_over_the_per_minute_limit_get_a_private_note(tmp_path: Path) -> None:
     model = ScriptedModel()
     model.enqueue_answer(["1"], explanation="From the teacher's outputs.")
-    engine = build_engine(SqliteProgressStore(tmp_path / "db.sqlite3"), model)
+    engine = build_engine(SqlProgressStore(tmp_path / "db.sqlite3"), model)
 
     async def body(fake: FakeDiscord) -> None:
         async with bot(fake, engine, questions_per_minute=1):
@@ -207,7 +207,7 @@ def test_questions_over_the_per_minute_limit_get_a_private_note(tmp_path: Path) 
 def test_stop_finishes_the_answer_in_flight_then_disconnects(tmp_path: Path) -> None:
     model = GatedModel()
     model.enqueue_answer(["1"], explanation="From the teacher's outputs.")
-    engine = build_engine(SqliteProgressStore(tmp_path / "db.sqlite3"), model)
+    engine = build_engine(SqlProgressStore(tmp_path / "db.sqlite3"), model)
 
     async def body(fake: FakeDiscord) -> None:
         stop = asyncio.Event()
@@ -232,7 +232,7 @@ def test_turns_waiting_behind_the_learners_own_question_are_acknowledged_in_time
     monkeypatch.setattr(discord_adapter, "NAVIGATION_ACK_SECONDS", 0.2)  # Discord's 3 s, scaled down
     model = GatedModel()
     model.enqueue_answer(["1"], explanation="From the teacher's outputs.")
-    engine = build_engine(SqliteProgressStore(tmp_path / "db.sqlite3"), model)
+    engine = build_engine(SqlProgressStore(tmp_path / "db.sqlite3"), model)
 
     async def body(fake: FakeDiscord) -> None:
         async with bot(fake, engine):
@@ -265,7 +265,7 @@ def test_turns_waiting_behind_the_learners_own_question_are_acknowledged_in_time
 
 
 def test_a_learner_reads_a_lesson_and_takes_its_quiz_with_buttons(tmp_path: Path) -> None:
-    store = SqliteProgressStore(tmp_path / "db.sqlite3")
+    store = SqlProgressStore(tmp_path / "db.sqlite3")
     engine = build_engine(store)
 
     async def body(fake: FakeDiscord) -> None:
@@ -296,7 +296,7 @@ def test_a_learner_reads_a_lesson_and_takes_its_quiz_with_buttons(tmp_path: Path
 
 
 def test_a_section_with_a_link_and_code_arrives_as_discord_markdown(tmp_path: Path) -> None:
-    store = SqliteProgressStore(tmp_path / "db.sqlite3")
+    store = SqlProgressStore(tmp_path / "db.sqlite3")
     engine = Engine(formatted_track(tmp_path), store, None)
 
     async def body(fake: FakeDiscord) -> None:
@@ -315,7 +315,7 @@ def test_a_section_with_a_link_and_code_arrives_as_discord_markdown(tmp_path: Pa
 
 
 def test_another_member_cannot_press_a_learners_buttons(tmp_path: Path) -> None:
-    store = SqliteProgressStore(tmp_path / "db.sqlite3")
+    store = SqlProgressStore(tmp_path / "db.sqlite3")
     engine = build_engine(store)
 
     async def body(fake: FakeDiscord) -> None:
@@ -338,11 +338,11 @@ def test_buttons_from_before_a_restart_still_work(tmp_path: Path) -> None:
     database = tmp_path / "db.sqlite3"
 
     async def body(fake: FakeDiscord) -> None:
-        async with bot(fake, build_engine(SqliteProgressStore(database))):
+        async with bot(fake, build_engine(SqlProgressStore(database))):
             home = await fake.settled(await fake.slash(ADA, "learn"))
             track = await press(fake, ADA, home, TRACK.title)
             premise = await press(fake, ADA, track, f"1. {LESSON.title}")
-        async with bot(fake, build_engine(SqliteProgressStore(database))):  # a new client, a new engine, same store
+        async with bot(fake, build_engine(SqlProgressStore(database))):  # a new client, a new engine, same store
             section = await press(fake, ADA, premise, "Start reading")
             again = await press(fake, ADA, home, TRACK.title)
         assert fake.identifications == 2
@@ -356,7 +356,7 @@ def test_buttons_from_before_a_restart_still_work(tmp_path: Path) -> None:
 
 
 def test_only_moderators_change_the_tracks_a_server_offers(tmp_path: Path) -> None:
-    store = SqliteProgressStore(tmp_path / "db.sqlite3")
+    store = SqlProgressStore(tmp_path / "db.sqlite3")
     engine = build_engine(store)
 
     async def body(fake: FakeDiscord) -> None:
@@ -386,7 +386,7 @@ def test_only_moderators_change_the_tracks_a_server_offers(tmp_path: Path) -> No
 
 
 def test_commands_are_synced_with_descriptions_to_the_configured_servers(tmp_path: Path) -> None:
-    engine = build_engine(SqliteProgressStore(tmp_path / "db.sqlite3"))
+    engine = build_engine(SqlProgressStore(tmp_path / "db.sqlite3"))
 
     async def body(fake: FakeDiscord) -> None:
         async with bot(fake, engine, guild_ids=[int(GUILD_ID)]):
@@ -403,7 +403,7 @@ def test_commands_are_synced_with_descriptions_to_the_configured_servers(tmp_pat
 
 
 def test_plain_messages_in_dms_and_mentions_in_servers(tmp_path: Path) -> None:
-    engine = build_engine(SqliteProgressStore(tmp_path / "db.sqlite3"))
+    engine = build_engine(SqlProgressStore(tmp_path / "db.sqlite3"))
 
     async def body(fake: FakeDiscord) -> None:
         async with bot(fake, engine):
@@ -423,7 +423,7 @@ def test_plain_messages_in_dms_and_mentions_in_servers(tmp_path: Path) -> None:
 def test_nothing_the_bot_sends_can_ping_anyone(tmp_path: Path) -> None:
     model = ScriptedModel()
     model.enqueue_answer(["1"], explanation="@everyone: it learns from the teacher's outputs.")
-    engine = build_engine(SqliteProgressStore(tmp_path / "db.sqlite3"), model)
+    engine = build_engine(SqlProgressStore(tmp_path / "db.sqlite3"), model)
     everyone = User("1180000000000000014", "@everyone", permissions=MEMBER_PERMISSIONS | MANAGE_GUILD)
 
     async def body(fake: FakeDiscord) -> None:
@@ -451,7 +451,7 @@ def test_failures_are_logged_with_context_apologised_for_and_never_show_the_toke
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     capture_everything(caplog)
-    engine = build_engine(SqliteProgressStore(tmp_path / "db.sqlite3"))
+    engine = build_engine(SqlProgressStore(tmp_path / "db.sqlite3"))
     handle = engine.handle
 
     def exploding(incoming):  # noqa: ANN001, ANN202 - stands in for Engine.handle
@@ -481,7 +481,7 @@ def test_failures_are_logged_with_context_apologised_for_and_never_show_the_toke
 
 def test_an_invalid_token_raises_adapter_error(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     capture_everything(caplog)
-    engine = build_engine(SqliteProgressStore(tmp_path / "db.sqlite3"))
+    engine = build_engine(SqlProgressStore(tmp_path / "db.sqlite3"))
     wrong = "not-the-right-token"
 
     async def body(fake: FakeDiscord) -> None:

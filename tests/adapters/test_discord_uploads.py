@@ -17,7 +17,7 @@ import pytest
 
 from bot.adapters.discord import tutor as discord_adapter
 from bot.core.messages import Attachment, Incoming, Reply
-from bot.store.progress import SqliteProgressStore
+from bot.store.progress import SqlProgressStore
 from tests.adapters.discord_fake import EPHEMERAL, MANAGE_GUILD, FakeDiscord, SentFile, running_fake
 from tests.adapters.test_discord import BOB, MOD, TOKEN, TRACK, TRACKS, bot
 from tests.adapters.test_telegram_uploads import CHART, LESSON_MD, PROBLEMS, UploadEngine
@@ -29,7 +29,7 @@ SENT = [SentFile(CHART.filename, CHART.data), SentFile(PROBLEMS.filename, PROBLE
 async def serving(tmp_path: Path, engine_class: type[UploadEngine] = UploadEngine,
                   **settings: object) -> AsyncIterator[tuple[FakeDiscord, UploadEngine]]:  # fmt: skip
     """A fake Discord and the bot serving an engine double against it."""
-    store = SqliteProgressStore(tmp_path / "db.sqlite3")
+    store = SqlProgressStore(tmp_path / "db.sqlite3")
     engine = engine_class(TRACKS, store)
     try:
         async with running_fake(token=TOKEN) as fake, bot(fake, engine, **settings):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bot.core.ports import LearnerSettings, Position, ReviewCard
 from bot.core.reminders import ReminderScheduler
-from bot.store.progress import SqliteProgressStore
+from bot.store.progress import SqlProgressStore
 from tests.adapters import test_discord as discord_tests
 from tests.adapters.discord_fake import FakeDiscord
 from tests.adapters.discord_fake import User as DiscordUser
@@ -25,12 +25,12 @@ DISTILLATION = discord_tests.LESSON
 FIRST_QUESTION = DISTILLATION.quiz[0].prompt
 
 
-def review_due(store: SqliteProgressStore, learner: str, due: float) -> None:
+def review_due(store: SqlProgressStore, learner: str, due: float) -> None:
     store.save(learner, Position(), at=due - 86400 * 3,
                card=ReviewCard("ai-foundations", "distillation", 0, "{}", due))  # fmt: skip
 
 
-def reminding(store: SqliteProgressStore, learner: str) -> None:
+def reminding(store: SqlProgressStore, learner: str) -> None:
     store.save_learner_settings(learner, LearnerSettings(timezone="Europe/Berlin", remind=True))
 
 
@@ -64,7 +64,7 @@ def test_telegram_delivers_a_reminder_whose_button_starts_the_review_and_a_block
 def test_discord_delivers_a_reminder_by_dm_whose_button_starts_the_review_and_closed_dms_stop_them(
         tmp_path: Path) -> None:  # fmt: skip
     clock = Clock(at("2026-01-14 19:00", "Europe/Berlin"))
-    store = SqliteProgressStore(tmp_path / "db.sqlite3")
+    store = SqlProgressStore(tmp_path / "db.sqlite3")
     engine = discord_tests.build_engine(store)
     scheduler = ReminderScheduler(engine.comeback, clock=clock)
     ada, closed = discord_tests.ADA, DiscordUser("1180000000000000019", "cy")

@@ -32,7 +32,7 @@ from bot.core.prompts import PromptLibrary
 from bot.core.reminders import ReminderScheduler
 from bot.knowledge.reader import read_knowledge
 from bot.logs import SecretFilter
-from bot.store.progress import SqliteProgressStore
+from bot.store.progress import SqlProgressStore
 from tests.adapters.telegram_fake import BOT_USERNAME, SECRET_HEADER, TOKEN, Chat, FakeBotApi, Shown, User
 from tests.fakes import FixedRetriever, ScriptedModel
 from tests.helpers import front_matter, question, write_lesson
@@ -78,7 +78,7 @@ class Running:
 
     fake: FakeBotApi
     engine: Engine
-    store: SqliteProgressStore
+    store: SqlProgressStore
     model: ScriptedModel
     stop: asyncio.Event
     task: asyncio.Task
@@ -119,8 +119,8 @@ class Running:
 
 
 def build_engine(tmp_path: Path, model: ScriptedModel, tracks: dict[str, Track] | None = None,
-                 engine_class: type[Engine] = Engine) -> tuple[Engine, SqliteProgressStore]:  # fmt: skip
-    store = SqliteProgressStore(tmp_path / "progress.sqlite3")
+                 engine_class: type[Engine] = Engine) -> tuple[Engine, SqlProgressStore]:  # fmt: skip
+    store = SqlProgressStore(tmp_path / "progress.sqlite3")
     answerer = Answerer(FixedRetriever([PASSAGE]), model, PromptLibrary(REPO / "prompts"))
     return engine_class(tracks or TRACKS, store, answerer), store
 

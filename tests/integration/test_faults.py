@@ -33,7 +33,7 @@ from bot.knowledge.published import PublishedTracks, PublishFailed
 from bot.knowledge.reader import read_knowledge
 from bot.knowledge.recovery import forget_store, open_index
 from bot.store.database import Database
-from bot.store.progress import SqliteProgressStore
+from bot.store.progress import SqlProgressStore
 from tests.engine_driver import Learner
 from tests.fakes import ScriptedModel
 from tests.helpers import front_matter, write_lesson, write_track
@@ -386,7 +386,7 @@ def test_processes_and_threads_writing_at_once_lose_no_turn_while_another_holds_
     tmp_path: Path,
 ) -> None:
     database = tmp_path / "tutorbot.sqlite3"
-    SqliteProgressStore(database).close()  # the schema, before the writers race
+    SqlProgressStore(database).close()  # the schema, before the writers race
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     moves = 30
 
@@ -399,7 +399,7 @@ def test_processes_and_threads_writing_at_once_lose_no_turn_while_another_holds_
     seen: dict[str, list[str]] = {}
 
     def thread_learner(name: str) -> None:
-        learner = Learner(Engine(bundled_tracks(), SqliteProgressStore(database)), name, f"dm-{name}")
+        learner = Learner(Engine(bundled_tracks(), SqlProgressStore(database)), name, f"dm-{name}")
         seen[name] = said(learner, "lesson distillation")
         for n in range(moves):
             seen[name] += said(learner, "next" if n % 2 == 0 else "back")
@@ -414,7 +414,7 @@ def test_processes_and_threads_writing_at_once_lose_no_turn_while_another_holds_
         assert "DONE" in process.output and "REPLY" not in process.output and "Error" not in process.output
     assert not [text for texts in seen.values() for text in texts if "try that again" in text]
 
-    store = SqliteProgressStore(database)
+    store = SqlProgressStore(database)
     names = [f"process-{n}" for n in range(3)] + [f"thread-{n}" for n in range(2)]
     for name in names:  # the lesson opened, then every move: none lost
         assert store.position(f"test:{name}").version == 1 + moves, name
@@ -425,7 +425,7 @@ def test_a_write_blocked_past_the_busy_timeout_asks_the_learner_to_try_again_and
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "tutorbot.sqlite3"
-    engine = Engine(bundled_tracks(), SqliteProgressStore(Database(path, busy_timeout_ms=200)))
+    engine = Engine(bundled_tracks(), SqlProgressStore(Database(path, busy_timeout_ms=200)))
     kim = Learner(engine, "kim")
     said(kim, "lesson distillation")
     said(kim, "next")
@@ -441,7 +441,7 @@ def test_a_write_blocked_past_the_busy_timeout_asks_the_learner_to_try_again_and
     said(kim, "next")  # trying again works
     after = engine.status("test:kim")
     assert after != before
-    assert SqliteProgressStore(path).position("test:kim") == engine.store.position("test:kim")
+    assert SqlProgressStore(path).position("test:kim") == engine.store.position("test:kim")
 
 
 # ---------------------------------------------------------------- 3. a data dir that runs out of space
@@ -464,7 +464,7 @@ def assert_full_disk_is_explained_and_nothing_saved_is_lost(engine: Engine, path
                                                             refused: Learner, caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
     assert "is full" in caplog.text and "Free space there" in caplog.text  # the host's line says what to do
     assert engine.store.position(f"test:{refused.user_id}").step == "home"  # not moved: nothing was shown
-    fresh = SqliteProgressStore(path)  # what a restart reads
+    fresh = SqlProgressStore(path)  # what a restart reads
     assert saved and all(fresh.position(learner).step == "premise" for learner in saved)
     fresh.close()
 
@@ -474,7 +474,7 @@ def test_a_full_database_tells_the_learner_and_the_host_and_keeps_what_was_saved
 ) -> None:
     path = tmp_path / "tutorbot.sqlite3"
     database = Database(path)
-    engine = Engine(bundled_tracks(), SqliteProgressStore(database))
+    engine = Engine(bundled_tracks(), SqlProgressStore(database))
     said(Learner(engine, "learner-first"), "lesson distillation")
     pages = database.fetch_one("PRAGMA page_count")
     assert pages is not None
@@ -486,7 +486,7 @@ def test_a_full_database_tells_the_learner_and_the_host_and_keeps_what_was_saved
                                                             caplog)  # fmt: skip
     database._connection.execute("PRAGMA max_page_count = 1073741823")  # space again
     assert said(refused, "lesson distillation") != [FULL]
-    assert SqliteProgressStore(path).position(f"test:{refused.user_id}").step == "premise"
+    assert SqlProgressStore(path).position(f"test:{refused.user_id}").step == "premise"
 
 
 @pytest.fixture
@@ -543,4 +543,4 @@ def test_a_data_dir_that_runs_out_of_space_keeps_what_was_saved_and_says_what_to
 
     filler.unlink()  # the host frees space: the learner's next try is saved
     assert said(refused, "lesson distillation") != [FULL]
-    assert SqliteProgressStore(settings.database_path).position(f"test:{refused.user_id}").step == "premise"
+    assert SqlProgressStore(settings.database_path).position(f"test:{refused.user_id}").step == "premise"

@@ -17,7 +17,7 @@ from pathlib import Path
 from bot.adapters.console import STATUS_MARK
 from bot.core.engine import Engine
 from bot.knowledge.reader import read_knowledge
-from bot.store.progress import SqliteProgressStore
+from bot.store.progress import SqlProgressStore
 from tests.engine_driver import Learner
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,10 +36,10 @@ def script() -> list[str]:
     return lines + ["next", "next", "next"]
 
 
-def reference(lines: list[str], tmp_path: Path) -> tuple[list[str], SqliteProgressStore]:
+def reference(lines: list[str], tmp_path: Path) -> tuple[list[str], SqlProgressStore]:
     """The status after each line (index 0: before any), from an engine that is never killed."""
     tracks = {r.track.id: r.track for r in read_knowledge(KNOWLEDGE) if r.track}
-    store = SqliteProgressStore(tmp_path / "reference.sqlite3")
+    store = SqlProgressStore(tmp_path / "reference.sqlite3")
     engine = Engine(tracks, store)
     learner = Learner(engine, "kim", "console", platform="console")
     statuses = [engine.status(LEARNER)]
@@ -120,7 +120,7 @@ def test_killed_at_random_points_the_tutor_loses_nothing(tmp_path: Path) -> None
         kills += 1
     print(f"{kills} kills, {committed_in_flight} turns stored just before a kill")
     assert kills >= 5
-    final = SqliteProgressStore(data_dir / "tutorbot.sqlite3")
+    final = SqlProgressStore(data_dir / "tutorbot.sqlite3")
     assert final.position(LEARNER) == expected.position(LEARNER)
     strip = lambda rows: [(r.track, r.lesson, r.score, r.total) for r in rows]  # noqa: E731
     assert strip(final.results(LEARNER)) == strip(expected.results(LEARNER))

@@ -16,7 +16,7 @@ from bench.insights import NOW, bench_track, seed
 from bot.insights.charts import HEIGHT, WIDTH
 from bot.insights.report import write_report
 from bot.store.database import Database
-from bot.store.insights import SqliteInsights
+from bot.store.insights import SqlInsights
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     database = Database(folder / "tutorbot.sqlite3")
     try:
         seed(database, track, 300, random.Random(7))
-        insights = SqliteInsights(database).insights(track, None, NOW)
+        insights = SqlInsights(database).insights(track, None, NOW)
     finally:
         database.close()
     assert insights.learners and insights.hardest  # both charts have data to draw

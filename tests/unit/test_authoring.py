@@ -16,8 +16,8 @@ from bot.core.uploads import MAX_ZIP_BYTES, UPLOADS_PER_MINUTE
 from bot.knowledge.library import LibraryFiles
 from bot.knowledge.reader import read_track
 from bot.store.database import Database
-from bot.store.progress import SqliteProgressStore
-from bot.store.track_versions import SqliteTrackVersions
+from bot.store.progress import SqlProgressStore
+from bot.store.track_versions import SqlTrackVersions
 from tests.engine_driver import Learner
 from tests.helpers import BODY, front_matter, write_lesson, write_track, zip_folder
 
@@ -40,14 +40,14 @@ def database(tmp_path: Path) -> Database:
 
 
 def library(tmp_path: Path, database: Database) -> LibraryFiles:
-    return LibraryFiles(tmp_path / "library", SqliteTrackVersions(database))
+    return LibraryFiles(tmp_path / "library", SqlTrackVersions(database))
 
 
 @pytest.fixture
 def engine(tmp_path: Path, database: Database) -> Engine:
     host = read_track(write_track(tmp_path / "host", "host-track")).track
     assert host is not None
-    return Engine({host.id: host}, SqliteProgressStore(database), library=library(tmp_path, database))
+    return Engine({host.id: host}, SqlProgressStore(database), library=library(tmp_path, database))
 
 
 def moderator(engine: Engine, server: str = SERVER) -> Learner:
@@ -217,7 +217,7 @@ def test_a_version_published_on_the_host_reaches_a_running_engine(tmp_path: Path
     clock = Clock()
     host = read_track(write_track(tmp_path / "host", "host-track")).track
     assert host is not None
-    engine = Engine({host.id: host}, SqliteProgressStore(database), library=library(tmp_path, database))
+    engine = Engine({host.id: host}, SqlProgressStore(database), library=library(tmp_path, database))
     engine.authoring.clock = clock
     ada = learner(engine)
     ada.say("tracks")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from bot.core.commands import ARG_COMMANDS, WORD_COMMANDS
 from bot.core.engine import Engine, parse_command
 from bot.knowledge.reader import read_knowledge
-from bot.store.progress import SqliteProgressStore
+from bot.store.progress import SqlProgressStore
 from tests.engine_driver import Learner
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,7 +76,7 @@ COMMANDS = {
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Engine:
-    return Engine(TRACKS, SqliteProgressStore(tmp_path / "progress.sqlite3"))
+    return Engine(TRACKS, SqlProgressStore(tmp_path / "progress.sqlite3"))
 
 
 @pytest.mark.parametrize("question", QUESTIONS_STARTING_WITH_COMMAND_WORDS)

@@ -15,7 +15,7 @@ from bot.core.messages import MAX_ACTION_BYTES, Reply
 from bot.core.ports import Passage
 from bot.core.prompts import PromptLibrary
 from bot.knowledge.reader import read_knowledge, read_track
-from bot.store.progress import SqliteProgressStore
+from bot.store.progress import SqlProgressStore
 from tests.engine_driver import Learner
 from tests.fakes import FixedRetriever, GatedModel, MemoryLog, ScriptedModel
 from tests.helpers import write_track
@@ -49,8 +49,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqliteProgressStore:
-    return SqliteProgressStore(tmp_path / "progress.sqlite3")
+def store(tmp_path: Path) -> SqlProgressStore:
+    return SqlProgressStore(tmp_path / "progress.sqlite3")
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def model() -> ScriptedModel:
 
 
 @pytest.fixture
-def engine(store: SqliteProgressStore, model: ScriptedModel, clock: Clock) -> Engine:
+def engine(store: SqlProgressStore, model: ScriptedModel, clock: Clock) -> Engine:
     answerer = Answerer(FixedRetriever([passage()]), model, PROMPTS, MemoryLog())
     return Engine(TRACKS, store, answerer, clock=clock)
 
@@ -74,7 +74,7 @@ def open_lesson(learner: Learner, lesson_number: int = 1) -> None:
     learner.press(f"{lesson_number}.")
 
 
-def test_a_whole_lesson_and_quiz_then_keep_going(engine: Engine, store: SqliteProgressStore) -> None:
+def test_a_whole_lesson_and_quiz_then_keep_going(engine: Engine, store: SqlProgressStore) -> None:
     ada = Learner(engine)
     ada.say("/start")
     assert "Welcome to tutorbot, Ada" in ada.text and AI.title in ada.text
@@ -154,7 +154,7 @@ def test_every_action_id_is_short(engine: Engine) -> None:
 
 
 def test_a_question_mid_lesson_is_answered_without_losing_the_place(engine: Engine, model: ScriptedModel,
-                                                                    store: SqliteProgressStore) -> None:  # fmt: skip
+                                                                    store: SqlProgressStore) -> None:  # fmt: skip
     ada = Learner(engine)
     open_lesson(ada)
     ada.press("Start reading")
@@ -203,7 +203,7 @@ def test_a_question_in_the_quiz_is_answered_and_a_typed_letter_answers(engine: E
     )
 
 
-def test_stale_buttons_change_nothing(engine: Engine, store: SqliteProgressStore) -> None:
+def test_stale_buttons_change_nothing(engine: Engine, store: SqlProgressStore) -> None:
     ada = Learner(engine)
     open_lesson(ada)
     ada.press("Start reading")
@@ -226,7 +226,7 @@ def test_stale_buttons_change_nothing(engine: Engine, store: SqliteProgressStore
         assert ada.last and store.position("test:ada") == where
 
 
-def test_reset_asks_first_and_keeps_other_learners(engine: Engine, store: SqliteProgressStore) -> None:
+def test_reset_asks_first_and_keeps_other_learners(engine: Engine, store: SqlProgressStore) -> None:
     ada, bob = Learner(engine), Learner(engine, "bob", "dm-bob")
     open_lesson(ada)
     open_lesson(bob, 2)
@@ -248,7 +248,7 @@ def test_reset_asks_first_and_keeps_other_learners(engine: Engine, store: Sqlite
 
 
 def test_bad_input_gets_a_helpful_reply_and_keeps_progress(engine: Engine, model: ScriptedModel,
-                                                           store: SqliteProgressStore) -> None:  # fmt: skip
+                                                           store: SqlProgressStore) -> None:  # fmt: skip
     ada = Learner(engine)
     open_lesson(ada)
     ada.press("Start reading")
@@ -271,7 +271,7 @@ def test_bad_input_gets_a_helpful_reply_and_keeps_progress(engine: Engine, model
     assert DISTILLATION.sections[1].heading in ada.text
 
 
-def test_busy_model_gets_a_polite_reply(store: SqliteProgressStore, clock: Clock) -> None:
+def test_busy_model_gets_a_polite_reply(store: SqlProgressStore, clock: Clock) -> None:
     from bot.core.ports import ModelBusy
 
     class BusyModel:
@@ -284,7 +284,7 @@ def test_busy_model_gets_a_polite_reply(store: SqliteProgressStore, clock: Clock
     assert "busy" in ada.text and "try again" in ada.text
 
 
-def test_moderators_choose_the_tracks_a_community_offers(engine: Engine, store: SqliteProgressStore) -> None:
+def test_moderators_choose_the_tracks_a_community_offers(engine: Engine, store: SqlProgressStore) -> None:
     member = Learner(engine, "bob", "guild-1", is_direct=False)
     mod = Learner(engine, "mia", "guild-1", is_direct=False, is_moderator=True)
     member.say("disable ai-foundations")
@@ -317,7 +317,7 @@ def test_moderators_choose_the_tracks_a_community_offers(engine: Engine, store: 
     assert "direct message every track is available" in dm_mod.text
 
 
-def test_missed_questions_come_back_for_review(engine: Engine, store: SqliteProgressStore, clock: Clock) -> None:
+def test_missed_questions_come_back_for_review(engine: Engine, store: SqlProgressStore, clock: Clock) -> None:
     ada = Learner(engine)
     open_lesson(ada)
     ada.say("quiz")
@@ -340,7 +340,7 @@ def test_missed_questions_come_back_for_review(engine: Engine, store: SqliteProg
     assert store.position("test:ada").step == "quiz"  # reviewing did not move the lesson place
 
 
-def test_one_turn_at_a_time_per_learner(engine: Engine, store: SqliteProgressStore) -> None:
+def test_one_turn_at_a_time_per_learner(engine: Engine, store: SqlProgressStore) -> None:
     ada = Learner(engine)
     open_lesson(ada)
     next_action = ada.button("Start reading")
@@ -354,7 +354,7 @@ def test_one_turn_at_a_time_per_learner(engine: Engine, store: SqliteProgressSto
     assert store.position("test:ada").step == "section" and store.position("test:ada").section == 0
 
 
-def test_many_learners_at_once_keep_their_own_places(engine: Engine, store: SqliteProgressStore) -> None:
+def test_many_learners_at_once_keep_their_own_places(engine: Engine, store: SqlProgressStore) -> None:
     learners = [Learner(engine, f"u{n}", f"dm-u{n}") for n in range(60)]
 
     async def walk(learner: Learner, steps: int) -> None:
@@ -374,7 +374,7 @@ def test_many_learners_at_once_keep_their_own_places(engine: Engine, store: Sqli
         assert (position.step, position.section) == ("section", n % 4)
 
 
-def test_navigation_never_waits_for_the_model(store: SqliteProgressStore, clock: Clock) -> None:
+def test_navigation_never_waits_for_the_model(store: SqlProgressStore, clock: Clock) -> None:
     model = GatedModel()
     model.enqueue_answer(["1"], explanation="Yes.")
     engine = Engine(TRACKS, store, Answerer(FixedRetriever([passage()]), model, PROMPTS), clock=clock)
@@ -394,7 +394,7 @@ def test_navigation_never_waits_for_the_model(store: SqliteProgressStore, clock:
     assert navigated_first and "Source:" in answer
 
 
-def test_a_lesson_that_disappeared_shows_the_start_and_keeps_the_place(tmp_path: Path, store: SqliteProgressStore,
+def test_a_lesson_that_disappeared_shows_the_start_and_keeps_the_place(tmp_path: Path, store: SqlProgressStore,
                                                                        clock: Clock) -> None:  # fmt: skip
     folder = write_track(tmp_path / "demo", "demo", lessons=2)
     track = read_track(folder).track
@@ -412,7 +412,7 @@ def test_a_lesson_that_disappeared_shows_the_start_and_keeps_the_place(tmp_path:
     assert track.lessons[1].sections[1].heading in ada.text
 
 
-def test_a_lesson_without_a_quiz_finishes_with_a_button(tmp_path: Path, store: SqliteProgressStore,
+def test_a_lesson_without_a_quiz_finishes_with_a_button(tmp_path: Path, store: SqlProgressStore,
                                                          clock: Clock) -> None:  # fmt: skip
     folder = write_track(tmp_path / "plain", "plain", lessons=0)
     (folder / "intro.md").write_text("# Intro\n\n## One\n\nFirst part.\n\n## Two\n\nSecond part.\n", encoding="utf-8")
@@ -454,7 +454,7 @@ def test_commands_and_cleaning() -> None:
     assert clean_text("ﬁne") == ("fine", False)
 
 
-def test_one_question_per_learner_at_a_time_while_navigation_still_works(store: SqliteProgressStore,
+def test_one_question_per_learner_at_a_time_while_navigation_still_works(store: SqlProgressStore,
                                                                          clock: Clock) -> None:  # fmt: skip
     model = GatedModel()
     for reply in ({"units": ["1"]}, {"units": ["1"]}, "It learns from the outputs.", "It is smaller."):
@@ -482,7 +482,7 @@ def test_one_question_per_learner_at_a_time_while_navigation_still_works(store: 
     assert len(model.questions) == 2  # ada's first question and bob's; ada's second never reached the model
 
 
-def test_opening_a_lesson_has_the_model_read_its_pages_ahead(store: SqliteProgressStore, clock: Clock) -> None:
+def test_opening_a_lesson_has_the_model_read_its_pages_ahead(store: SqlProgressStore, clock: Clock) -> None:
     from bot.core.answering.answerer import lesson_lookup
 
     model = ScriptedModel()
@@ -503,7 +503,7 @@ def test_opening_a_lesson_has_the_model_read_its_pages_ahead(store: SqliteProgre
 
 
 @pytest.mark.parametrize("number", ["²", "١", "9" * 5000, "-1", " 1"])
-def test_an_action_whose_number_no_button_carries_is_stale_and_moves_nothing(engine: Engine, store: SqliteProgressStore,
+def test_an_action_whose_number_no_button_carries_is_stale_and_moves_nothing(engine: Engine, store: SqlProgressStore,
                                                                              number: str) -> None:  # fmt: skip
     ada = Learner(engine)
     open_lesson(ada)

@@ -11,7 +11,7 @@ from bot.core.engine import Engine
 from bot.core.ports import Passage
 from bot.core.prompts import PromptLibrary
 from bot.knowledge.reader import read_knowledge
-from bot.store.progress import SqliteProgressStore
+from bot.store.progress import SqlProgressStore
 from tests.engine_driver import Learner
 from tests.fakes import FixedRetriever, ScriptedModel
 
@@ -20,7 +20,7 @@ TRACKS = {r.track.id: r.track for r in read_knowledge(REPO / "knowledge") if r.t
 HELD_AT_MOST = 10.0  # a slow call gives up after this, so a blocked event loop fails the test instead of hanging it
 
 
-class SlowForOneLearner(SqliteProgressStore):
+class SlowForOneLearner(SqlProgressStore):
     """A real store whose reads for one learner wait (a database lock, a slow disk) until the test lets go."""
 
     def __init__(self, path: Path, slow: str):
@@ -75,7 +75,7 @@ def test_a_long_embedding_for_one_question_does_not_delay_another_learners_turn(
     retriever = SlowEmbedding([passage])
     model = ScriptedModel(replies=['{"units": ["1"]}', "The student copies the teacher."], verdicts=[0.9])
     answerer = Answerer(retriever, model, PromptLibrary(REPO / "prompts"))
-    engine = Engine(TRACKS, SqliteProgressStore(tmp_path / "progress.sqlite3"), answerer)
+    engine = Engine(TRACKS, SqlProgressStore(tmp_path / "progress.sqlite3"), answerer)
     asker, reader = Learner(engine, user_id="asker"), Learner(engine, user_id="reader")
 
     async def scenario() -> None:

@@ -40,7 +40,7 @@ from bot.core.lessons import Track
 from bot.core.messages import MAX_ACTION_BYTES, Reply
 from bot.core.prompts import PromptLibrary
 from bot.knowledge.reader import read_knowledge, read_track
-from bot.store.progress import SqliteProgressStore
+from bot.store.progress import SqlProgressStore
 from tests.adapters.discord_fake import BOT_ID, FakeDiscord, User
 from tests.engine_driver import Learner
 from tests.fakes import FixedRetriever, MemoryLog, TirelessModel
@@ -79,7 +79,7 @@ TEXT_TURNS = fuzz_settings(40, deadline=None)  # each example is a few engine tu
 @dataclass
 class Session:
     engine: Engine
-    store: SqliteProgressStore
+    store: SqlProgressStore
     model: TirelessModel
 
 
@@ -87,7 +87,7 @@ class Session:
 def session(tracks: dict[str, Track] = TRACKS) -> Iterator[Session]:
     """A fresh engine (on the bundled track), a SQLite store in a temporary folder, and a model that always answers."""
     with tempfile.TemporaryDirectory() as folder:
-        store = SqliteProgressStore(Path(folder) / "progress.sqlite3")
+        store = SqlProgressStore(Path(folder) / "progress.sqlite3")
         model = TirelessModel()
         answerer = Answerer(FixedRetriever([passage()]), model, PROMPTS, MemoryLog())
         try:

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 import bot.cli
-import bot.store.insights
+import bot.store.database
 from bot.core.engine import Engine
 from bot.core.insights import (
     MIN_ASKERS_FOR_EXAMPLES,
@@ -32,9 +32,9 @@ from bot.core.ports import LearnerSettings, LessonResult, Position, QuestionReco
 from bot.insights.chat import ChatInsights
 from bot.insights.report import write_report
 from bot.store.database import Database
-from bot.store.insights import SqliteInsights
-from bot.store.progress import SqliteProgressStore
-from bot.store.question_log import SqliteQuestionLog
+from bot.store.insights import SqlInsights
+from bot.store.progress import SqlProgressStore
+from bot.store.question_log import SqlQuestionLog
 from tests.engine_driver import Learner
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,7 +63,7 @@ TRACK = Track("t", "Test track", "", (
 ))  # fmt: skip
 
 
-def _run(store: SqliteProgressStore, learner: str, lesson: str, run: int, chosen: list[int], at: float,
+def _run(store: SqlProgressStore, learner: str, lesson: str, run: int, chosen: list[int], at: float,
          finish: bool = True) -> None:  # fmt: skip
     """A quiz run through the store's API, answer by answer, finished with its result."""
     quiz = TRACK.lesson(lesson).quiz  # type: ignore[union-attr]
@@ -78,7 +78,7 @@ def _run(store: SqliteProgressStore, learner: str, lesson: str, run: int, chosen
 @pytest.fixture
 def database(tmp_path: Path) -> Database:
     db = Database(tmp_path / "tutorbot.sqlite3")
-    store, log = SqliteProgressStore(db), SqliteQuestionLog(db)
+    store, log = SqlProgressStore(db), SqlQuestionLog(db)
     for learner in (A, B, C, F, G):
         store.note_member(CLASS, learner, W11)
     store.note_member(OTHER, D, W11)
@@ -125,7 +125,7 @@ def database(tmp_path: Path) -> Database:
 
 
 def _insights(database: Database, community: str | None) -> Insights:
-    return SqliteInsights(database).insights(TRACK, community, NOW)
+    return SqlInsights(database).insights(TRACK, community, NOW)
 
 
 def test_funnel_counts_openings_and_results_per_lesson_in_track_order(database: Database) -> None:
@@ -200,7 +200,7 @@ def _query_plans(database: Database, community: str | None, monkeypatch: pytest.
         connection.set_trace_callback(statements.append)
         return connection
 
-    monkeypatch.setattr(bot.store.insights.sqlite3, "connect", traced)
+    monkeypatch.setattr(bot.store.database.sqlite3, "connect", traced)
     _insights(database, community)
     monkeypatch.undo()
     queries = [sql for sql in statements if sql.lstrip().upper().startswith(("SELECT", "WITH"))]
@@ -277,8 +277,8 @@ def test_csv_text_a_spreadsheet_would_run_is_kept_as_text(tmp_path: Path) -> Non
 
 
 def test_a_moderator_gets_the_summary_and_both_charts_through_the_engine(database: Database) -> None:
-    engine = Engine({TRACK.id: TRACK}, SqliteProgressStore(database),
-                    insights=ChatInsights(SqliteInsights(database), clock=lambda: NOW))  # fmt: skip
+    engine = Engine({TRACK.id: TRACK}, SqlProgressStore(database),
+                    insights=ChatInsights(SqlInsights(database), clock=lambda: NOW))  # fmt: skip
     moderator = Learner(engine, "77", CLASS.split(":")[1], is_direct=False, is_moderator=True, platform="discord")
     [reply] = moderator.say("insights t")
     assert (
@@ -323,13 +323,13 @@ def test_report_command_lists_the_known_tracks_for_an_unknown_one(tmp_path: Path
 
 def test_report_command_finds_a_track_a_community_uploaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from bot.knowledge.library import LibraryFiles
-    from bot.store.track_versions import SqliteTrackVersions
+    from bot.store.track_versions import SqlTrackVersions
     from tests.helpers import write_track
 
     monkeypatch.setenv("TUTORBOT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TUTORBOT_KNOWLEDGE_DIR", str(REPO / "knowledge"))
     database = Database(tmp_path / "data" / "tutorbot.sqlite3")
-    library = LibraryFiles(tmp_path / "data" / "library", SqliteTrackVersions(database))
+    library = LibraryFiles(tmp_path / "data" / "library", SqlTrackVersions(database))
     published = library.publish_path(
         "discord:42", "ml-basics", write_track(tmp_path / "src", "ml-basics", lessons=3), "mod"
     )

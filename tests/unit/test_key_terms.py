@@ -12,7 +12,7 @@ from bot.core.engine import Engine
 from bot.core.lessons import Track
 from bot.core.terms import KeyTerms, asked_term, normalise
 from bot.knowledge.reader import read_knowledge
-from bot.store.progress import SqliteProgressStore
+from bot.store.progress import SqlProgressStore
 from tests.engine_driver import Learner
 from tests.fakes import FixedRetriever, MemoryLog, ScriptedModel
 from tests.unit.test_engine import PROMPTS, TRACKS, open_lesson, passage
@@ -28,7 +28,7 @@ def model() -> ScriptedModel:
 @pytest.fixture
 def engine(tmp_path: Path, model: ScriptedModel) -> Engine:
     answerer = Answerer(FixedRetriever([passage()]), model, PROMPTS, MemoryLog())
-    return Engine(TRACKS, SqliteProgressStore(tmp_path / "p.sqlite3"), answerer)
+    return Engine(TRACKS, SqlProgressStore(tmp_path / "p.sqlite3"), answerer)
 
 
 @pytest.mark.parametrize("phrase", ["soft targets", "Soft Targets", "soft target", "the soft targets", "sfot targets",
@@ -114,7 +114,7 @@ def test_a_question_that_is_not_a_key_term_still_goes_to_the_answerer(engine: En
 
 
 def test_a_term_of_a_track_turned_off_in_a_community_is_not_found_there(tmp_path: Path) -> None:
-    engine = Engine(TRACKS, SqliteProgressStore(tmp_path / "p.sqlite3"))
+    engine = Engine(TRACKS, SqlProgressStore(tmp_path / "p.sqlite3"))
     Learner(engine, user_id="mod", conversation="g", is_direct=False, is_moderator=True).say("disable ai-foundations")
     ada = Learner(engine, conversation="g", is_direct=False)
     ada.say("term softmax")

@@ -9,7 +9,7 @@ import pytest
 
 from bot.core.engine import Engine
 from bot.core.ports import LessonResult, Position
-from bot.store.progress import SqliteProgressStore
+from bot.store.progress import SqlProgressStore
 from tests.engine_driver import Learner
 from tests.unit.test_engine import TRACKS, Clock
 
@@ -24,7 +24,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def engine(tmp_path: Path, clock: Clock) -> Engine:
-    return Engine(TRACKS, SqliteProgressStore(tmp_path / "p.sqlite3"), clock=clock)
+    return Engine(TRACKS, SqlProgressStore(tmp_path / "p.sqlite3"), clock=clock)
 
 
 def member(engine: Engine, name: str, group: str = "g1", moderator: bool = False) -> Learner:

@@ -8,7 +8,7 @@ import pytest
 
 from bot.core.engine import Engine
 from bot.knowledge.reader import read_knowledge
-from bot.store.progress import SqliteProgressStore
+from bot.store.progress import SqlProgressStore
 from tests.engine_driver import Learner
 from tests.helpers import front_matter, write_lesson, write_track
 
@@ -22,7 +22,7 @@ def engine(tmp_path: Path) -> Engine:
                  front_matter("lesson-1", quiz=[], related=["extra/lesson-1", "lesson-2"]))  # fmt: skip
     results = read_knowledge(knowledge)
     assert all(result.ok for result in results)
-    return Engine({r.track.id: r.track for r in results if r.track}, SqliteProgressStore(tmp_path / "p.sqlite3"))
+    return Engine({r.track.id: r.track for r in results if r.track}, SqlProgressStore(tmp_path / "p.sqlite3"))
 
 
 def walk_to_the_end(learner: Learner) -> None:

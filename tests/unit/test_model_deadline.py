@@ -16,7 +16,7 @@ from bot.core.ports import ChatMessage, Generation, ModelTimedOut
 from bot.llm.deadline import until
 from bot.llm.llama import LlamaChatModel
 from bot.llm.openai_http import OpenAIChatModel
-from bot.store.progress import SqliteProgressStore
+from bot.store.progress import SqlProgressStore
 from tests.engine_driver import Learner
 from tests.fakes import FixedRetriever
 from tests.unit.test_engine import PROMPTS, TRACKS, passage
@@ -152,7 +152,7 @@ def test_a_learner_whose_question_stalls_the_model_gets_the_failure_reply(tmp_pa
     fake = LongPromptLlama()
     model = LlamaChatModel(None, max_seconds=0.3, loader=lambda: fake)
     answerer = Answerer(FixedRetriever([passage()]), model, PROMPTS)
-    engine = Engine(TRACKS, SqliteProgressStore(tmp_path / "progress.sqlite3"), answerer)
+    engine = Engine(TRACKS, SqlProgressStore(tmp_path / "progress.sqlite3"), answerer)
     ada = Learner(engine)
     ada.say("what does the student learn from the teacher?")
     assert "couldn't write an answer just now" in ada.text and "try again" in ada.text

@@ -30,8 +30,8 @@ from bot.core.ports import (
 )
 from bot.store.database import Database, DatabaseTooNew
 from bot.store.migrations import LATEST_VERSION
-from bot.store.progress import SqliteProgressStore
-from bot.store.question_log import SqliteQuestionLog
+from bot.store.progress import SqlProgressStore
+from bot.store.question_log import SqlQuestionLog
 
 REPO = Path(__file__).resolve().parents[2]
 MARCH_1 = 1709251200.0  # 2024-03-01 00:00:00 UTC
@@ -60,8 +60,8 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path) -> Iterator[SqliteProgressStore]:
-    progress = SqliteProgressStore(db_path)
+def store(db_path: Path) -> Iterator[SqlProgressStore]:
+    progress = SqlProgressStore(db_path)
     yield progress
     progress.close()
 
@@ -87,7 +87,7 @@ def user_version(path: Path) -> int:
 # ---------------------------------------------------------------- the store
 
 
-def test_a_new_learner_is_at_home(store: SqliteProgressStore) -> None:
+def test_a_new_learner_is_at_home(store: SqlProgressStore) -> None:
     assert store.position("nobody") == Position()
     assert store.attempts("nobody", "python", "intro", 1) == []
     assert store.results("nobody") == [] and store.cards("nobody") == [] and store.active_days("nobody") == []
@@ -96,18 +96,18 @@ def test_a_new_learner_is_at_home(store: SqliteProgressStore) -> None:
 def test_position_round_trips_and_survives_reopening(db_path: Path) -> None:
     position = Position(track="python", lesson="intro", step="quiz", section=2, question=1, quiz_run=3, pending="reset",
                         version=7)  # fmt: skip
-    store = SqliteProgressStore(db_path)
+    store = SqlProgressStore(db_path)
     store.save("ada", Position(track="python", version=1), at=MARCH_1)
     store.save("ada", position, at=MARCH_1 + 1)
     assert store.position("ada") == position
     store.close()
 
-    reopened = SqliteProgressStore(db_path)
+    reopened = SqlProgressStore(db_path)
     assert reopened.position("ada") == position
     reopened.close()
 
 
-def test_a_stored_position_with_unknown_or_missing_fields_loads(store: SqliteProgressStore, db_path: Path) -> None:
+def test_a_stored_position_with_unknown_or_missing_fields_loads(store: SqlProgressStore, db_path: Path) -> None:
     with closing(sqlite3.connect(db_path, isolation_level=None)) as connection:  # as a newer release might write it
         connection.execute(
             "INSERT INTO learners (learner, position, updated_at) VALUES (?, ?, ?)",
@@ -116,7 +116,7 @@ def test_a_stored_position_with_unknown_or_missing_fields_loads(store: SqlitePro
     assert store.position("ada") == Position(track="python", step="premise", version=3)
 
 
-def test_concurrent_saves_from_many_threads_all_land(store: SqliteProgressStore) -> None:
+def test_concurrent_saves_from_many_threads_all_land(store: SqlProgressStore) -> None:
     def play(learner: str) -> None:
         for version in range(1, 51):
             store.save(learner, Position(version=version), at=MARCH_1 + version, attempt=attempt(version))
@@ -129,7 +129,7 @@ def test_concurrent_saves_from_many_threads_all_land(store: SqliteProgressStore)
         assert len(store.attempts(learner, "python", "intro", 1)) == 50
 
 
-def test_save_with_attempt_result_and_card(store: SqliteProgressStore) -> None:
+def test_save_with_attempt_result_and_card(store: SqlProgressStore) -> None:
     store.save("ada", Position(step="quiz", quiz_run=1, question=1), at=MARCH_1, attempt=attempt(0, chosen=2))
     store.save("ada", Position(step="quiz", quiz_run=1, question=2), at=MARCH_1, attempt=attempt(1, correct=False),
                card=card(1, due=MARCH_1 + 3 * DAY))  # fmt: skip
@@ -146,7 +146,7 @@ def test_save_with_attempt_result_and_card(store: SqliteProgressStore) -> None:
     assert store.position("ada") == Position(step="result")
 
 
-def test_results_oldest_first_and_a_lesson_finished_twice_appears_twice(store: SqliteProgressStore) -> None:
+def test_results_oldest_first_and_a_lesson_finished_twice_appears_twice(store: SqlProgressStore) -> None:
     second = LessonResult("python", "intro", 2, 2, MARCH_1 + DAY)
     first = LessonResult("python", "intro", 1, 2, MARCH_1)
     other = LessonResult("python", "loops", 0, 0, MARCH_1 + 2 * DAY)
@@ -155,20 +155,20 @@ def test_results_oldest_first_and_a_lesson_finished_twice_appears_twice(store: S
     assert store.results("ada") == [first, second, other]
 
 
-def test_saving_a_card_again_replaces_it(store: SqliteProgressStore) -> None:
+def test_saving_a_card_again_replaces_it(store: SqlProgressStore) -> None:
     store.save("ada", Position(), at=MARCH_1, card=card(0, due=MARCH_1 + DAY, state='{"step": 1}'))
     store.save("ada", Position(), at=MARCH_1, card=card(1, due=MARCH_1 + 2 * DAY))
     store.save("ada", Position(), at=MARCH_1, card=card(0, due=MARCH_1 + 5 * DAY, state='{"step": 2}'))
     assert store.cards("ada") == [card(1, due=MARCH_1 + 2 * DAY), card(0, due=MARCH_1 + 5 * DAY, state='{"step": 2}')]
 
 
-def test_active_days_are_utc_days_newest_first_once_each(store: SqliteProgressStore) -> None:
+def test_active_days_are_utc_days_newest_first_once_each(store: SqlProgressStore) -> None:
     for at in (MARCH_1 - 1, MARCH_1, MARCH_1 + 3600, MARCH_1 + DAY - 1, MARCH_1 + 2 * DAY + 5, MARCH_1 + 10):
         store.save("ada", Position(), at=at)
     assert store.active_days("ada") == ["2024-03-03", "2024-03-01", "2024-02-29"]
 
 
-def test_reset_forgets_only_that_learner(store: SqliteProgressStore) -> None:
+def test_reset_forgets_only_that_learner(store: SqlProgressStore) -> None:
     for learner in ("ada", "bob"):
         store.save(learner, Position(track="python", step="quiz", version=3), at=MARCH_1, attempt=attempt(0),
                    result=LessonResult("python", "intro", 1, 1, MARCH_1), card=card(0, due=MARCH_1 + DAY))  # fmt: skip
@@ -187,7 +187,7 @@ def test_reset_forgets_only_that_learner(store: SqliteProgressStore) -> None:
     assert len(store.track_changes("guild")) == 1
 
 
-def test_learners_never_see_each_others_rows(store: SqliteProgressStore) -> None:
+def test_learners_never_see_each_others_rows(store: SqlProgressStore) -> None:
     store.save("ada", Position(lesson="intro", version=1), at=MARCH_1, attempt=attempt(0, chosen=1),
                result=LessonResult("python", "intro", 1, 1, MARCH_1), card=card(0, due=MARCH_1))  # fmt: skip
     store.save("bob", Position(lesson="loops", version=9), at=MARCH_1 + DAY, attempt=attempt(0, chosen=2),
@@ -203,7 +203,7 @@ def test_learners_never_see_each_others_rows(store: SqliteProgressStore) -> None
     assert store.active_days("ada") == ["2024-03-01"] and store.active_days("bob") == ["2024-03-02"]
 
 
-def test_community_tracks_can_be_disabled_and_enabled_with_an_audit_trail(store: SqliteProgressStore) -> None:
+def test_community_tracks_can_be_disabled_and_enabled_with_an_audit_trail(store: SqlProgressStore) -> None:
     assert store.disabled_tracks("guild") == set() and store.track_changes("guild") == []
 
     store.set_track_enabled("guild", "rust", False, by="mod-a", at=MARCH_1)
@@ -222,7 +222,7 @@ def test_community_tracks_can_be_disabled_and_enabled_with_an_audit_trail(store:
     assert store.track_changes("other") == [TrackChange("other", "python", False, "mod-c", MARCH_1 + 2)]
 
 
-def test_a_save_that_fails_midway_stores_nothing(store: SqliteProgressStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_save_that_fails_midway_stores_nothing(store: SqlProgressStore, monkeypatch: pytest.MonkeyPatch) -> None:
     before = Position(track="python", lesson="intro", step="quiz", version=4)
     store.save("ada", before, at=MARCH_1, attempt=attempt(0), card=card(0, due=MARCH_1 + DAY))
 
@@ -244,7 +244,7 @@ def test_a_save_that_fails_midway_stores_nothing(store: SqliteProgressStore, mon
     assert store.position("ada") == Position(version=6)
 
 
-def test_a_save_violating_a_constraint_stores_nothing(store: SqliteProgressStore) -> None:
+def test_a_save_violating_a_constraint_stores_nothing(store: SqlProgressStore) -> None:
     before = Position(track="python", version=1)
     store.save("ada", before, at=MARCH_1)
     broken = QuizAttempt(None, "intro", 1, 0, 0, True, MARCH_1)  # type: ignore[arg-type]
@@ -256,7 +256,7 @@ def test_a_save_violating_a_constraint_stores_nothing(store: SqliteProgressStore
 
 def test_the_question_log_and_the_progress_store_share_one_database(db_path: Path) -> None:
     database = Database(db_path)
-    log, store = SqliteQuestionLog(database), SqliteProgressStore(database)
+    log, store = SqlQuestionLog(database), SqlProgressStore(database)
     question = QuestionRecord("What is a list", "python", "intro", False, "answered", ("lists",), "ada", {"total": 1.5})
     log.record(question)
     store.save("ada", Position(version=1), at=MARCH_1)
@@ -271,7 +271,7 @@ def test_a_locked_database_raises_store_busy_and_the_question_log_leaves_the_ent
     db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     database = Database(db_path, busy_timeout_ms=50)
-    store, log = SqliteProgressStore(database), SqliteQuestionLog(database)
+    store, log = SqlProgressStore(database), SqlQuestionLog(database)
     store.save("ada", Position(version=1), at=MARCH_1)
     with closing(sqlite3.connect(db_path, isolation_level=None)) as other:
         other.execute("BEGIN IMMEDIATE")  # another process's write transaction
@@ -287,7 +287,7 @@ def test_a_locked_database_raises_store_busy_and_the_question_log_leaves_the_ent
     database.close()
 
 
-def test_an_sql_mistake_is_raised_as_it_is_not_as_a_passing_condition(store: SqliteProgressStore) -> None:
+def test_an_sql_mistake_is_raised_as_it_is_not_as_a_passing_condition(store: SqlProgressStore) -> None:
     with pytest.raises(sqlite3.OperationalError, match="no such table"):
         store._db.fetch_all("SELECT * FROM no_such_table")
 
@@ -296,7 +296,7 @@ def test_an_sql_mistake_is_raised_as_it_is_not_as_a_passing_condition(store: Sql
 
 
 def test_a_new_database_ends_at_the_latest_version(db_path: Path) -> None:
-    SqliteProgressStore(db_path).close()
+    SqlProgressStore(db_path).close()
     assert user_version(db_path) == LATEST_VERSION == 6
     assert query(db_path, "PRAGMA journal_mode") == [("wal",)]
 
@@ -312,19 +312,19 @@ def test_a_database_of_the_first_release_upgrades_and_keeps_its_questions(db_pat
         )
     assert user_version(db_path) == 0
 
-    log = SqliteQuestionLog(db_path)
+    log = SqlQuestionLog(db_path)
     assert log.recent() == [QuestionRecord("Why?", "python", "intro", True, "off topic", (), "ada", {})]
     log.close()
     assert user_version(db_path) == LATEST_VERSION
 
-    store = SqliteProgressStore(db_path)
+    store = SqlProgressStore(db_path)
     store.save("ada", Position(version=1), at=MARCH_1)
     assert store.position("ada") == Position(version=1)
     store.close()
 
 
 def test_reopening_is_idempotent(db_path: Path) -> None:
-    store = SqliteProgressStore(db_path)
+    store = SqlProgressStore(db_path)
     store.save("ada", Position(version=1), at=MARCH_1)
     store.close()
     schema = query(db_path, "SELECT type, name, sql FROM sqlite_master ORDER BY name")
@@ -334,7 +334,7 @@ def test_reopening_is_idempotent(db_path: Path) -> None:
 
     assert user_version(db_path) == LATEST_VERSION
     assert query(db_path, "SELECT type, name, sql FROM sqlite_master ORDER BY name") == schema
-    reopened = SqliteProgressStore(db_path)
+    reopened = SqlProgressStore(db_path)
     assert reopened.position("ada") == Position(version=1)
     reopened.close()
 
@@ -347,11 +347,11 @@ def test_a_database_from_a_newer_release_is_refused_and_left_untouched(db_path: 
     original = db_path.read_bytes()
 
     with pytest.raises(DatabaseTooNew) as refused:
-        SqliteProgressStore(db_path)
+        SqlProgressStore(db_path)
     message = str(refused.value)
     assert str(LATEST_VERSION + 5) in message and str(LATEST_VERSION) in message and "upgrade tutorbot" in message
     with pytest.raises(DatabaseTooNew):
-        SqliteQuestionLog(db_path)
+        SqlQuestionLog(db_path)
 
     assert db_path.read_bytes() == original
     assert user_version(db_path) == LATEST_VERSION + 5
@@ -374,9 +374,9 @@ def test_a_saved_turn_survives_the_process_being_killed(db_path: Path) -> None:
         import sys, time
         from pathlib import Path
         from bot.core.ports import Position
-        from bot.store.progress import SqliteProgressStore
+        from bot.store.progress import SqlProgressStore
 
-        store = SqliteProgressStore(Path({str(db_path)!r}))
+        store = SqlProgressStore(Path({str(db_path)!r}))
         store.save("ada", Position(track="python", lesson="intro", step="section", section=2, version=5), at=1.0)
         print("saved", flush=True)
         time.sleep(60)
@@ -396,7 +396,7 @@ def test_a_saved_turn_survives_the_process_being_killed(db_path: Path) -> None:
             child.wait(timeout=10)
     assert child.returncode == -signal.SIGKILL
 
-    store = SqliteProgressStore(db_path)
+    store = SqlProgressStore(db_path)
     assert store.position("ada") == Position(track="python", lesson="intro", step="section", section=2, version=5)
     assert store.active_days("ada") == ["1970-01-01"]
     store.close()
@@ -406,10 +406,10 @@ def test_commits_never_checkpoint_and_the_checkpointer_thread_does(tmp_path: Pat
     """A checkpoint (an fsync) never runs inside a learner's commit; a thread of its own copies the log."""
     from bot.core.ports import Position
     from bot.store.database import Database
-    from bot.store.progress import SqliteProgressStore
+    from bot.store.progress import SqlProgressStore
 
     def saves(database: Database, count: int) -> None:
-        store = SqliteProgressStore(database)
+        store = SqlProgressStore(database)
         for n in range(count):
             store.save(f"learner-{n}", Position(step="premise", track="t", lesson=f"l{n}"), at=1_800_000_000.0)
 
@@ -428,7 +428,7 @@ def test_commits_never_checkpoint_and_the_checkpointer_thread_does(tmp_path: Pat
         time.sleep(0.05)
     assert (tmp_path / "busy.sqlite3").stat().st_size > before  # the checkpointer copied the log into the file
     busy.close()
-    assert SqliteProgressStore(tmp_path / "busy.sqlite3").position("learner-299").lesson == "l299"
+    assert SqlProgressStore(tmp_path / "busy.sqlite3").position("learner-299").lesson == "l299"
 
 
 # ---------------------------------------------------------------- settings, reminders, leaderboards (migration 3)
@@ -437,16 +437,16 @@ def test_commits_never_checkpoint_and_the_checkpointer_thread_does(tmp_path: Pat
 def test_a_version_2_database_upgrades_and_keeps_its_progress(db_path: Path) -> None:
     from bot.store.migrations import MIGRATIONS
 
-    old = SqliteProgressStore(Database(db_path, MIGRATIONS[:2]))
+    old = SqlProgressStore(Database(db_path, MIGRATIONS[:2]))
     old.save("ada", Position(track="t", lesson="l", step="section"), at=MARCH_1)
     old._db.close()
-    store = SqliteProgressStore(db_path)
+    store = SqlProgressStore(db_path)
     assert user_version(db_path) == LATEST_VERSION
     assert store.position("ada").lesson == "l"
     assert store.learner_settings("ada") == LearnerSettings()
 
 
-def test_learner_settings_round_trip_and_reminding_lists_those_with_reminders_on(store: SqliteProgressStore) -> None:
+def test_learner_settings_round_trip_and_reminding_lists_those_with_reminders_on(store: SqlProgressStore) -> None:
     on = LearnerSettings(timezone="Europe/Berlin", remind=True, remind_at=7 * 60 + 30, quiet=(23 * 60, 6 * 60), leaderboard=True,
                          display_name="Ada")  # fmt: skip
     store.save_learner_settings("ada", on)
@@ -455,7 +455,7 @@ def test_learner_settings_round_trip_and_reminding_lists_those_with_reminders_on
     assert store.reminding() == [("ada", on)]
 
 
-def test_a_reminder_day_is_claimed_once_and_can_be_released(store: SqliteProgressStore) -> None:
+def test_a_reminder_day_is_claimed_once_and_can_be_released(store: SqlProgressStore) -> None:
     store.save_learner_settings("ada", LearnerSettings(timezone="UTC", remind=True))
     assert store.claim_reminder("ada", "2024-03-01") is True
     assert store.claim_reminder("ada", "2024-03-01") is False  # a second scheduler (or a restart) loses the race
@@ -471,7 +471,7 @@ def test_a_reminder_day_is_claimed_once_and_can_be_released(store: SqliteProgres
 
 
 def test_leaderboard_rows_count_distinct_lessons_since_a_time_for_opted_in_members_only(
-    store: SqliteProgressStore,
+    store: SqlProgressStore,
 ) -> None:
     for learner, opted in (("ada", True), ("bob", False), ("cy", True)):
         store.note_member("g1", learner, MARCH_1)
@@ -487,7 +487,7 @@ def test_leaderboard_rows_count_distinct_lessons_since_a_time_for_opted_in_membe
     assert set(row.learner for row in store.leaderboard_rows("g1", MARCH_1, "2024-03-03")) == set()
 
 
-def test_the_leaderboard_switch_is_per_community_and_on_by_default(store: SqliteProgressStore) -> None:
+def test_the_leaderboard_switch_is_per_community_and_on_by_default(store: SqlProgressStore) -> None:
     assert store.leaderboard_enabled("g1") and store.leaderboard_enabled("g2")
     store.set_leaderboard_enabled("g1", False, "mod", MARCH_1)
     assert not store.leaderboard_enabled("g1") and store.leaderboard_enabled("g2")

@@ -16,7 +16,7 @@ from bot.core.localtime import find_timezone, is_quiet, parse_clock, parse_quiet
 from bot.core.messages import Reply
 from bot.core.ports import LearnerSettings, Position, ReviewCard
 from bot.core.reminders import Delivery, ReminderScheduler
-from bot.store.progress import SqliteProgressStore
+from bot.store.progress import SqlProgressStore
 from tests.engine_driver import Learner
 from tests.unit.test_engine import TRACKS, Clock
 
@@ -48,12 +48,12 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqliteProgressStore:
-    return SqliteProgressStore(tmp_path / "p.sqlite3")
+def store(tmp_path: Path) -> SqlProgressStore:
+    return SqlProgressStore(tmp_path / "p.sqlite3")
 
 
 @pytest.fixture
-def engine(store: SqliteProgressStore, clock: Clock) -> Engine:
+def engine(store: SqlProgressStore, clock: Clock) -> Engine:
     engine = Engine(TRACKS, store, clock=clock)
     engine.comeback.reminder_platforms.add("test")  # as a scheduler with a sender for the test platform would
     return engine
@@ -67,11 +67,11 @@ def scheduler_for(engine: Engine, clock: Clock) -> tuple[ReminderScheduler, Outb
     return scheduler, outbox
 
 
-def due_card(store: SqliteProgressStore, learner: str, due: float) -> None:
+def due_card(store: SqlProgressStore, learner: str, due: float) -> None:
     store.save(learner, Position(), at=due - 86400 * 3, card=ReviewCard("ai-foundations", "distillation", 0, "{}", due))
 
 
-def opt_in(store: SqliteProgressStore, learner: str, zone: str, remind_at: str = "19:00", **more: object) -> None:
+def opt_in(store: SqlProgressStore, learner: str, zone: str, remind_at: str = "19:00", **more: object) -> None:
     minutes = parse_clock(remind_at)
     assert minutes is not None
     store.save_learner_settings(learner, LearnerSettings(timezone=zone, remind=True, remind_at=minutes, **more))  # type: ignore[arg-type]
@@ -114,7 +114,7 @@ def test_quiet_hours_may_wrap_midnight() -> None:
 # ---------------------------------------------------------------- the learner's commands
 
 
-def test_remind_on_asks_for_the_timezone_first_and_a_city_answers(engine: Engine, store: SqliteProgressStore) -> None:
+def test_remind_on_asks_for_the_timezone_first_and_a_city_answers(engine: Engine, store: SqlProgressStore) -> None:
     ada = Learner(engine)
     ada.say("remind on")
     assert "Which timezone are you in?" in ada.text
@@ -127,7 +127,7 @@ def test_remind_on_asks_for_the_timezone_first_and_a_city_answers(engine: Engine
     assert "Your timezone" not in ada.text
 
 
-def test_a_chat_reminders_cannot_reach_says_so_and_stores_nothing(store: SqliteProgressStore, clock: Clock) -> None:
+def test_a_chat_reminders_cannot_reach_says_so_and_stores_nothing(store: SqlProgressStore, clock: Clock) -> None:
     engine = Engine(TRACKS, store, clock=clock)
     scheduler, _outbox = scheduler_for(engine, clock)  # its sender is for the "test" platform only
     kim = Learner(engine, platform="console")
@@ -146,7 +146,7 @@ def test_turning_reminders_on_in_a_group_says_they_come_privately(engine: Engine
     assert all(reply.personal for reply in bo.last)
 
 
-def test_remind_at_sets_the_time_but_not_in_quiet_hours(engine: Engine, store: SqliteProgressStore) -> None:
+def test_remind_at_sets_the_time_but_not_in_quiet_hours(engine: Engine, store: SqlProgressStore) -> None:
     ada = Learner(engine)
     ada.say("tz Asia/Tokyo")
     ada.say("remind at 7:30pm")
@@ -171,7 +171,7 @@ def test_remind_at_sets_the_time_but_not_in_quiet_hours(engine: Engine, store: S
 # ---------------------------------------------------------------- when reminders go
 
 
-def test_each_learner_is_reminded_once_at_their_own_local_time(engine: Engine, store: SqliteProgressStore,
+def test_each_learner_is_reminded_once_at_their_own_local_time(engine: Engine, store: SqlProgressStore,
                                                               clock: Clock) -> None:  # fmt: skip
     for learner, zone in (("ber", "Europe/Berlin"), ("nyc", "America/New_York"), ("tok", "Asia/Tokyo")):
         opt_in(store, f"test:{learner}", zone)
@@ -191,7 +191,7 @@ def test_each_learner_is_reminded_once_at_their_own_local_time(engine: Engine, s
     assert "1 question is due for review" in reply.text and reply.actions[0] == "review"
 
 
-def test_a_time_skipped_by_spring_forward_fires_at_the_first_check_after_it(engine: Engine, store: SqliteProgressStore,
+def test_a_time_skipped_by_spring_forward_fires_at_the_first_check_after_it(engine: Engine, store: SqlProgressStore,
                                                                             clock: Clock) -> None:  # fmt: skip
     opt_in(store, "test:ada", "Europe/Berlin", "02:30", quiet=(0, 0))  # 2026-03-29: clocks jump 02:00 -> 03:00
     due_card(store, "test:ada", at("2026-03-28 00:00", "UTC"))
@@ -203,7 +203,7 @@ def test_a_time_skipped_by_spring_forward_fires_at_the_first_check_after_it(engi
     ]
 
 
-def test_a_time_repeated_by_fall_back_fires_once(engine: Engine, store: SqliteProgressStore, clock: Clock) -> None:
+def test_a_time_repeated_by_fall_back_fires_once(engine: Engine, store: SqlProgressStore, clock: Clock) -> None:
     opt_in(store, "test:ada", "Europe/Berlin", "02:30", quiet=(0, 0))  # 2026-10-25: 02:00-03:00 happens twice
     due_card(store, "test:ada", at("2026-10-24 00:00", "UTC"))
     scheduler, outbox = scheduler_for(engine, clock)
@@ -212,7 +212,7 @@ def test_a_time_repeated_by_fall_back_fires_once(engine: Engine, store: SqlitePr
     assert [datetime.fromtimestamp(w, ZoneInfo("UTC")).strftime("%H:%M") for _u, _r, w in outbox.sent] == ["00:30"]
 
 
-def test_never_in_quiet_hours_even_when_the_bot_was_down_at_the_time(engine: Engine, store: SqliteProgressStore,
+def test_never_in_quiet_hours_even_when_the_bot_was_down_at_the_time(engine: Engine, store: SqlProgressStore,
                                                                      clock: Clock) -> None:  # fmt: skip
     opt_in(store, "test:ada", "Europe/Berlin")
     due_card(store, "test:ada", at("2026-01-10 00:00", "UTC"))
@@ -227,21 +227,21 @@ def test_never_in_quiet_hours_even_when_the_bot_was_down_at_the_time(engine: Eng
 
 def test_no_second_reminder_after_a_restart(tmp_path: Path, clock: Clock) -> None:
     path = tmp_path / "p.sqlite3"
-    first = Engine(TRACKS, SqliteProgressStore(path), clock=clock)
+    first = Engine(TRACKS, SqlProgressStore(path), clock=clock)
     opt_in(first.store, "test:ada", "UTC")  # type: ignore[arg-type]
     due_card(first.store, "test:ada", at("2026-01-10 00:00", "UTC"))  # type: ignore[arg-type]
     clock.now = at("2026-01-14 19:00", "UTC")
     scheduler, outbox = scheduler_for(first, clock)
     asyncio.run(scheduler.tick())
     assert len(outbox.sent) == 1
-    again = Engine(TRACKS, SqliteProgressStore(path), clock=clock)  # a new process on the same database
+    again = Engine(TRACKS, SqlProgressStore(path), clock=clock)  # a new process on the same database
     scheduler, outbox = scheduler_for(again, clock)
     run_ticks(scheduler, clock, until=at("2026-01-14 21:45", "UTC"))
     assert outbox.sent == []
 
 
 def test_a_streak_that_ends_tonight_is_a_reason_and_nothing_to_say_is_no_message(engine: Engine,
-                                                                                 store: SqliteProgressStore,
+                                                                                 store: SqlProgressStore,
                                                                                  clock: Clock) -> None:  # fmt: skip
     opt_in(store, "test:ada", "UTC")
     scheduler, outbox = scheduler_for(engine, clock)
@@ -257,7 +257,7 @@ def test_a_streak_that_ends_tonight_is_a_reason_and_nothing_to_say_is_no_message
 
 
 def test_a_platform_that_refuses_stops_the_reminders_and_a_passing_failure_retries(engine: Engine,
-                                                                                  store: SqliteProgressStore,
+                                                                                  store: SqlProgressStore,
                                                                                   clock: Clock) -> None:  # fmt: skip
     opt_in(store, "test:ada", "UTC")
     due_card(store, "test:ada", at("2026-01-10 00:00", "UTC"))
@@ -280,7 +280,7 @@ def test_a_platform_that_refuses_stops_the_reminders_and_a_passing_failure_retri
 
 
 def test_a_learner_of_a_platform_without_a_sender_here_is_left_for_another_process(engine: Engine,
-                                                                                   store: SqliteProgressStore,
+                                                                                   store: SqlProgressStore,
                                                                                    clock: Clock) -> None:  # fmt: skip
     opt_in(store, "discord:42", "UTC")
     due_card(store, "discord:42", at("2026-01-10 00:00", "UTC"))
@@ -290,7 +290,7 @@ def test_a_learner_of_a_platform_without_a_sender_here_is_left_for_another_proce
     assert store.learner_settings("discord:42").reminded_on is None
 
 
-def test_a_check_cut_short_leaves_the_learners_not_yet_sent_to_the_next_check(engine: Engine, store: SqliteProgressStore,
+def test_a_check_cut_short_leaves_the_learners_not_yet_sent_to_the_next_check(engine: Engine, store: SqlProgressStore,
                                                                               clock: Clock) -> None:  # fmt: skip
     for n in range(5):
         opt_in(store, f"test:u{n}", "UTC")
@@ -321,7 +321,7 @@ def test_a_check_cut_short_leaves_the_learners_not_yet_sent_to_the_next_check(en
 
 
 def test_while_the_timezone_is_asked_commands_and_quiz_answers_still_work_and_buttons_stay_valid(
-        engine: Engine, store: SqliteProgressStore) -> None:  # fmt: skip
+        engine: Engine, store: SqlProgressStore) -> None:  # fmt: skip
     ada = Learner(engine)
     ada.say("lesson distillation")
     ada.say("quiz")
@@ -346,7 +346,7 @@ def test_while_the_timezone_is_asked_commands_and_quiz_answers_still_work_and_bu
     assert "Your timezone is Europe/Lisbon" in ada.text
 
 
-def test_reminders_never_turn_on_at_a_time_inside_quiet_hours(engine: Engine, store: SqliteProgressStore) -> None:
+def test_reminders_never_turn_on_at_a_time_inside_quiet_hours(engine: Engine, store: SqlProgressStore) -> None:
     ada = Learner(engine)
     ada.say("tz UTC")
     ada.say("quiet 18:00-09:00")
@@ -361,7 +361,7 @@ def test_reminders_never_turn_on_at_a_time_inside_quiet_hours(engine: Engine, st
 
 @pytest.mark.parametrize("zone", ["America/New_York", "Asia/Tokyo", "Europe/Berlin"])
 def test_a_streak_is_counted_in_the_learners_own_days_so_tonight_means_their_night(engine: Engine,
-                                                                                   store: SqliteProgressStore,
+                                                                                   store: SqlProgressStore,
                                                                                    clock: Clock, zone: str) -> None:  # fmt: skip
     opt_in(store, "test:ada", zone)
     ada = Learner(engine)
@@ -376,7 +376,7 @@ def test_a_streak_is_counted_in_the_learners_own_days_so_tonight_means_their_nig
 
 
 def test_the_timezone_is_asked_once_then_messages_go_where_they_would(
-    engine: Engine, store: SqliteProgressStore
+    engine: Engine, store: SqlProgressStore
 ) -> None:
     ada = Learner(engine)
     ada.say("remind on")
@@ -389,7 +389,7 @@ def test_the_timezone_is_asked_once_then_messages_go_where_they_would(
     assert store.position("test:ada").pending is None
 
 
-def test_setting_a_timezone_after_studying_keeps_that_day_in_the_streak(engine: Engine, store: SqliteProgressStore,
+def test_setting_a_timezone_after_studying_keeps_that_day_in_the_streak(engine: Engine, store: SqlProgressStore,
                                                                         clock: Clock) -> None:  # fmt: skip
     ada = Learner(engine)
     for day in ("2026-01-12", "2026-01-13", "2026-01-14"):
@@ -410,7 +410,7 @@ def test_setting_a_timezone_after_studying_keeps_that_day_in_the_streak(engine: 
     assert "Streak: 1 day " in late.text  # the UTC day ahead of theirs counts as today, not as a break
 
 
-def test_a_learner_is_checked_again_just_before_their_message(engine: Engine, store: SqliteProgressStore,
+def test_a_learner_is_checked_again_just_before_their_message(engine: Engine, store: SqlProgressStore,
                                                               clock: Clock) -> None:  # fmt: skip
     for name in ("first", "second", "third"):
         opt_in(store, f"test:{name}", "Europe/Berlin", "21:50")
@@ -436,7 +436,7 @@ def test_a_learner_is_checked_again_just_before_their_message(engine: Engine, st
     assert asyncio.run(scheduler.tick(stop)) == []  # a stopping process sends nothing more
 
 
-def test_a_timezone_the_host_no_longer_knows_falls_back_to_utc(engine: Engine, store: SqliteProgressStore) -> None:
+def test_a_timezone_the_host_no_longer_knows_falls_back_to_utc(engine: Engine, store: SqlProgressStore) -> None:
     store.save_learner_settings("test:ada", LearnerSettings(timezone="Mars/Olympus_Mons", leaderboard=True))
     ada = Learner(engine)
     ada.say("lesson distillation")
@@ -444,7 +444,7 @@ def test_a_timezone_the_host_no_longer_knows_falls_back_to_utc(engine: Engine, s
     assert "Streak: 1 day" in ada.text
 
 
-def test_changing_timezone_after_todays_reminder_does_not_allow_a_second(engine: Engine, store: SqliteProgressStore,
+def test_changing_timezone_after_todays_reminder_does_not_allow_a_second(engine: Engine, store: SqlProgressStore,
                                                                          clock: Clock) -> None:  # fmt: skip
     opt_in(store, "test:ada", "America/Los_Angeles")
     due_card(store, "test:ada", at("2026-01-10 00:00", "UTC"))

@@ -15,7 +15,7 @@ from bot.core.messages import Incoming, Reply
 from bot.core.ports import Position, TurnConflict
 from bot.knowledge.reader import read_track
 from bot.store.database import Database
-from bot.store.progress import SqliteProgressStore
+from bot.store.progress import SqlProgressStore
 from tests.engine_driver import Learner
 from tests.helpers import write_track
 
@@ -25,13 +25,13 @@ def engines(tmp_path: Path) -> list[Engine]:
     track = read_track(write_track(tmp_path / "track", "demo", lessons=1)).track
     assert track is not None
     databases = [Database(tmp_path / "shared.db") for _ in range(2)]  # one connection each, like two processes
-    yield [Engine({track.id: track}, SqliteProgressStore(db)) for db in databases]
+    yield [Engine({track.id: track}, SqlProgressStore(db)) for db in databases]
     for db in databases:
         db.close()
 
 
 def test_a_save_over_a_position_that_moved_on_stores_nothing(tmp_path: Path) -> None:
-    store = SqliteProgressStore(tmp_path / "p.db")
+    store = SqlProgressStore(tmp_path / "p.db")
     store.save("ada", Position(step="premise", version=1), at=1.0, expected=0)
     with pytest.raises(TurnConflict):
         store.save("ada", Position(step="section", version=1), at=2.0, expected=0)  # read before the first save
@@ -41,7 +41,7 @@ def test_a_save_over_a_position_that_moved_on_stores_nothing(tmp_path: Path) -> 
     store.close()
 
 
-class BothReadFirst(SqliteProgressStore):
+class BothReadFirst(SqlProgressStore):
     """A store whose next position read waits until the other process has read too (the race, made certain)."""
 
     barrier: threading.Barrier | None = None
