@@ -28,6 +28,7 @@ from bot.store.database import Database
 from bot.store.insights import SqlInsights
 from bot.store.progress import SqlProgressStore
 from bot.store.question_log import SqlQuestionLog
+from bot.store.sql import SqlDatabase
 from bot.store.track_versions import SqlTrackVersions
 
 if TYPE_CHECKING:  # chromadb is slow to import: only code that searches pays for it
@@ -111,15 +112,27 @@ def build_chat_model(settings: Settings, preload: bool = False) -> ChatModel:
     )
 
 
+def open_database(settings: Settings) -> SqlDatabase:
+    """The bot's database: PostgreSQL at ``database_url`` when it is set (shared by several processes), else the
+    SQLite file in the data dir."""
+    busy_timeout_ms = round(settings.storage.busy_timeout_seconds * 1000)
+    if settings.database_url is not None:
+        from bot.store.postgres import PostgresDatabase  # psycopg is loaded only by hosts that use it
+
+        return PostgresDatabase(settings.database_url.get_secret_value(), pool_size=settings.storage.pool_size,
+                                busy_timeout_ms=busy_timeout_ms)  # fmt: skip
+    return Database(settings.database_path, busy_timeout_ms=busy_timeout_ms)
+
+
 def build_answerer(settings: Settings, model: ChatModel | None = None, index: LessonIndex | None = None,
-                   tracks: dict[str, Track] | None = None, database: Database | None = None) -> Answerer:  # fmt: skip
+                   tracks: dict[str, Track] | None = None, database: SqlDatabase | None = None) -> Answerer:  # fmt: skip
     """The grounded answerer over the indexed lessons, logging questions to the database."""
     tracks = load_tracks(settings) if tracks is None else tracks
     return Answerer(
         retriever=index if index is not None else open_index(settings),
         model=model or build_chat_model(settings),
         prompts=PromptLibrary(PROMPTS_DIR),
-        log=SqlQuestionLog(database or settings.database_path),
+        log=SqlQuestionLog(database or open_database(settings)),
         tracks=tracks,
         settings=settings.answering,
     )
@@ -132,7 +145,7 @@ def build_engine(settings: Settings, index: LessonIndex | None = None, model: Ch
     ``answers=False`` builds an engine for lessons and quizzes only (no index or model is opened).
     """
     tracks = load_tracks(settings)
-    database = Database(settings.database_path, busy_timeout_ms=round(settings.storage.busy_timeout_seconds * 1000))
+    database = open_database(settings)
     library = build_library(settings, database, index, set(tracks))
     uploaded, owners = library.served()
     tracks = {**tracks, **{track.id: track for track in uploaded}}
@@ -141,7 +154,7 @@ def build_engine(settings: Settings, index: LessonIndex | None = None, model: Ch
                   owners=owners, library=library, insights=ChatInsights(SqlInsights(database)))  # fmt: skip
 
 
-def build_library(settings: Settings, database: Database, index: LessonIndex | None,
+def build_library(settings: Settings, database: SqlDatabase, index: LessonIndex | None,
                   host_names: set[str]) -> LibraryFiles:  # fmt: skip
     """The tracks moderators upload, under the data dir; with an index, its uploaded versions are checked first."""
     library = LibraryFiles(settings.library_dir, SqlTrackVersions(database), index, host_names)

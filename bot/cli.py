@@ -317,6 +317,23 @@ def chat(
 ADAPTERS = ("telegram", "discord")
 
 
+def _open_database(settings: Settings):  # noqa: ANN202 - a SqlDatabase (imported lazily)
+    """The bot's database, or a clear exit when it is too new or cannot be reached (the log says why)."""
+    from bot.app import open_database
+    from bot.core.ports import StoreUnavailable
+    from bot.store.database import DatabaseTooNew
+
+    try:
+        return open_database(settings)
+    except DatabaseTooNew as error:
+        raise _fail(str(error)) from None
+    except StoreUnavailable:
+        raise _fail(
+            "the database could not be opened (the log above says why); check TUTORBOT_DATABASE_URL or "
+            "the data dir, then try again"
+        ) from None
+
+
 @contextlib.contextmanager
 def _running_engine(settings: Settings):  # noqa: ANN202 - an Iterator[Engine] (imported lazily)
     """Models installed, tracks indexed, the engine built with the model loaded: what every runner needs."""
@@ -326,6 +343,7 @@ def _running_engine(settings: Settings):  # noqa: ANN202 - an Iterator[Engine] (
     index = _open_index(settings)
     if not _ingest(settings, quiet=True, index=index):
         err.print("[yellow]some tracks have problems (listed above); learners keep their last indexed version[/yellow]")
+    _open_database(settings).close()  # a database that cannot be opened is said before the model loads
     try:
         with running_engine(settings, index) as engine:
             yield engine
@@ -353,7 +371,7 @@ def run(
         variables = ", ".join(f"TUTORBOT_{name.upper()}__TOKEN" for name in missing)
         raise _fail(f"no bot token for {', '.join(missing)}: set {variables} (in the environment or .env)")
     setup_logging(logging.INFO, [settings.telegram.token, settings.discord.token, settings.telegram.webhook_secret,
-                                 settings.model.api_key])  # fmt: skip
+                                 settings.model.api_key, settings.database_url])  # fmt: skip
 
     async def serve_all(engine) -> None:  # noqa: ANN001 - an Engine
         stop = asyncio.Event()
@@ -461,13 +479,12 @@ def publish(
     it up within seconds; 'history' and 'rollback' are moderators' chat commands)."""
     from bot.app import build_library, load_tracks
     from bot.core.ports import LibraryError
-    from bot.store.database import Database
 
     settings = _settings()
     if not path.exists():
         raise _fail(f"{path} does not exist; give a track folder, a .zip or a lesson .md file")
     _ensure_models(settings, embedder_only=True)
-    database = Database(settings.database_path)
+    database = _open_database(settings)
     try:
         library = build_library(settings, database, _open_index(settings), set(load_tracks(settings)))
         result = library.publish_path(community, track, path, by="host")
@@ -506,7 +523,6 @@ def report(
     from bot.core.ports import StoreUnavailable
     from bot.insights.report import write_report
     from bot.knowledge.library import LibraryFiles
-    from bot.store.database import Database, DatabaseTooNew
     from bot.store.insights import SqlInsights
     from bot.store.track_versions import SqlTrackVersions
 
@@ -514,10 +530,7 @@ def report(
     if out_dir.exists() and not out_dir.is_dir():
         raise _fail(f"{out_dir} is a file: give --out a folder (it is made if missing)")
     now = time.time()
-    try:
-        database = Database(settings.database_path)
-    except DatabaseTooNew as error:
-        raise _fail(str(error)) from None
+    database = _open_database(settings)
     try:
         tracks = load_tracks(settings)
         uploaded, _owners = LibraryFiles(settings.library_dir, SqlTrackVersions(database)).served()

@@ -9,9 +9,10 @@ import pytest
 from bot.config import Settings
 from bot.models.catalog import EMBEDDER_FILES
 from bot.models.pull import ModelPullError, pull_model
+from tests.databases import sql_database
 from tests.postgres_server import postgres_server, postgres_url
 
-__all__ = ["postgres_server", "postgres_url"]  # fixtures for the whole suite
+__all__ = ["postgres_server", "postgres_url", "sql_database"]  # fixtures for the whole suite
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -140,7 +140,7 @@ class PostgresServer:
         """Start the server on a free port (again, after ``crash()``) and wait until it accepts connections."""
         if not self._own or self.process is not None:
             return
-        self.port = free_port()
+        self.port = self.port or free_port()  # a restart keeps the port, so clients reconnect to the same URL
         self.admin_url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         with self.log.open("ab") as log:
             # Its own session, so crash() can kill the server with all its backends, as a machine failure would.

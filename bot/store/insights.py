@@ -49,7 +49,7 @@ _SQL: dict[Dialect, dict[str, str]] = {
         "members_join": "CROSS JOIN",
         # ``+t.track`` keeps SQLite reading each member's rows by learner, never the track's whole index per member.
         "member_track": "+t.track = :track",
-        "week_of_day": "CAST((julianday(t.day) - julianday(:first)) / 7 AS INTEGER)",
+        "week_of_day": "CAST((julianday(t.day) - julianday(:monday)) / 7 AS INTEGER)",
         "week_of_time": "CAST((t.answered_at - :since) / :week AS INTEGER)",
     },
     "postgresql": {
@@ -58,7 +58,7 @@ _SQL: dict[Dialect, dict[str, str]] = {
         "valid": "TRUE",  # written by json.dumps only; PostgreSQL 15 has no cheap check and would fail the cast
         "members_join": "JOIN",
         "member_track": "t.track = :track",
-        "week_of_day": "((CAST(t.day AS date) - CAST(:first AS date)) / 7)",
+        "week_of_day": "((CAST(t.day AS date) - CAST(:monday AS date)) / 7)",
         "week_of_time": "CAST(floor((t.answered_at - :since) / :week) AS INTEGER)",
     },
 }
@@ -247,7 +247,8 @@ def _activity(db: Connection, query: _Query, params: dict[str, Any], now: float)
     mondays = week_starts(now)
     first, after = mondays[0], mondays[-1] + dt.timedelta(weeks=1)
     since = dt.datetime.combine(first, dt.time(), dt.UTC).timestamp()
-    window = {**params, "first": first.isoformat(), "after": after.isoformat(), "since": since,
+    # :monday is :first for the week arithmetic: a parameter of its own, as PostgreSQL gives one parameter one type
+    window = {**params, "first": first.isoformat(), "monday": first.isoformat(), "after": after.isoformat(), "since": since,
               "until": since + len(mondays) * _WEEK_SECONDS, "week": _WEEK_SECONDS}  # fmt: skip
     # Weeks are counted from the first Monday by arithmetic (cheaper than date() on every row): n is mondays[n].
     active = dict(db.execute(

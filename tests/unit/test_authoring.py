@@ -15,8 +15,8 @@ from bot.core.engine import Engine
 from bot.core.uploads import MAX_ZIP_BYTES, UPLOADS_PER_MINUTE
 from bot.knowledge.library import LibraryFiles
 from bot.knowledge.reader import read_track
-from bot.store.database import Database
 from bot.store.progress import SqlProgressStore
+from bot.store.sql import SqlDatabase
 from bot.store.track_versions import SqlTrackVersions
 from tests.engine_driver import Learner
 from tests.helpers import BODY, front_matter, write_lesson, write_track, zip_folder
@@ -33,18 +33,17 @@ class Clock:
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Database:
-    db = Database(tmp_path / "tutor.db")
-    yield db
-    db.close()
+def database(sql_database: SqlDatabase) -> SqlDatabase:
+    """The track versions (and progress) on each kind of database."""
+    return sql_database
 
 
-def library(tmp_path: Path, database: Database) -> LibraryFiles:
+def library(tmp_path: Path, database: SqlDatabase) -> LibraryFiles:
     return LibraryFiles(tmp_path / "library", SqlTrackVersions(database))
 
 
 @pytest.fixture
-def engine(tmp_path: Path, database: Database) -> Engine:
+def engine(tmp_path: Path, database: SqlDatabase) -> Engine:
     host = read_track(write_track(tmp_path / "host", "host-track")).track
     assert host is not None
     return Engine({host.id: host}, SqlProgressStore(database), library=library(tmp_path, database))
@@ -213,7 +212,7 @@ def test_another_community_cannot_touch_a_track_it_did_not_upload(tmp_path: Path
     assert "There is no track" in other.text
 
 
-def test_a_version_published_on_the_host_reaches_a_running_engine(tmp_path: Path, database: Database) -> None:
+def test_a_version_published_on_the_host_reaches_a_running_engine(tmp_path: Path, database: SqlDatabase) -> None:
     clock = Clock()
     host = read_track(write_track(tmp_path / "host", "host-track")).track
     assert host is not None

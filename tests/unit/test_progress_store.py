@@ -1,4 +1,4 @@
-"""The SQLite progress store and the database under it: round trips, isolation, atomicity, migrations, durability."""
+"""The progress store on SQLite and PostgreSQL, and the SQLite file under it: round trips, isolation, atomicity, migrations, durability."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
+import psycopg
 import pytest
 
 import bot.store.progress as progress_module
@@ -32,6 +32,7 @@ from bot.store.database import Database, DatabaseTooNew
 from bot.store.migrations import LATEST_VERSION
 from bot.store.progress import SqlProgressStore
 from bot.store.question_log import SqlQuestionLog
+from bot.store.sql import SqlDatabase
 
 REPO = Path(__file__).resolve().parents[2]
 MARCH_1 = 1709251200.0  # 2024-03-01 00:00:00 UTC
@@ -60,10 +61,9 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path) -> Iterator[SqlProgressStore]:
-    progress = SqlProgressStore(db_path)
-    yield progress
-    progress.close()
+def store(sql_database: SqlDatabase) -> SqlProgressStore:
+    """The store on a fresh database, SQLite then PostgreSQL."""
+    return SqlProgressStore(sql_database)
 
 
 def attempt(question: int, chosen: int = 0, correct: bool = True, run: int = 1, lesson: str = "intro") -> QuizAttempt:
@@ -107,8 +107,9 @@ def test_position_round_trips_and_survives_reopening(db_path: Path) -> None:
     reopened.close()
 
 
-def test_a_stored_position_with_unknown_or_missing_fields_loads(store: SqlProgressStore, db_path: Path) -> None:
-    with closing(sqlite3.connect(db_path, isolation_level=None)) as connection:  # as a newer release might write it
+def test_a_stored_position_with_unknown_or_missing_fields_loads(store: SqlProgressStore,
+                                                                 sql_database: SqlDatabase) -> None:  # fmt: skip
+    with sql_database.transaction() as connection:  # as a newer release might write it
         connection.execute(
             "INSERT INTO learners (learner, position, updated_at) VALUES (?, ?, ?)",
             ("ada", '{"track": "python", "step": "premise", "mood": "happy", "version": 3}', MARCH_1),
@@ -248,7 +249,7 @@ def test_a_save_violating_a_constraint_stores_nothing(store: SqlProgressStore) -
     before = Position(track="python", version=1)
     store.save("ada", before, at=MARCH_1)
     broken = QuizAttempt(None, "intro", 1, 0, 0, True, MARCH_1)  # type: ignore[arg-type]
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
         store.save("ada", Position(track="python", version=2), at=MARCH_1 + DAY, attempt=broken)
     assert store.position("ada") == before
     assert store.active_days("ada") == ["2024-03-01"]
@@ -288,7 +289,7 @@ def test_a_locked_database_raises_store_busy_and_the_question_log_leaves_the_ent
 
 
 def test_an_sql_mistake_is_raised_as_it_is_not_as_a_passing_condition(store: SqlProgressStore) -> None:
-    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+    with pytest.raises((sqlite3.OperationalError, psycopg.errors.UndefinedTable), match="no such table|does not exist"):
         store._db.fetch_all("SELECT * FROM no_such_table")
 
 

@@ -375,9 +375,7 @@ def test_a_streak_is_counted_in_the_learners_own_days_so_tonight_means_their_nig
     assert engine.comeback.reminder("test:ada", at("2026-01-15 19:00", zone)) is None  # broken already: no reason
 
 
-def test_the_timezone_is_asked_once_then_messages_go_where_they_would(
-    engine: Engine, store: SqlProgressStore
-) -> None:
+def test_the_timezone_is_asked_once_then_messages_go_where_they_would(engine: Engine, store: SqlProgressStore) -> None:
     ada = Learner(engine)
     ada.say("remind on")
     ada.say("softmax")
