@@ -1,7 +1,9 @@
 """Tracks uploaded by moderators (or published by the host): drafts, versions, publishing and rollback.
 
-Files live under the data dir: ``library/drafts/TRACK/`` is the one draft of a track (what uploads change), and
-``library/tracks/TRACK/vN/`` keeps every published version whole. ``TRACK`` is the served id: the uploaded id
+Files live in the database (``bot.store.track_versions``) and, as this process's copy, under the data dir:
+``library/drafts/TRACK/`` is the one draft of a track (what uploads change), and ``library/tracks/TRACK/vN/``
+keeps every published version whole. A process copies a version it lacks from the database before reading it,
+and a draft before changing it, so bot processes with data dirs of their own (on several machines) share them. ``TRACK`` is the served id: the uploaded id
 qualified by its community (``bot.core.lessons.community_track_id``), so two communities never share a track.
 
 Publishing reads the valid draft, indexes it under its own version key (``TRACK#vN``) while learners go on
@@ -17,7 +19,6 @@ import io
 import logging
 import os
 import shutil
-import sqlite3
 import threading
 import time
 import tomllib
@@ -49,7 +50,7 @@ class LibraryFiles:
         self.versions = versions
         self.index = index
         self.host_names = host_names or set()
-        self._lock = threading.Lock()  # one upload, publish or rollback at a time in this process
+        self._lock = threading.RLock()  # one upload, publish or rollback at a time here (publish reads the draft)
 
     # ------------------------------------------------------------ folders
 
@@ -58,6 +59,25 @@ class LibraryFiles:
 
     def _version_dir(self, track_id: str, version: int) -> Path:
         return self.root / "tracks" / track_id / f"v{version}"
+
+    def _version_folder(self, track_id: str, version: int) -> Path:
+        """The folder of a published version, copied from the database first if this process lacks it."""
+        folder = self._version_dir(track_id, version)
+        if not folder.is_dir():
+            files = self.versions.files(track_id, version)
+            if files:
+                write_folder(folder, files)
+        return folder
+
+    def _pull_draft(self, track_id: str) -> Path:
+        """The draft's folder made the same as the database's draft (removed when there is none); under the lock."""
+        folder = self._draft_dir(track_id)
+        files = self.versions.files(track_id, 0)
+        if not files:
+            shutil.rmtree(folder, ignore_errors=True)
+        elif files != folder_files(folder):
+            write_folder(folder, files)
+        return folder
 
     def _served_id(self, community: str | None, name: str) -> str:
         name = slugify(name)
@@ -82,19 +102,20 @@ class LibraryFiles:
                                "(a zip may instead name its track in track.toml).")  # fmt: skip
         track_id = self._served_id(community, name)
         with self._lock:
-            draft = self._draft_dir(track_id)
+            draft = self._pull_draft(track_id)
             new = not draft.is_dir()
             if new:
                 draft.mkdir(parents=True)
                 live = self._live(track_id)
                 if live is not None and not is_zip:  # one lesson changes the live version's files
-                    shutil.copytree(self._version_dir(track_id, live.version), draft, dirs_exist_ok=True)
+                    shutil.copytree(self._version_folder(track_id, live.version), draft, dirs_exist_ok=True)
             try:
                 written = unpack_into(draft, filename, data)
             except UploadRefused as refused:
                 if new:  # a refused first upload leaves no draft behind
                     shutil.rmtree(draft, ignore_errors=True)
                 return Draft(slugify(name), None, tuple(refused.problems))
+            self.versions.save_draft(track_id, folder_files(draft))
         return replace(self._read_draft(community, slugify(name)), files=tuple(written))
 
     def publish_path(self, community: str | None, name: str, path: Path, by: str) -> Draft | tuple[Track, int]:
@@ -102,12 +123,13 @@ class LibraryFiles:
         track_id = self._served_id(community, name)
         if path.is_dir():
             with self._lock:
-                draft = self._draft_dir(track_id)
+                draft = self._pull_draft(track_id)
                 draft.mkdir(parents=True, exist_ok=True)
                 try:
                     copy_folder_into(draft, path)
                 except UploadRefused as refused:
                     return Draft(slugify(name), None, tuple(refused.problems))
+                self.versions.save_draft(track_id, folder_files(draft))
             checked = self._read_draft(community, slugify(name))
         else:
             checked = self.upload(community, name, path.name, path.read_bytes())
@@ -118,7 +140,9 @@ class LibraryFiles:
     def draft(self, community: str | None, name: str) -> Draft:
         """The track's draft as it is now."""
         track_id = self._served_id(community, name)
-        if not self._draft_dir(track_id).is_dir():
+        with self._lock:
+            present = self._pull_draft(track_id).is_dir()
+        if not present:
             live = "" if self._live(track_id) is None else " (the published version has no changes waiting)"
             raise LibraryError(f"There is no draft of '{slugify(name)}'{live}. Upload a lesson or a track first: "
                                f"send the file with the caption '/tracks upload {slugify(name)}'.")  # fmt: skip
@@ -149,6 +173,7 @@ class LibraryFiles:
                                    f"was published. 'tracks preview {slugify(name)}' lists them.")  # fmt: skip
             folder = self._draft_dir(track_id)
             published = self._switch(community, slugify(name), track_id, folder, draft.track, by, None)
+            self.versions.save_draft(track_id, {})
             shutil.rmtree(folder, ignore_errors=True)
         return published
 
@@ -156,7 +181,7 @@ class LibraryFiles:
         """Publish version ``version`` again, as the next version."""
         track_id = self._served_id(community, name)
         with self._lock:
-            folder = self._version_dir(track_id, version)
+            folder = self._version_folder(track_id, version)
             if not folder.is_dir():
                 known = ", ".join(f"v{v.version}" for v in self.versions.history(track_id)) or "none yet"
                 raise LibraryError(f"'{slugify(name)}' has no version {version}. Its versions: {known}.")
@@ -177,18 +202,15 @@ class LibraryFiles:
             except Exception:
                 self.index.remove_track(key)
                 raise
+        files = folder_files(folder)
         target = self._version_dir(track_id, version)
-        staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(folder, staging)
-        os.replace(staging, target)
+        write_folder(target, files)
         live = LiveVersion(track_id, version, community, name)
-        try:
-            self.versions.add(live, track.title, by, time.time(), restored_from)
-        except sqlite3.IntegrityError:  # another process published this track at the same moment
+        if not self.versions.add(live, track.title, by, time.time(), files, restored_from):
+            # another process published this track at the same moment
             shutil.rmtree(target, ignore_errors=True)
             raise LibraryError(f"'{name}' was published by someone else just now; see 'tracks history {name}' "
-                               "and try again.") from None  # fmt: skip
+                               "and try again.")  # fmt: skip
         self._use_keys()
         if self.index is not None and before is not None:
             self._drop_versions(track_id, keep={version, before.version})
@@ -219,7 +241,7 @@ class LibraryFiles:
         tracks: list[Track] = []
         owners: dict[str, str] = {}
         for live in self.versions.live():
-            result = read_track(self._version_dir(live.track, live.version))
+            result = read_track(self._version_folder(live.track, live.version))
             if result.track is None or not result.ok:
                 log.error("version %d of the uploaded track %s can't be read from %s; it is not served",
                           live.version, live.track, self._version_dir(live.track, live.version))  # fmt: skip
@@ -254,11 +276,38 @@ class LibraryFiles:
         for key, version in sorted(live.items()):
             if key in indexed:
                 continue
-            result = read_track(self._version_dir(version.track, version.version))
+            result = read_track(self._version_folder(version.track, version.version))
             if result.track is not None and result.ok:
                 report = self.index.ingest(_served(result.track, key))
                 log.warning("the search index had no chunks of %s; indexed them again (%d)", key, report.embedded)
         self._use_keys()
+
+
+def folder_files(folder: Path) -> dict[str, bytes]:
+    """Every file in ``folder`` (none if it is missing), by its path inside it with '/' between folders."""
+    if not folder.is_dir():
+        return {}
+    return {path.relative_to(folder).as_posix(): path.read_bytes()
+            for path in sorted(folder.rglob("*")) if path.is_file() and not path.is_symlink()}  # fmt: skip
+
+
+def write_folder(folder: Path, files: dict[str, bytes]) -> None:
+    """Make ``folder`` hold exactly ``files``, swapped in whole (a reader never sees half of it)."""
+    staging = folder.with_name(f".{folder.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for path, content in files.items():
+        parts = PurePosixPath(path).parts
+        if not parts or PurePosixPath(path).is_absolute() or ".." in parts:  # only ever our own rows
+            raise ValueError(f"a library file path outside its folder: {path!r}")
+        target = staging.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    old = folder.with_name(f".{folder.name}.{os.getpid()}.{threading.get_ident()}.old")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(staging, folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _served(track: Track, track_id: str) -> Track:

@@ -1,7 +1,9 @@
-"""Which versions of the uploaded tracks were published, by whom and when, in the bot's database.
+"""Which versions of the uploaded tracks were published, by whom and when, and their files, in the bot's database.
 
-The newest row of a track is the version served: inserting it is what publishes a version (its files and its
-search index are in place before), so every process reading this table agrees on what learners get.
+The newest row of a track is the version served: inserting it, in one transaction with the version's files, is
+what publishes a version (its search index is in place before), so every process reading this table agrees on
+what learners get, and any process can read the files it serves. A track's draft keeps its files here too
+(version 0), so a draft uploaded through one bot process can be previewed or published through another.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.core.ports import TrackVersion
-from bot.store.sql import SqlDatabase
+from bot.store.sql import Connection, SqlDatabase
 
 
 @dataclass(frozen=True)
@@ -28,14 +30,31 @@ class SqlTrackVersions:
     def __init__(self, database: SqlDatabase) -> None:
         self._db = database
 
-    def add(self, live: LiveVersion, title: str, by: str, at: float, restored_from: int | None = None) -> None:
-        """Record ``live`` as published (the newest version of its track from now on)."""
+    def add(self, live: LiveVersion, title: str, by: str, at: float, files: dict[str, bytes],
+            restored_from: int | None = None) -> bool:  # fmt: skip
+        """Record ``live``, with its files, as published (the newest version of its track from now on); False
+        when another process published that version number first (then nothing is stored)."""
         with self._db.transaction() as connection:
-            connection.execute(
+            added = connection.execute(
                 "INSERT INTO track_versions (track, version, community, name, title, published_by, published_at,"
-                " restored_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " restored_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (track, version) DO NOTHING",
                 (live.track, live.version, live.community, live.name, title, by, at, restored_from),
-            )
+            ).rowcount
+            if added:
+                _insert_files(connection, live.track, live.version, files)
+            return bool(added)
+
+    def files(self, track: str, version: int) -> dict[str, bytes]:
+        """The files of a published version (version 0: the track's draft), by path inside the track folder."""
+        rows = self._db.fetch_all("SELECT path, content FROM library_files WHERE track = ? AND version = ?",
+                                  (track, version))  # fmt: skip
+        return {path: bytes(content) for path, content in rows}
+
+    def save_draft(self, track: str, files: dict[str, bytes]) -> None:
+        """Make ``files`` the track's draft (none: the track has no draft)."""
+        with self._db.transaction() as connection:
+            connection.execute("DELETE FROM library_files WHERE track = ? AND version = 0", (track,))
+            _insert_files(connection, track, 0, files)
 
     def next_version(self, track: str) -> int:
         """The number the track's next published version gets."""
@@ -63,3 +82,9 @@ class SqlTrackVersions:
             (track,),
         )
         return [TrackVersion(*row) for row in rows]
+
+
+def _insert_files(connection: Connection, track: str, version: int, files: dict[str, bytes]) -> None:
+    for path, content in sorted(files.items()):
+        connection.execute("INSERT INTO library_files (track, version, path, content) VALUES (?, ?, ?, ?)",
+                           (track, version, path, content))  # fmt: skip

@@ -12,6 +12,7 @@ import pytest
 
 from bot.core.authoring import REFRESH_SECONDS, upload_name
 from bot.core.engine import Engine
+from bot.core.ports import LibraryError
 from bot.core.uploads import MAX_ZIP_BYTES, UPLOADS_PER_MINUTE
 from bot.knowledge.library import LibraryFiles
 from bot.knowledge.reader import read_track
@@ -251,3 +252,21 @@ def test_discord_autocompletion_offers_a_moderator_their_own_community_tracks_by
     here = {choice.value for choice in track_choices(engine, mod.incoming(), "")}
     elsewhere = {choice.value for choice in track_choices(engine, moderator(engine, "server-2").incoming(), "")}
     assert here == {"host-track", "ml-basics"} and elsewhere == {"host-track"}
+
+
+def test_processes_with_data_dirs_of_their_own_share_drafts_and_versions(tmp_path: Path, database: SqlDatabase) -> None:
+    # three bot processes on three machines: one database, a library folder each
+    machine_a, machine_b, machine_c = (LibraryFiles(tmp_path / name, SqlTrackVersions(database))
+                                       for name in ("a", "b", "c"))  # fmt: skip
+    draft = machine_a.upload(SERVER, "ml-basics", "ml-basics.zip", course(tmp_path))
+    assert draft.track is not None and not draft.problems
+    assert machine_b.draft(SERVER, "ml-basics").track is not None  # the moderator's next turn went to another one
+    _track, version = machine_b.publish(SERVER, "ml-basics", by="mod")
+    assert version == 1
+    served, owners = machine_c.served()  # a process that saw none of it serves the version
+    assert len(served) == 1 and len(served[0].lessons) == 2
+    assert list(owners.values()) == [SERVER]
+    with pytest.raises(LibraryError, match="no draft"):
+        machine_a.draft(SERVER, "ml-basics")  # the draft was used up on another machine: not a stale copy here
+    _track, again = machine_c.rollback(SERVER, "ml-basics", 1, by="mod")
+    assert again == 2 and [v.version for v in machine_a.history(SERVER, "ml-basics")] == [2, 1]
