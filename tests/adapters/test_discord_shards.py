@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
+from bot.cli import app as tutorbot
 from bot.config import DiscordSettings, Settings
 from bot.core.answering import Answerer
 from bot.core.engine import Admission, Engine
@@ -148,3 +150,14 @@ def test_shard_settings_that_cannot_work_are_refused_saying_what_to_set(
     with pytest.raises(ValidationError) as refused:
         DiscordSettings(shard_count=count, shard_ids=ids)
     assert says in str(refused.value)
+
+
+def test_tutorbot_names_the_shard_setting_to_fix_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setenv("TUTORBOT_DISCORD__SHARD_COUNT", "2")
+    monkeypatch.setenv("TUTORBOT_DISCORD__SHARD_IDS", "[2]")
+    result = CliRunner().invoke(tutorbot, ["run", "discord"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "error: TUTORBOT_DISCORD__SHARD_IDS has [2]: with TUTORBOT_DISCORD__SHARD_COUNT=2" in result.output
