@@ -13,9 +13,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from typer.testing import CliRunner
 
+from bot.adapters.discord import serve
 from bot.cli import app as tutorbot
 from bot.config import DiscordSettings, Settings
 from bot.core.answering import Answerer
@@ -161,3 +162,19 @@ def test_tutorbot_names_the_shard_setting_to_fix_without_a_traceback(
     result = CliRunner().invoke(tutorbot, ["run", "discord"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "error: TUTORBOT_DISCORD__SHARD_IDS has [2]: with TUTORBOT_DISCORD__SHARD_COUNT=2" in result.output
+
+
+def test_a_stop_while_shards_are_still_starting_ends_the_start(tmp_path: Path) -> None:
+    engine = SeenEngine(SqliteProgressStore(tmp_path / "db.sqlite3"))
+
+    async def body(fake: FakeDiscord) -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(serve(engine, DiscordSettings(token=SecretStr(TOKEN)), stop))
+        await fake.wait_for(lambda: fake.shards_identified)  # shard 0 is up; shard 1 waits its turn
+        stop.set()
+        done, _running = await asyncio.wait({task}, timeout=10)  # not wait_for: it would cancel serve
+        task.cancel()
+        assert task in done and task.exception() is None
+        assert fake.shards_identified == [[0, 2]]
+
+    run(body, shard_count=2)
