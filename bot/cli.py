@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from bot.app import ensure_models, missing_models, open_index, required_models
-from bot.config import Settings
+from bot.config import DELIMITER, PREFIX, Settings
 from bot.core.lessons import Track
 from bot.knowledge.ingest import (
     EmbedCounters,
@@ -51,7 +52,15 @@ err = Console(stderr=True)
 
 def _settings() -> Settings:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as error:  # a setting that cannot work: say which and why, not a traceback
+        for problem in error.errors():
+            name = PREFIX + DELIMITER.join(str(part) for part in problem["loc"]).upper()
+            why = problem["msg"].removeprefix("Value error, ")
+            err.print(f"[red]error:[/red] {escape(why if why.startswith(PREFIX) else f'{name}: {why}')}",
+                      highlight=False, soft_wrap=True)  # fmt: skip
+        raise typer.Exit(2) from None
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -173,6 +173,36 @@ class DiscordSettings(BaseModel):
     edit_seconds: float = Field(
         1.0, gt=0, description="Least time between two edits of a streaming answer (Discord rate limits)."
     )
+    shard_count: int | None = Field(
+        None, ge=1, description="Shards of the whole bot, over all its processes; empty lets Discord recommend it."
+    )
+    shard_ids: list[int] | None = Field(
+        None,
+        description="The shards this process runs (JSON like [0,1]; needs shard_count); empty runs them all.",
+    )
+
+    @model_validator(mode="after")
+    def _check_shards(self) -> DiscordSettings:
+        """Shard ids need a shard count, and each is one of its shards, once."""
+        if self.shard_ids is None:
+            return self
+        if self.shard_count is None:
+            raise ValueError(
+                "TUTORBOT_DISCORD__SHARD_IDS needs TUTORBOT_DISCORD__SHARD_COUNT: set it to the number of shards "
+                "of all the bot's processes together"
+            )
+        if not self.shard_ids:
+            raise ValueError("TUTORBOT_DISCORD__SHARD_IDS is empty: list this process's shards, or unset it")
+        wrong = sorted({i for i in self.shard_ids if not 0 <= i < self.shard_count})
+        if wrong:
+            raise ValueError(
+                f"TUTORBOT_DISCORD__SHARD_IDS has {wrong}: with TUTORBOT_DISCORD__SHARD_COUNT={self.shard_count} "
+                f"a shard id is 0 to {self.shard_count - 1}"
+            )
+        repeated = sorted({i for i in self.shard_ids if self.shard_ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"TUTORBOT_DISCORD__SHARD_IDS lists {repeated} more than once: list each shard once")
+        return self
 
 
 class ReminderSettings(BaseModel):

@@ -9,10 +9,15 @@ command's options and ``resolved.attachments`` as Discord does, and the fake ser
 is filled by the first follow-up (whose own ephemeral flag is ignored), a deferred button press creates no
 message, and an interaction answered twice is an error.
 
-Gateway: a real websocket at ``/gateway``. discord.py 2.7 does not ask ``GET /gateway/bot`` where to connect
-(it is served anyway): it opens ``DiscordWebSocket.DEFAULT_GATEWAY``, which ``pointed_at`` sets to this fake.
-The fake sends HELLO, checks the token of IDENTIFY (a wrong one closes with 4004), sends READY and a
-GUILD_CREATE for its one server, and ACKs heartbeats. discord.py asks for a compressed stream in the URL
+Gateway: a real websocket at ``/gateway``, any number of connections at once (a sharded bot opens one a
+shard, in one process or several). A client that knows its shard count opens ``DiscordWebSocket.DEFAULT_GATEWAY``
+(``pointed_at`` sets it to this fake); one that does not asks ``GET /gateway/bot``, which answers this gateway
+and ``shard_count`` (1 unless given). The fake sends HELLO, checks the token of IDENTIFY (a wrong one closes
+with 4004) and its ``shard`` ([id, count]; an id outside the count closes with 4010, as Discord does), sends
+READY and a GUILD_CREATE for each server on that shard, and ACKs heartbeats. Servers: the main one, and
+``other_guilds`` (each with one text channel). Events go where Discord sends them: a server's to the connections
+of its shard, ``(guild_id >> 22) % shard_count``, a DM's to shard 0; to each such connection, so two processes
+running the same shard would both get it. discord.py asks for a compressed stream in the URL
 query, but it decompresses only binary frames; the fake sends text frames, so nothing needs switching off.
 Tests inject ``INTERACTION_CREATE`` and ``MESSAGE_CREATE`` events, which the client parses as Discord's.
 Ids are realistic snowflakes (discord.py parses some, like mentions in text, only with 15-20 digits).
@@ -34,7 +39,7 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,7 +166,8 @@ class FakeDiscord:
 
     def __init__(self, token: str = "fake-token", guild_id: str = GUILD_ID, channel_id: str = CHANNEL_ID, *,
                  channel_ids: Sequence[str] = (), record_calls: bool = True,
-                 ack_seconds: float | None = None) -> None:  # fmt: skip
+                 ack_seconds: float | None = None, shard_count: int = 1,
+                 other_guilds: Mapping[str, str] | None = None) -> None:  # fmt: skip
         self.token = token
         self.application_id = BOT_ID
         self.bot = {"id": BOT_ID, "username": "tutorbot", "discriminator": "0", "global_name": None, "avatar": None,
@@ -169,6 +175,8 @@ class FakeDiscord:
         self.guild_id = guild_id
         self.channel_id = channel_id
         self.channel_ids = [channel_id, *(c for c in channel_ids if c != channel_id)]  # the server's text channels
+        self.other_guilds = dict(other_guilds or {})  # more servers: guild id -> its one text channel
+        self.shard_count = shard_count  # what GET /gateway/bot recommends
         self.record_calls = record_calls
         self.ack_seconds = ack_seconds
         self.calls: list[Call] = []
@@ -179,14 +187,15 @@ class FakeDiscord:
         self.messages: dict[str, FakeMessage] = {}
         self.interactions: dict[str, Interaction] = {}
         self.commands: dict[str, list[dict]] = {}  # "global" or a guild id -> registered commands
-        self.identified = asyncio.Event()
+        self.identified = asyncio.Event()  # some connection has identified (cleared while a new one has not yet)
         self.identifications = 0
+        self.shards_identified: list[list[int] | None] = []  # the ``shard`` of each IDENTIFY, in order
         self.closed_dms: set[str] = set()  # users whose DMs are closed to the bot: posting there gets a 403
         self.user_files: dict[str, UserFile] = {}  # attachment id -> a file users sent with a slash command
         self.downloads: list[str] = []  # ids of the user files the bot fetched, in order
         self._ids = itertools.count(1_190_000_000_000_000_000)
         self._sequence = itertools.count(1)
-        self._socket: web.WebSocketResponse | None = None
+        self._sockets: dict[web.WebSocketResponse, tuple[int, int]] = {}  # identified connections: (shard, count)
         self._runner: web.AppRunner | None = None
         self._by_token: dict[str, list[FakeMessage]] = {}  # an interaction's messages, oldest first
         self._by_channel: dict[str, list[FakeMessage]] = {}  # messages posted in a channel (not interaction responses)
@@ -212,8 +221,9 @@ class FakeDiscord:
         """Close the gateway and stop listening."""
         for task in list(self._tasks):
             task.cancel()
-        if self._socket is not None and not self._socket.closed:
-            await self._socket.close()
+        for socket in list(self._sockets):
+            if not socket.closed:
+                await socket.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -245,7 +255,6 @@ class FakeDiscord:
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse(autoping=True)
         await socket.prepare(request)
-        self._socket = socket
         self.identified.clear()  # until this connection identifies
         await socket.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
         async for frame in socket:
@@ -256,11 +265,18 @@ class FakeDiscord:
                 if message["d"]["token"] != self.token:
                     await socket.close(code=4004, message=b"Authentication failed.")
                     break
+                shard = message["d"].get("shard")
+                self.shards_identified.append(shard)
+                shard_id, count = shard or (0, 1)
+                if not 0 <= shard_id < count:
+                    await socket.close(code=4010, message=b"Invalid shard.")
+                    break
                 self.identifications += 1
-                await self._send_ready(socket)
+                self._sockets[socket] = (shard_id, count)
+                await self._send_ready(socket, shard_id, count)
                 self.identified.set()
-        if self._socket is socket:
-            self._socket = None
+        self._sockets.pop(socket, None)
+        if not self._sockets:
             self.identified.clear()
         return socket
 
@@ -276,43 +292,58 @@ class FakeDiscord:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send_ready(self, socket: web.WebSocketResponse) -> None:
-        ready = {"v": 10, "user": self.bot, "guilds": [{"id": self.guild_id, "unavailable": True}],
+    async def _send_ready(self, socket: web.WebSocketResponse, shard_id: int, count: int) -> None:
+        guilds = [g for g in [self.guild_id, *self.other_guilds] if shard_of(g, count) == shard_id]
+        ready = {"v": 10, "user": self.bot, "guilds": [{"id": g, "unavailable": True} for g in guilds],
                  "session_id": f"session-{self.identifications}", "resume_gateway_url": self.gateway_url,
-                 "application": {"id": self.application_id, "flags": 0}, "shard": [0, 1]}  # fmt: skip
+                 "application": {"id": self.application_id, "flags": 0}, "shard": [shard_id, count]}  # fmt: skip
         await self._send(socket, "READY", ready)
-        await self._send(socket, "GUILD_CREATE", self.guild_payload())
+        for guild_id in guilds:
+            await self._send(socket, "GUILD_CREATE", self.guild_payload(guild_id))
 
     async def _send(self, socket: web.WebSocketResponse, event: str, data: dict) -> None:
         await socket.send_str(json.dumps({"op": 0, "t": event, "s": next(self._sequence), "d": data}))
 
+    def _receivers(self, guild_id: str | None) -> list[web.WebSocketResponse]:
+        """The open connections Discord sends an event of ``guild_id`` to (a DM's, None, go to shard 0)."""
+        return [socket for socket, (shard_id, count) in self._sockets.items()
+                if not socket.closed and shard_id == (shard_of(guild_id, count) if guild_id else 0)]  # fmt: skip
+
     async def dispatch(self, event: str, data: dict) -> None:
-        """Send a gateway event to the connected bot."""
+        """Send a gateway event to the connections of its server's shard (waiting until one has identified)."""
         await asyncio.wait_for(self.identified.wait(), 10)
-        assert self._socket is not None
+        receivers = await self.wait_for(lambda: self._receivers(data.get("guild_id")))
         now = time.monotonic()
         if event == "INTERACTION_CREATE":
             self.interactions[data["token"]].delivered = now
         elif event == "MESSAGE_CREATE":
             self.delivered[data["id"]] = now
-        await self._send(self._socket, event, data)
+        for socket in receivers:
+            await self._send(socket, event, data)
 
     # ------------------------------------------------------------ payloads
 
-    def guild_payload(self) -> dict:
-        """The one server: an @everyone role with member permissions, a moderator role, one text channel."""
+    def guild_of(self, channel_id: str) -> str:
+        """The server a text channel is in."""
+        return next((g for g, c in self.other_guilds.items() if c == channel_id), self.guild_id)
+
+    def guild_payload(self, guild_id: str | None = None) -> dict:
+        """A server (the main one unless named): an @everyone role with member permissions, a moderator role, and
+        its text channels."""
+        guild_id = guild_id or self.guild_id
+        channels = self.channel_ids if guild_id == self.guild_id else [self.other_guilds[guild_id]]
         return {
-            "id": self.guild_id, "name": "Study Hall", "owner_id": "1180000000000000001", "icon": None, "splash": None,
+            "id": guild_id, "name": "Study Hall" if guild_id == self.guild_id else f"Study Hall {guild_id[-4:]}", "owner_id": "1180000000000000001", "icon": None, "splash": None,
             "discovery_splash": None, "features": [], "emojis": [], "stickers": [], "afk_timeout": 300,
             "verification_level": 0, "default_message_notifications": 0, "explicit_content_filter": 0,
             "mfa_level": 0, "nsfw_level": 0, "premium_tier": 0, "system_channel_flags": 0, "preferred_locale": "en-US",
             "roles": [
-                {"id": self.guild_id, "name": "@everyone", "permissions": str(MEMBER_PERMISSIONS), "position": 0,
+                {"id": guild_id, "name": "@everyone", "permissions": str(MEMBER_PERMISSIONS), "position": 0,
                  "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
                 {"id": MODERATOR_ROLE_ID, "name": "Moderators", "permissions": str(MEMBER_PERMISSIONS | MANAGE_GUILD),
                  "position": 1, "color": 0, "hoist": False, "managed": False, "mentionable": True, "flags": 0},
             ],
-            "channels": [self.channel_payload(c) for c in self.channel_ids], "threads": [], "members": [],
+            "channels": [self.channel_payload(c) for c in channels], "threads": [], "members": [],
             "voice_states": [], "presences": [],
             "member_count": 3, "large": False, "unavailable": False, "joined_at": "2024-01-01T00:00:00+00:00",
         }  # fmt: skip
@@ -321,8 +352,9 @@ class FakeDiscord:
         channel_id = channel_id or self.channel_id
         position = self.channel_ids.index(channel_id) if channel_id in self.channel_ids else 0
         name = "lessons" if position == 0 else f"lessons-{position + 1}"
-        return {"id": channel_id, "type": 0, "guild_id": self.guild_id, "name": name, "position": position,
-                "permission_overwrites": [], "nsfw": False, "parent_id": None, "topic": None}  # fmt: skip
+        return {"id": channel_id, "type": 0, "guild_id": self.guild_of(channel_id), "name": name,
+                "position": position, "permission_overwrites": [], "nsfw": False, "parent_id": None,
+                "topic": None}  # fmt: skip
 
     def member_payload(self, user: User) -> dict:
         roles = [MODERATOR_ROLE_ID] if user.permissions & MANAGE_GUILD else []
@@ -346,9 +378,10 @@ class FakeDiscord:
                            authorizing_integration_owners={"0": self.guild_id})  # fmt: skip
         else:
             channel_id = channel_id or self.channel_id
-            payload.update(guild_id=self.guild_id, guild_locale="en-US", channel=self.channel_payload(channel_id),
+            guild_id = self.guild_of(channel_id)
+            payload.update(guild_id=guild_id, guild_locale="en-US", channel=self.channel_payload(channel_id),
                            channel_id=channel_id, member=self.member_payload(user), context=0,
-                           authorizing_integration_owners={"0": self.guild_id})  # fmt: skip
+                           authorizing_integration_owners={"0": guild_id})  # fmt: skip
         if message is not None:
             payload["message"] = self.message_payload(message)
         self.interactions[token] = Interaction(interaction_id, token, payload)
@@ -418,7 +451,8 @@ class FakeDiscord:
         else:
             member = self.member_payload(user)
             del member["user"]
-            data.update(channel_id=channel_id or self.channel_id, guild_id=self.guild_id, member=member)
+            channel_id = channel_id or self.channel_id
+            data.update(channel_id=channel_id, guild_id=self.guild_of(channel_id), member=member)
         return data
 
     async def slash(self, user: User, name: str, options: dict[str, Option] | None = None, *, sub: str | None = None,
@@ -576,7 +610,7 @@ class FakeDiscord:
 
     async def _gateway_info(self, request: web.Request, body: Any) -> web.Response:
         limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
-        return self._json({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+        return self._json({"url": self.gateway_url, "shards": self.shard_count, "session_start_limit": limit})
 
     async def _sync(self, request: web.Request, body: Any, guild: str | None = None) -> web.Response:
         registered = [{**command, "id": self.new_id(), "application_id": self.application_id, "version": "1",
@@ -755,6 +789,11 @@ def _option(name: str, value: Option) -> dict:
     if isinstance(value, int):
         return {"name": name, "type": 4, "value": value}
     return {"name": name, "type": 3, "value": value}
+
+
+def shard_of(guild_id: str, shard_count: int) -> int:
+    """The shard Discord sends a server's events to."""
+    return (int(guild_id) >> 22) % shard_count
 
 
 def point_discord_at(base_url: str, gateway_url: str) -> None:

@@ -102,6 +102,9 @@ async def serve(engine: Engine, settings: DiscordSettings, stop: asyncio.Event, 
         stopping.cancel()
         if not connection.done():
             await client.shutdown()
+            # Still starting shards (they connect 5 s apart): discord.py would keep retrying the next one on the
+            # closed session for ever. A closed client has nothing left to do, so the start ends here.
+            connection.cancel()
         else:
             await client.close()
     ended_with = await _ended(connection)

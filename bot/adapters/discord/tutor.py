@@ -1,5 +1,10 @@
 """The client: ``TutorClient`` turns slash commands, button presses and messages into engine turns, acknowledges
-interactions within Discord's 3 seconds, keeps to the question limit, reports failures and shuts down gently."""
+interactions within Discord's 3 seconds, keeps to the question limit, reports failures and shuts down gently.
+
+It runs the shards its settings name (``shard_count``, ``shard_ids``), or all the shards Discord recommends; one
+process or several make up the whole bot. Discord sends a server's events only to the shard that server falls
+on, so each process answers its own servers; DMs arrive on shard 0. Only the process with shard 0 registers
+the slash commands, so several processes starting at once do not all overwrite them."""
 
 from __future__ import annotations
 
@@ -40,11 +45,20 @@ def minimal_intents() -> discord.Intents:
     return intents
 
 
-class TutorClient(discord.Client):
+def syncs_commands(settings: DiscordSettings) -> bool:
+    """Whether this process registers the slash commands: it runs shard 0 (every process shares the commands)."""
+    return settings.shard_ids is None or 0 in settings.shard_ids
+
+
+class TutorClient(discord.AutoShardedClient):
     """A Discord client that turns slash commands, button presses and messages into engine turns."""
 
     def __init__(self, engine: Engine, settings: DiscordSettings) -> None:
-        super().__init__(intents=minimal_intents(), allowed_mentions=NO_MENTIONS)
+        # No shard count: discord.py asks Discord for the recommended one and runs every shard. No shard ids: all.
+        shards: dict[str, Any] = {"shard_count": settings.shard_count}
+        if settings.shard_ids is not None:
+            shards["shard_ids"] = settings.shard_ids
+        super().__init__(intents=minimal_intents(), allowed_mentions=NO_MENTIONS, **shards)
         self.engine = engine
         self.settings = settings
         engine.limit_questions(PLATFORM, settings.questions_per_minute)
@@ -58,9 +72,13 @@ class TutorClient(discord.Client):
         self._turns: set[asyncio.Task[Any]] = set()
 
     async def setup_hook(self) -> None:
-        """Make old buttons work again and register the slash commands."""
+        """Make old buttons work again and register the slash commands (in the process with shard 0 only)."""
         self.add_dynamic_items(TutorButton)
-        await sync_commands(self.tree, self.settings.guild_ids)
+        if syncs_commands(self.settings):
+            await sync_commands(self.tree, self.settings.guild_ids)
+        else:
+            log.info("not registering slash commands: the process with shard 0 does (this one runs shards %s of %s)",
+                     self.settings.shard_ids, self.settings.shard_count)  # fmt: skip
 
     # ------------------------------------------------------------ entry points
 
