@@ -132,13 +132,18 @@ def build_engine(settings: Settings, index: LessonIndex | None = None, model: Ch
     ``answers=False`` builds an engine for lessons and quizzes only (no index or model is opened).
     """
     tracks = load_tracks(settings)
-    database = Database(settings.database_path, busy_timeout_ms=round(settings.storage.busy_timeout_seconds * 1000))
+    database = open_database(settings)
     library = build_library(settings, database, index, set(tracks))
     uploaded, owners = library.served()
     tracks = {**tracks, **{track.id: track for track in uploaded}}
     answerer = build_answerer(settings, model, index, tracks, database) if answers else None
     return Engine(tracks, SqliteProgressStore(database), answerer, default_quiet=default_quiet_hours(settings),
                   owners=owners, library=library, insights=ChatInsights(SqliteInsights(database)))  # fmt: skip
+
+
+def open_database(settings: Settings) -> Database:
+    """The database the stores share (a process may open it more than once: each is its own connection)."""
+    return Database(settings.database_path, busy_timeout_ms=round(settings.storage.busy_timeout_seconds * 1000))
 
 
 def build_library(settings: Settings, database: Database, index: LessonIndex | None,
