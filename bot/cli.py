@@ -392,7 +392,7 @@ def run(
         if "telegram" in chosen:
             from bot.adapters.telegram import serve as serve_telegram
 
-            servers.append(serve_telegram(engine, settings.telegram, stop, reminders=reminders))
+            servers.append(serve_telegram(engine, settings.telegram, stop, reminders=reminders, database=database))
         if "discord" in chosen:
             from bot.adapters.discord import serve as serve_discord
 
@@ -410,7 +410,9 @@ def run(
 
     from bot.app import build_reminders
 
-    with _running_engine(settings) as engine:
+    # Webhook workers share an inbox in the database (their own connection to it).
+    database = _open_database(settings) if "telegram" in chosen and settings.telegram.webhook_url else None
+    with contextlib.closing(database) if database else contextlib.nullcontext(), _running_engine(settings) as engine:
         out.print(f"serving {' and '.join(chosen)}; Ctrl-C stops", highlight=False)
         try:
             asyncio.run(serve_all(engine))

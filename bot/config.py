@@ -152,6 +152,16 @@ class TelegramSettings(BaseModel):
     webhook_secret: SecretStr | None = Field(
         None, description="Secret token Telegram sends with each webhook call, so others cannot post updates."
     )
+    webhook_lease_seconds: float = Field(
+        45.0,
+        gt=0,
+        description="Webhook workers: how long a chat stays with a worker that stopped renewing its "
+        "lease (it died) before another worker takes the chat over. Worker clocks must agree to well within this.",
+    )
+    webhook_chats_at_once: int = Field(64, ge=1, description="Webhook workers: chats one worker handles at once.")
+    webhook_poll_seconds: float = Field(
+        0.5, gt=0, description="Webhook workers: how often an idle worker looks for updates other workers stored."
+    )
     admin_cache_seconds: float = Field(
         60.0, ge=0, description="How long a group member's admin status (getChatMember) is remembered."
     )

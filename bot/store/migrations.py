@@ -193,6 +193,34 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (track, version, path)
     );
     """,
+    # 8: Telegram webhook workers. Every update a webhook call brings is stored before the call is answered; a
+    # worker holds a chat's lease while it handles the chat's updates in order; a quiz poll's ticket is shared, as
+    # its answer may reach another worker than the one that sent it.
+    """
+    CREATE TABLE telegram_updates (
+        update_id BIGINT PRIMARY KEY,
+        chat BIGINT NOT NULL,            -- the chat whose updates are handled in order (a user's for a stray one)
+        body TEXT NOT NULL,              -- the update's JSON as Telegram sent it
+        received_at {REAL} NOT NULL,
+        done_at {REAL}                   -- NULL until a worker has handled it
+    );
+    CREATE INDEX telegram_updates_pending ON telegram_updates (chat, update_id) WHERE done_at IS NULL;
+    CREATE INDEX telegram_updates_done ON telegram_updates (done_at) WHERE done_at IS NOT NULL;
+
+    CREATE TABLE telegram_leases (
+        chat BIGINT PRIMARY KEY,
+        worker TEXT NOT NULL,            -- host:pid:random of the worker handling the chat now
+        until {REAL} NOT NULL            -- another worker may take the chat over after this
+    );
+
+    CREATE TABLE telegram_polls (
+        poll_id TEXT PRIMARY KEY,
+        chat BIGINT NOT NULL,            -- where the poll was sent: its answer is handled in this chat's order
+        ticket TEXT NOT NULL,            -- JSON: whose question it is and each option's action
+        sent_at {REAL} NOT NULL
+    );
+    CREATE INDEX telegram_polls_by_time ON telegram_polls (sent_at);
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -275,9 +275,13 @@ class FakeBotApi:
         return {"poll_id": poll_id, "user": user.as_json(), "option_ids": [option],
                 "option_persistent_ids": [f"{poll_id}-{option}"]}  # fmt: skip
 
+    def new_update(self, payload: dict) -> dict:
+        """An update carrying ``payload`` with the next update id (not pushed: a test posts it where it likes)."""
+        return {"update_id": next(self._update_ids), **payload}
+
     def push(self, payload: dict) -> int:
         """Queue an update (or post it to the webhook, when one is set); returns its update id."""
-        update = {"update_id": next(self._update_ids), **payload}
+        update = self.new_update(payload)
         if self.webhook is not None:
             task = asyncio.get_running_loop().create_task(self._post_to_webhook(update))
             self._deliveries.add(task)

@@ -23,7 +23,7 @@ from bot.core.answering import Answerer
 from bot.core.engine import Admission, Engine
 from bot.core.messages import Incoming
 from bot.core.prompts import PromptLibrary
-from bot.store.progress import SqliteProgressStore
+from bot.store.progress import SqlProgressStore
 from tests.adapters.discord_fake import BOT_ID, GUILD_ID, FakeDiscord, running_fake, shard_of
 from tests.adapters.test_discord import ADA, BOB, PASSAGE, REPO, TOKEN, TRACKS, bot
 from tests.fakes import FixedRetriever, ScriptedModel
@@ -35,7 +35,7 @@ SYNC = rf"/applications/{BOT_ID}/commands$"
 class SeenEngine(Engine):
     """An engine that notes the community of every turn it admits: which process handled what."""
 
-    def __init__(self, store: SqliteProgressStore) -> None:
+    def __init__(self, store: SqlProgressStore) -> None:
         answerer = Answerer(FixedRetriever([PASSAGE]), ScriptedModel(), PromptLibrary(REPO / "prompts"))
         super().__init__(TRACKS, store, answerer)
         self.seen: list[str] = []
@@ -71,7 +71,7 @@ def test_a_process_identifies_with_its_own_shard_and_answers_that_shards_server(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="bot.adapters.discord")
-    engine = SeenEngine(SqliteProgressStore(tmp_path / "db.sqlite3"))
+    engine = SeenEngine(SqlProgressStore(tmp_path / "db.sqlite3"))
 
     async def body(fake: FakeDiscord) -> None:
         async with bot(fake, engine, shard_count=2, shard_ids=[1]):
@@ -87,7 +87,7 @@ def test_a_process_identifies_with_its_own_shard_and_answers_that_shards_server(
 
 def test_two_processes_each_answer_only_their_shards_servers_and_one_registers_the_commands(tmp_path: Path) -> None:
     database = tmp_path / "db.sqlite3"
-    second, first = SeenEngine(SqliteProgressStore(database)), SeenEngine(SqliteProgressStore(database))
+    second, first = SeenEngine(SqlProgressStore(database)), SeenEngine(SqlProgressStore(database))
 
     async def body(fake: FakeDiscord) -> None:
         async with bot(fake, second, shard_count=2, shard_ids=[1]):
@@ -110,7 +110,7 @@ def test_two_processes_each_answer_only_their_shards_servers_and_one_registers_t
 
 
 def test_without_shard_settings_one_process_runs_every_shard_discord_recommends(tmp_path: Path) -> None:
-    engine = SeenEngine(SqliteProgressStore(tmp_path / "db.sqlite3"))
+    engine = SeenEngine(SqlProgressStore(tmp_path / "db.sqlite3"))
 
     async def body(fake: FakeDiscord) -> None:
         async with bot(fake, engine):
@@ -165,7 +165,7 @@ def test_tutorbot_names_the_shard_setting_to_fix_without_a_traceback(
 
 
 def test_a_stop_while_shards_are_still_starting_ends_the_start(tmp_path: Path) -> None:
-    engine = SeenEngine(SqliteProgressStore(tmp_path / "db.sqlite3"))
+    engine = SeenEngine(SqlProgressStore(tmp_path / "db.sqlite3"))
 
     async def body(fake: FakeDiscord) -> None:
         stop = asyncio.Event()

@@ -298,7 +298,7 @@ def test_an_sql_mistake_is_raised_as_it_is_not_as_a_passing_condition(store: Sql
 
 def test_a_new_database_ends_at_the_latest_version(db_path: Path) -> None:
     SqlProgressStore(db_path).close()
-    assert user_version(db_path) == LATEST_VERSION == 7
+    assert user_version(db_path) == LATEST_VERSION == 8
     assert query(db_path, "PRAGMA journal_mode") == [("wal",)]
 
 

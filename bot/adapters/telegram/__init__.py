@@ -1,6 +1,8 @@
 """The Telegram adapter: Bot API updates in as ``Incoming`` turns, ``Reply`` objects out as messages.
 
-Long polling by default, a webhook when ``webhook_url`` is set. In a private chat every message is a turn; in a
+Long polling by default (one process), a webhook when ``webhook_url`` is set: then each update is stored in the
+shared inbox before its call is answered, and ``inbox_worker`` handles each chat's updates in order on whichever
+of the processes behind the webhook's endpoint holds the chat. In a private chat every message is a turn; in a
 group only what is addressed to the bot (a command, a mention, a reply to the bot). A document is a turn with an
 upload, its caption the text, downloaded only once the engine accepts it; a reply's files follow its text as
 photos (charts) and documents. Buttons become inline
@@ -12,7 +14,7 @@ each learner's model questions is the engine's.
 The package: ``formatting`` (reply Markdown as Telegram HTML messages), ``render`` (messages, keyboards and
 polls as Telegram sends them), ``translate`` (updates to turns), ``files`` (a moderator's document in as an
 upload, a reply's charts and files out), ``limits`` (send rates, bounded memory), ``tutor`` (the update
-handlers), and here the plumbing: the Application, long polling or the webhook server, and a graceful shutdown.
+handlers), ``inbox_worker`` (webhook workers' ordered handling), and here the plumbing: the Application, long polling or the webhook server, and a graceful shutdown.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import asyncio
 import contextlib
 import functools
 import hmac
+import json
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,13 +36,17 @@ from telegram.ext import Application, ApplicationBuilder, ExtBot
 from telegram.request import HTTPXRequest
 
 from bot.adapters import AdapterError
+from bot.adapters.telegram.inbox_worker import InboxWorker
 from bot.adapters.telegram.limits import SendLimits
-from bot.adapters.telegram.translate import ALLOWED_UPDATES, PLATFORM
+from bot.adapters.telegram.translate import ALLOWED_UPDATES, PLATFORM, chat_key
 from bot.adapters.telegram.tutor import TelegramTutor
 from bot.config import TelegramSettings
 from bot.core.engine import Engine
+from bot.core.ports import StoreUnavailable
 from bot.core.reminders import ReminderScheduler
 from bot.logs import SecretFilter
+from bot.store.inbox import Inbox
+from bot.store.sql import SqlDatabase
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +73,6 @@ MODERATOR_COMMANDS = (
 TOKEN_REJECTED = "Telegram rejected the bot token: check TUTORBOT_TELEGRAM__TOKEN (from @BotFather)"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 POLL_SECONDS = 30  # long-polling timeout of getUpdates
-MAX_QUEUED_UPDATES = 1024  # webhook updates waiting for a turn; beyond it a call gets 503 and Telegram retries
 CONCURRENT_UPDATES = 256  # turns handled at once; the engine keeps each learner's turns in order
 TOKEN_LOGGERS = ("httpx", "telegram.Bot", "telegram.ext.ExtBot")  # they log Bot API URLs, and the token is in each
 
@@ -105,18 +112,23 @@ def token_masked(token: str) -> Iterator[None]:
 
 
 async def serve(engine: Engine, settings: TelegramSettings, stop: asyncio.Event, *,
-                limits: SendLimits | None = None, reminders: ReminderScheduler | None = None) -> None:  # fmt: skip
+                limits: SendLimits | None = None, reminders: ReminderScheduler | None = None,
+                database: SqlDatabase | None = None) -> None:  # fmt: skip
     """Serve learners on Telegram until ``stop`` is set, then finish the turns in flight and shut down.
 
     ``limits`` overrides the send limits (tests relax them); ``reminders`` gets a sender for Telegram learners
-    once the bot is signed in. Raises ``AdapterError`` when Telegram refuses to start.
+    once the bot is signed in; ``database`` (required in webhook mode) holds the inbox the webhook workers share.
+    Raises ``AdapterError`` when Telegram refuses to start.
     """
     if settings.token is None:
         raise AdapterError("No Telegram bot token: set TUTORBOT_TELEGRAM__TOKEN (from @BotFather).")
+    if settings.webhook_url and database is None:
+        raise ValueError("webhook mode needs the database its workers share")
+    inbox = Inbox(database) if settings.webhook_url and database is not None else None
     with token_masked(settings.token.get_secret_value()):
         requests = (HTTPXRequest(), HTTPXRequest(connection_pool_size=1))
         application = build_application(settings, limits or SendLimits(), requests)
-        tutor = TelegramTutor(engine, settings)
+        tutor = TelegramTutor(engine, settings, inbox=inbox)
         engine.limit_questions(PLATFORM, settings.questions_per_minute)
         tutor.install(application)
         await _initialize(application, requests)
@@ -125,8 +137,8 @@ async def serve(engine: Engine, settings: TelegramSettings, stop: asyncio.Event,
             await application.start()
             if reminders is not None:
                 reminders.add_sender(PLATFORM, functools.partial(tutor.send_reminder, application.bot))
-            if settings.webhook_url:
-                await _receive_webhooks(application, settings, stop)
+            if inbox is not None:
+                await _receive_webhooks(application, settings, inbox, stop)
             else:
                 await _poll(application, stop)
         finally:
@@ -177,25 +189,30 @@ async def _poll(application: Application, stop: asyncio.Event) -> None:
     await stop.wait()
 
 
-def webhook_app(application: Application, path: str, secret: str | None) -> Any:
-    """An aiohttp app taking webhook calls at ``path``: a wrong secret header gets 403, an update is queued
-    (a full queue answers 503, and Telegram sends the update again later)."""
+def webhook_app(application: Application, path: str, secret: str | None, inbox: Inbox,
+                stored: Callable[[], None] = lambda: None) -> Any:  # fmt: skip
+    """An aiohttp app taking webhook calls at ``path``: a wrong secret header gets 403; an update is stored in the
+    inbox, and only then answered 200 (and ``stored`` called); a store that cannot take it answers 503, and Telegram
+    sends the update again later."""
     from aiohttp import web  # aiohttp comes with discord.py; PTB's own webhook server needs tornado, not installed
 
     async def receive(request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "")
         if secret is not None and not hmac.compare_digest(given.encode(), secret.encode()):
             return web.Response(status=403)
+        body = await request.text()
         try:
-            update = Update.de_json(await request.json(), application.bot)
+            update = Update.de_json(json.loads(body), application.bot)
+            chat, poll_id = chat_key(update)
         except (ValueError, TypeError, KeyError, AttributeError):
             log.warning("a webhook call did not carry an update")
             return web.Response(status=400)
-        if application.update_queue.qsize() >= MAX_QUEUED_UPDATES:
-            # Telegram delivers the update again later: better than holding an unbounded backlog in memory.
-            log.warning("the webhook's update queue is full (%d); Telegram will retry", MAX_QUEUED_UPDATES)
+        try:
+            await asyncio.to_thread(inbox.store, update.update_id, chat, body, time.time(), poll_id)
+        except StoreUnavailable:  # the store logged why
+            log.warning("could not store Telegram update %s; Telegram will send it again", update.update_id)
             return web.Response(status=503)
-        application.update_queue.put_nowait(update)
+        stored()
         return web.Response()
 
     app = web.Application()
@@ -203,8 +220,10 @@ def webhook_app(application: Application, path: str, secret: str | None) -> Any:
     return app
 
 
-async def _receive_webhooks(application: Application, settings: TelegramSettings, stop: asyncio.Event) -> None:
-    """Take webhook calls until ``stop`` is set (the webhook stays registered: updates wait for the next start)."""
+async def _receive_webhooks(application: Application, settings: TelegramSettings, inbox: Inbox,
+                            stop: asyncio.Event) -> None:  # fmt: skip
+    """Store webhook calls in the inbox and handle its chats until ``stop`` is set; then finish the update in hand
+    in each chat (the webhook stays registered: updates wait in Telegram or the inbox for the next worker)."""
     from aiohttp import web
 
     assert settings.webhook_url is not None
@@ -212,7 +231,13 @@ async def _receive_webhooks(application: Application, settings: TelegramSettings
     if secret is None:
         log.warning("the webhook has no secret: anyone who finds its URL can post updates; "
                     "set TUTORBOT_TELEGRAM__WEBHOOK_SECRET")  # fmt: skip
-    app = webhook_app(application, urlsplit(settings.webhook_url).path or "/", secret)
+
+    async def handle(body: str) -> None:
+        await application.process_update(Update.de_json(json.loads(body), application.bot))
+
+    worker = InboxWorker(inbox, handle, lease_seconds=settings.webhook_lease_seconds,
+                         poll_seconds=settings.webhook_poll_seconds, chats_at_once=settings.webhook_chats_at_once)  # fmt: skip
+    app = webhook_app(application, urlsplit(settings.webhook_url).path or "/", secret, inbox, worker.wake)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     try:
@@ -229,8 +254,9 @@ async def _receive_webhooks(application: Application, settings: TelegramSettings
         except BadRequest as error:
             raise AdapterError(f"Telegram refused the webhook ({error.message}): "
                                "check TUTORBOT_TELEGRAM__WEBHOOK_URL.") from None  # fmt: skip
-        log.info("Telegram: receiving webhook calls on %s:%s", settings.webhook_listen, settings.webhook_port)
-        await stop.wait()
+        log.info("Telegram: receiving webhook calls on %s:%s as worker %s", settings.webhook_listen,
+                 settings.webhook_port, worker.name)  # fmt: skip
+        await worker.run(stop)
     finally:
         await runner.cleanup()
 

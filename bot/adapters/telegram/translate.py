@@ -3,8 +3,9 @@ stays silent), and a content-free summary of an update for logs."""
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from telegram import CallbackQuery, Chat, Message, PollAnswer, Update
 from telegram.constants import ChatType
@@ -104,6 +105,27 @@ def incoming_from_poll_answer(answer: PollAnswer, ticket: PollTicket) -> Incomin
         return None
     return Incoming(PLATFORM, str(user.id), str(ticket.chat_id), action=ticket.actions[option],
                     display_name=user.first_name or "", is_direct=ticket.is_direct)  # fmt: skip
+
+
+def ticket_to_json(ticket: PollTicket) -> str:
+    """A poll ticket as JSON, to share it with other workers."""
+    return json.dumps(asdict(ticket))
+
+
+def ticket_from_json(text: str) -> PollTicket:
+    """A poll ticket shared by another worker."""
+    fields = json.loads(text)
+    return PollTicket(**{**fields, "actions": tuple(fields["actions"])})
+
+
+def chat_key(update: Update) -> tuple[int, str | None]:
+    """The chat whose order an update is handled in, and for a poll answer its poll's id (whose chat is known only
+    to the one who sent it: until looked up, the voter's private chat, where the bot sends quizzes to learners)."""
+    if update.effective_chat is not None:
+        return update.effective_chat.id, None
+    poll_id = update.poll_answer.poll_id if update.poll_answer is not None else None
+    user = update.effective_user
+    return (user.id if user is not None else 0), poll_id
 
 
 def update_summary(update: object) -> tuple[str, int | None]:

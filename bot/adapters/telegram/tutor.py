@@ -37,12 +37,16 @@ from bot.adapters.telegram.translate import (
     incoming_from_message,
     incoming_from_poll_answer,
     thread_of,
+    ticket_from_json,
+    ticket_to_json,
     update_summary,
 )
 from bot.config import TelegramSettings
 from bot.core.engine import Engine
 from bot.core.messages import Attachment, Incoming, Reply
+from bot.core.ports import StoreUnavailable
 from bot.core.reminders import Delivery
+from bot.store.inbox import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +78,12 @@ class Turn:
 class TelegramTutor:
     """The update handlers: turn updates into engine turns and send the replies by Telegram's rules."""
 
-    def __init__(self, engine: Engine, settings: TelegramSettings, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, engine: Engine, settings: TelegramSettings, clock: Callable[[], float] = time.monotonic,
+                 inbox: Inbox | None = None) -> None:  # fmt: skip
         self.engine = engine
+        # Webhook workers: an update may be handled again (by a worker that took a dead one's chat), and a quiz
+        # poll's answer may reach another worker than the one that sent it.
+        self.inbox = inbox
         self.settings = settings
         self.clock = clock
         self.polls: Recent = Recent(20_000)  # poll id -> PollTicket
@@ -105,7 +113,7 @@ class TelegramTutor:
             return
         turn = Turn(message.chat.id, message.from_user.id, incoming.is_direct, thread_of(message),
                     None if incoming.is_direct else message.message_id)  # fmt: skip
-        incoming = await self._with_rights(context.bot, incoming, turn)
+        incoming = self._once(await self._with_rights(context.bot, incoming, turn), update)
         admission = await self.engine.admit(incoming)
         if admission.refusal is not None:
             await self.send(context.bot, turn, admission.refusal)
@@ -126,22 +134,22 @@ class TelegramTutor:
         if incoming is None or message is None:
             return
         turn = Turn(message.chat.id, query.from_user.id, incoming.is_direct, thread_of(message))
-        await self.run_turn(context.bot, await self._with_rights(context.bot, incoming, turn), turn)
+        await self.run_turn(context.bot, self._once(await self._with_rights(context.bot, incoming, turn), update), turn)
 
     async def on_poll_answer(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A quiz poll answer: the option's action; a poll from before a restart gets a note and the learner's place."""
         answer = update.poll_answer
         assert answer is not None
-        ticket = self.polls.get(answer.poll_id)
+        ticket = self.polls.get(answer.poll_id) or await self._shared_ticket(answer.poll_id)
         if ticket is None:
-            await self._old_poll(context.bot, answer)
+            await self._old_poll(context.bot, answer, update)
             return
         incoming = incoming_from_poll_answer(answer, ticket)
         if incoming is None:
             return  # someone else answering a learner's quiz, or a retracted vote
         self.polls.pop(answer.poll_id, None)
         turn = Turn(ticket.chat_id, ticket.user_id, ticket.is_direct, ticket.thread_id)
-        await self.run_turn(context.bot, await self._with_rights(context.bot, incoming, turn), turn)
+        await self.run_turn(context.bot, self._once(await self._with_rights(context.bot, incoming, turn), update), turn)
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log a failed update with its context (never its token) and apologise to the learner."""
@@ -158,14 +166,37 @@ class TelegramTutor:
         except TelegramError as failure:
             log.warning("could not apologise in chat %s: %s", chat_id, type(failure).__name__)
 
-    async def _old_poll(self, bot: ExtBot, answer: PollAnswer) -> None:
+    def _once(self, incoming: Incoming, update: Update) -> Incoming:
+        """With webhook workers, the turn carries its update's id, so the engine handles the update only once."""
+        return incoming if self.inbox is None else replace(incoming, delivery=f"{PLATFORM}:{update.update_id}")
+
+    async def _shared_ticket(self, poll_id: str) -> PollTicket | None:
+        """The ticket of a poll another worker sent (None without webhook workers, or when unknown)."""
+        if self.inbox is None:
+            return None
+        try:
+            shared = await asyncio.to_thread(self.inbox.poll, poll_id)
+        except StoreUnavailable:
+            return None  # the store logged why; the learner gets the note for an unknown poll and their place
+        return None if shared is None else ticket_from_json(shared)
+
+    async def _share_ticket(self, poll_id: str, ticket: PollTicket) -> None:
+        if self.inbox is None:
+            return
+        try:
+            await asyncio.to_thread(self.inbox.remember_poll, poll_id, ticket.chat_id, ticket_to_json(ticket),
+                                    time.time())  # fmt: skip
+        except StoreUnavailable:
+            log.warning("could not share quiz poll %s: an answer reaching another worker is taken as unknown", poll_id)
+
+    async def _old_poll(self, bot: ExtBot, answer: PollAnswer, update: Update) -> None:
         user = answer.user
         if user is None or not answer.option_ids:
             return
         turn = Turn(user.id, user.id, True)  # its chat is unknown: the learner's private chat
         await self.send(bot, turn, Reply(OLD_POLL))
         incoming = Incoming(PLATFORM, str(user.id), str(user.id), text="resume", display_name=user.first_name or "")
-        await self.run_turn(bot, incoming, turn)
+        await self.run_turn(bot, self._once(incoming, update), turn)
 
     async def _with_rights(self, bot: ExtBot, incoming: Incoming, turn: Turn) -> Incoming:
         if incoming.is_direct:
@@ -237,8 +268,9 @@ class TelegramTutor:
             assert reply.quiz is not None
             sent = await bot.send_poll(turn.chat_id, **poll_kwargs(reply), **turn.placement())
             if sent.poll is not None:
-                self.polls[sent.poll.id] = PollTicket(turn.user_id, turn.chat_id, turn.thread_id, turn.is_direct,
-                                                      reply.quiz.actions)  # fmt: skip
+                ticket = PollTicket(turn.user_id, turn.chat_id, turn.thread_id, turn.is_direct, reply.quiz.actions)
+                self.polls[sent.poll.id] = ticket
+                await self._share_ticket(sent.poll.id, ticket)
         elif reply.text.strip() or reply.buttons or not reply.files:
             for kwargs in message_kwargs(reply):
                 await self.send_text(bot, turn, **kwargs)
