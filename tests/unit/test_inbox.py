@@ -3,27 +3,22 @@ held by one worker at a time, an expired lease taken over where its worker stopp
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from bot.store.database import Database
 from bot.store.inbox import KEEP_DONE_SECONDS, Inbox
+from bot.store.sql import SqlDatabase
 
 LEASE = 30.0
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    """The shared database (SQLite here; the same tests can run on PostgreSQL through this fixture)."""
-    db = Database(tmp_path / "inbox.sqlite3")
-    yield db
-    db.close()
+def database(sql_database: SqlDatabase) -> SqlDatabase:
+    """The shared database: SQLite, then PostgreSQL."""
+    return sql_database
 
 
 @pytest.fixture
-def inbox(database: Database) -> Inbox:
+def inbox(database: SqlDatabase) -> Inbox:
     return Inbox(database)
 
 
