@@ -9,9 +9,11 @@ the times this turn's store recorded the update as handled (its save or its deli
 turn that applied it); a redelivered update that was handled already is acknowledged with no replies and 0.
 ``--answers`` adds the grounded answerer: the index on the Chroma server, and a scripted model that never runs out.
 
-``python -m tests.multiprocess_worker walk LEARNERS SECONDS PREFIX``: the bench's process: after ``{"ready": PID}``
-it waits for a line on stdin (every process starts together), then LEARNERS walkers of ``bench/engine_turns.py``
-take turns for SECONDS, and it prints ``{"turns": N, "seconds": S, "latencies": [ms, ...]}``.
+``python -m tests.multiprocess_worker walk LEARNERS SECONDS PREFIX [--warm S] [--no-pool-check]``: a process of
+``bench/multiprocess.py``: after ``{"ready": PID}`` it waits for a line on stdin (every process starts together),
+then LEARNERS walkers of ``bench/engine_turns.py`` take turns (each with an update id, as webhook workers get them)
+for the warm-up and SECONDS more, and it prints ``{"turns": N, "seconds": S, "latencies": [ms, ...]}`` of the
+measured part.
 
 The store patch (recording what this process applied) lives here, in a test-only program: production code has no
 hook for it.
@@ -91,7 +93,7 @@ def turn_incoming(learner: str, text: str | None, action: str | None, update: in
 
 
 def build(answers: bool) -> Engine:
-    """The engine as the bot builds it from the ``TUTORBOT_*`` variables, its store recording what it applied."""
+    """The engine as the bot builds it from the ``TUTORBOT_*`` variables."""
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     if answers:
         from tests.fakes import TirelessModel
@@ -99,7 +101,6 @@ def build(answers: bool) -> Engine:
         engine = build_engine(settings, model=TirelessModel())
     else:
         engine = build_engine(settings, answers=False)
-    engine.store.__class__ = RecordingStore
     settle_memory()
     return engine
 
@@ -138,8 +139,9 @@ async def handle(engine: Engine, turn: dict[str, Any]) -> None:
     emit({"update": turn["update"], "applied": applied, "replies": [reply_to_json(reply) for reply in replies]})  # fmt: skip
 
 
-async def walk(engine: Engine, learners: int, seconds: float, prefix: str) -> None:
-    """The bench: ``learners`` walkers taking turns for ``seconds``; prints the turns and their latencies."""
+async def walk(engine: Engine, learners: int, seconds: float, warm: float, prefix: str) -> None:
+    """The bench: ``learners`` walkers taking turns for ``warm`` + ``seconds``; prints the turns of the last
+    ``seconds`` and their latencies (from calling the engine to its last reply)."""
     import random
 
     from bench.engine_turns import Walker
@@ -149,19 +151,19 @@ async def walk(engine: Engine, learners: int, seconds: float, prefix: str) -> No
     latencies: list[float] = []
     counter = iter(range(10**9))
 
-    async def one(walker: Walker, deadline: float) -> None:
+    async def one(walker: Walker, measured: float, deadline: float) -> None:
         while time.perf_counter() < deadline:
             _kind, turn = walker.next_turn()
             turn = replace(turn, platform=PLATFORM, delivery=f"{PLATFORM}:{prefix}-{next(counter)}")
             started = time.perf_counter()
             walker.last = await engine.replies(turn)
-            latencies.append((time.perf_counter() - started) * 1000)
+            if started >= measured:
+                latencies.append((time.perf_counter() - started) * 1000)
 
     await asyncio.to_thread(sys.stdin.readline)  # the go signal: every process starts at once
-    started = time.perf_counter()
-    await asyncio.gather(*(one(walker, started + seconds) for walker in walkers))
-    elapsed = time.perf_counter() - started
-    emit({"turns": len(latencies), "seconds": elapsed, "latencies": latencies,
+    measured = time.perf_counter() + warm
+    await asyncio.gather(*(one(walker, measured, measured + seconds) for walker in walkers))
+    emit({"turns": len(latencies), "seconds": time.perf_counter() - measured, "latencies": latencies,
           "lost": sum(walker.lost for walker in walkers)})  # fmt: skip
 
 
@@ -174,13 +176,19 @@ def main() -> None:
     walking.add_argument("learners", type=int)
     walking.add_argument("seconds", type=float)
     walking.add_argument("prefix")
+    walking.add_argument("--warm", type=float, default=2.0, help="seconds of turns before measuring")
+    walking.add_argument("--no-pool-check", action="store_true",
+                         help="PostgreSQL: skip the pool's check round trip on every connection taken")  # fmt: skip
     args = parser.parse_args()
     engine = build(args.mode == "serve" and args.answers)
+    if args.mode == "walk" and args.no_pool_check:
+        engine.store._db._pool._check = None  # type: ignore[attr-defined]  # measured by the bench only
     emit({"ready": os.getpid()})
     if args.mode == "serve":
+        engine.store.__class__ = RecordingStore
         asyncio.run(serve(engine))
     else:
-        asyncio.run(walk(engine, args.learners, args.seconds, args.prefix))
+        asyncio.run(walk(engine, args.learners, args.seconds, args.warm, args.prefix))
 
 
 if __name__ == "__main__":
