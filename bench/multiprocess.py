@@ -15,7 +15,6 @@ there are cores cannot add throughput, it only adds latency.
 
     python bench/multiprocess.py                            # SQLite 1, PostgreSQL 1, 2, 3 processes
     python bench/multiprocess.py --seconds 20 --learners 50
-    python bench/multiprocess.py --no-pool-check            # also PostgreSQL without the pool's check round trip
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ class Setup:
     name: str
     processes: int
     database_url: str | None  # None: SQLite in the processes' shared data dir
-    pool_check: bool = True
 
 
 @dataclass
@@ -71,7 +69,7 @@ def run_setup(setup: Setup, args: argparse.Namespace, workdir: Path) -> Result:
     data_dir = workdir / f"{setup.name}-{setup.processes}".replace(" ", "-")
     env = child_env(data_dir, setup.database_url)
     command = [sys.executable, "-m", "tests.multiprocess_worker", "walk", str(args.learners), str(args.seconds)]
-    extra = ["--warm", str(args.warm)] + ([] if setup.pool_check else ["--no-pool-check"])
+    extra = ["--warm", str(args.warm)]
     processes = [subprocess.Popen([*command, f"p{n}", *extra], env=env, cwd=ROOT, stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True) for n in range(setup.processes)]  # fmt: skip
     try:
@@ -117,8 +115,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds of each setup")
     parser.add_argument("--warm", type=float, default=3.0, help="seconds of turns before measuring (not counted)")
     parser.add_argument("--processes", default="1,2,3", help="PostgreSQL process counts, comma-separated")
-    parser.add_argument("--no-pool-check", action="store_true",
-                        help="also measure PostgreSQL without the pool's check round trip on each connection taken")  # fmt: skip
     args = parser.parse_args()
     counts = [int(count) for count in args.processes.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="tutorbot-bench-multiprocess-"))
@@ -133,11 +129,8 @@ def main() -> None:
         print_table(results)
         return
     with server:
-        checks = [True, False] if args.no_pool_check else [True]
-        for check in checks:
-            for count in counts:
-                name = "PostgreSQL" if check else "PostgreSQL, no pool check"
-                results.append(run_setup(Setup(name, count, server.create_database(), check), args, workdir))
+        for count in counts:
+            results.append(run_setup(Setup("PostgreSQL", count, server.create_database()), args, workdir))
     print_table(results)
 
 

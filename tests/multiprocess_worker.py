@@ -9,7 +9,7 @@ the times this turn's store recorded the update as handled (its save or its deli
 turn that applied it); a redelivered update that was handled already is acknowledged with no replies and 0.
 ``--answers`` adds the grounded answerer: the index on the Chroma server, and a scripted model that never runs out.
 
-``python -m tests.multiprocess_worker walk LEARNERS SECONDS PREFIX [--warm S] [--no-pool-check]``: a process of
+``python -m tests.multiprocess_worker walk LEARNERS SECONDS PREFIX [--warm S]``: a process of
 ``bench/multiprocess.py``: after ``{"ready": PID}`` it waits for a line on stdin (every process starts together),
 then LEARNERS walkers of ``bench/engine_turns.py`` take turns (each with an update id, as webhook workers get them)
 for the warm-up and SECONDS more, and it prints ``{"turns": N, "seconds": S, "latencies": [ms, ...]}`` of the
@@ -177,12 +177,8 @@ def main() -> None:
     walking.add_argument("seconds", type=float)
     walking.add_argument("prefix")
     walking.add_argument("--warm", type=float, default=2.0, help="seconds of turns before measuring")
-    walking.add_argument("--no-pool-check", action="store_true",
-                         help="PostgreSQL: skip the pool's check round trip on every connection taken")  # fmt: skip
     args = parser.parse_args()
     engine = build(args.mode == "serve" and args.answers)
-    if args.mode == "walk" and args.no_pool_check:
-        engine.store._db._pool._check = None  # type: ignore[attr-defined]  # measured by the bench only
     emit({"ready": os.getpid()})
     if args.mode == "serve":
         engine.store.__class__ = RecordingStore
