@@ -511,11 +511,11 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 def fill(disk: Path) -> Path:
     """Write a file until the disk is full; return it."""
     filler = disk / "filler"
-    with filler.open("wb") as file:
+    # unbuffered: a write that failed leaves nothing behind for close() to flush (and fail on) again
+    with filler.open("wb", buffering=0) as file:
         try:
             while True:
                 file.write(b"\0" * 65536)
-                file.flush()
         except OSError as error:
             assert error.errno == errno.ENOSPC
     return filler

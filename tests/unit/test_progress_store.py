@@ -255,8 +255,8 @@ def test_a_save_violating_a_constraint_stores_nothing(store: SqlProgressStore) -
     assert store.active_days("ada") == ["2024-03-01"]
 
 
-def test_the_question_log_and_the_progress_store_share_one_database(db_path: Path) -> None:
-    database = Database(db_path)
+def test_the_question_log_and_the_progress_store_share_one_database(sql_database: SqlDatabase) -> None:
+    database = sql_database
     log, store = SqlQuestionLog(database), SqlProgressStore(database)
     question = QuestionRecord("What is a list", "python", "intro", False, "answered", ("lists",), "ada", {"total": 1.5})
     log.record(question)
@@ -265,7 +265,6 @@ def test_the_question_log_and_the_progress_store_share_one_database(db_path: Pat
     store.close()  # neither closes a database it was given
     assert log.recent() == [question]
     assert store.position("ada") == Position(version=1)
-    database.close()
 
 
 def test_a_locked_database_raises_store_busy_and_the_question_log_leaves_the_entry_out(
