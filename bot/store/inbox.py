@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from bot.store.sql import SqlDatabase
 
-KEEP_DONE_SECONDS = 24 * 3600  # handled updates are kept a day (Telegram gives up retrying long before)
+KEEP_DONE_SECONDS = 24 * 3600.0  # handled updates are kept a day (Telegram gives up retrying long before)
 KEEP_POLLS_SECONDS = 30 * 24 * 3600  # a quiz poll can be answered long after it was sent
+KEEP_DELIVERIES_SECONDS = 7 * 86400.0  # handled-update ids kept well past Telegram's day of retries
 
 
 @dataclass(frozen=True)
@@ -100,10 +101,13 @@ class Inbox:
         return None if row is None else str(row[0])
 
     def clean(self, now: float) -> int:
-        """Forget updates handled over a day ago, long-expired leases and month-old polls; how many updates went."""
+        """Forget updates handled over a day ago, long-expired leases, month-old polls and week-old records of
+        handled updates; how many updates went."""
         with self._db.transaction() as connection:
             gone = connection.execute("DELETE FROM telegram_updates WHERE done_at IS NOT NULL AND done_at < ?",
                                       (now - KEEP_DONE_SECONDS,)).rowcount  # fmt: skip
             connection.execute("DELETE FROM telegram_leases WHERE until < ?", (now - KEEP_DONE_SECONDS,))
             connection.execute("DELETE FROM telegram_polls WHERE sent_at < ?", (now - KEEP_POLLS_SECONDS,))
+            # the engine's record of handled updates: Telegram gives up redelivering an update within a day
+            connection.execute("DELETE FROM deliveries WHERE handled_at < ?", (now - KEEP_DELIVERIES_SECONDS,))
         return int(gone)

@@ -220,6 +220,8 @@ MIGRATIONS: list[str] = [
         sent_at {REAL} NOT NULL
     );
     CREATE INDEX telegram_polls_by_time ON telegram_polls (sent_at);
+    -- the workers forget handled updates a week old
+    CREATE INDEX deliveries_by_time ON deliveries (handled_at);
     """,
 ]
 

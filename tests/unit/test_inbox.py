@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.store.inbox import KEEP_DONE_SECONDS, Inbox
+from bot.store.inbox import KEEP_DELIVERIES_SECONDS, KEEP_DONE_SECONDS, Inbox
+from bot.store.progress import SqlProgressStore
 from bot.store.sql import SqlDatabase
 
 LEASE = 30.0
@@ -96,3 +97,11 @@ def test_cleaning_forgets_updates_done_over_a_day_ago_and_keeps_the_rest(inbox: 
     assert handle_all(inbox, 5, 30.0 + KEEP_DONE_SECONDS) == [3]  # the pending one stays
     assert not inbox.store(2, 5, "{}", 40.0 + KEEP_DONE_SECONDS)  # a recent one is still known
     assert inbox.store(1, 5, "{}", 40.0 + KEEP_DONE_SECONDS)  # the forgotten one is not
+
+
+def test_cleaning_forgets_handled_update_ids_a_week_old(inbox: Inbox, database: SqlDatabase) -> None:
+    store = SqlProgressStore(database)
+    store.note_delivery("telegram:1", 0.0)
+    store.note_delivery("telegram:2", 10.0)
+    inbox.clean(now=5.0 + KEEP_DELIVERIES_SECONDS)
+    assert not store.delivered("telegram:1") and store.delivered("telegram:2")
