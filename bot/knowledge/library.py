@@ -79,6 +79,24 @@ class LibraryFiles:
             write_folder(folder, files)
         return folder
 
+    def _files_into_database(self) -> None:
+        """Copy into the database what a data dir of a release before it kept track files there holds: the files
+        of every version it lacks, and (once: later, the database is what a draft is) the drafts."""
+        for track_id, version in self.versions.without_files():
+            files = folder_files(self._version_dir(track_id, version))
+            if files:
+                self.versions.add_files(track_id, version, files)
+                log.info("kept the files of %s v%d in the database", track_id, version)
+        mark = self.root / ADOPTED_MARK
+        if mark.exists():
+            return
+        drafts = self.root / "drafts"
+        for folder in sorted(drafts.iterdir()) if drafts.is_dir() else []:
+            if folder.is_dir() and not folder.name.startswith(".") and not self.versions.files(folder.name, 0):
+                self.versions.save_draft(folder.name, folder_files(folder))
+        self.root.mkdir(parents=True, exist_ok=True)
+        mark.touch()
+
     def _served_id(self, community: str | None, name: str) -> str:
         name = slugify(name)
         if not name:
@@ -266,6 +284,7 @@ class LibraryFiles:
         A version with no database row yet is left alone: another process sharing the Chroma server may be
         publishing it (a crashed publish's key is used again, and brought in line, by the track's next one).
         """
+        self._files_into_database()
         if self.index is None:
             return
         live = {version_key(v.track, v.version): v for v in self.versions.live()}
@@ -281,6 +300,9 @@ class LibraryFiles:
                 report = self.index.ingest(_served(result.track, key))
                 log.warning("the search index had no chunks of %s; indexed them again (%d)", key, report.embedded)
         self._use_keys()
+
+
+ADOPTED_MARK = ".drafts-in-database"  # in the library folder: its drafts were copied into the database once
 
 
 def folder_files(folder: Path) -> dict[str, bytes]:

@@ -50,6 +50,20 @@ class SqlTrackVersions:
                                   (track, version))  # fmt: skip
         return {path: bytes(content) for path, content in rows}
 
+    def without_files(self) -> list[tuple[str, int]]:
+        """Published versions whose files the database lacks (published before it kept them), as (track, version)."""
+        rows = self._db.fetch_all(
+            "SELECT v.track, v.version FROM track_versions AS v WHERE NOT EXISTS"
+            " (SELECT 1 FROM library_files AS f WHERE f.track = v.track AND f.version = v.version)"
+            " ORDER BY v.track, v.version"
+        )
+        return [(track, version) for track, version in rows]
+
+    def add_files(self, track: str, version: int, files: dict[str, bytes]) -> None:
+        """Keep the files of a version published before the database kept them."""
+        with self._db.transaction() as connection:
+            _insert_files(connection, track, version, files)
+
     def save_draft(self, track: str, files: dict[str, bytes]) -> None:
         """Make ``files`` the track's draft (none: the track has no draft)."""
         with self._db.transaction() as connection:

@@ -14,7 +14,7 @@ from bot.core.authoring import REFRESH_SECONDS, upload_name
 from bot.core.engine import Engine
 from bot.core.ports import LibraryError
 from bot.core.uploads import MAX_ZIP_BYTES, UPLOADS_PER_MINUTE
-from bot.knowledge.library import LibraryFiles
+from bot.knowledge.library import ADOPTED_MARK, LibraryFiles
 from bot.knowledge.reader import read_track
 from bot.store.progress import SqlProgressStore
 from bot.store.sql import SqlDatabase
@@ -270,3 +270,21 @@ def test_processes_with_data_dirs_of_their_own_share_drafts_and_versions(tmp_pat
         machine_a.draft(SERVER, "ml-basics")  # the draft was used up on another machine: not a stale copy here
     _track, again = machine_c.rollback(SERVER, "ml-basics", 1, by="mod")
     assert again == 2 and [v.version for v in machine_a.history(SERVER, "ml-basics")] == [2, 1]
+
+
+def test_a_data_dir_from_before_files_were_in_the_database_keeps_its_versions_and_draft(
+    tmp_path: Path, database: SqlDatabase
+) -> None:
+    old = LibraryFiles(tmp_path / "old", SqlTrackVersions(database))
+    old.upload(SERVER, "ml-basics", "ml-basics.zip", course(tmp_path))
+    old.publish(SERVER, "ml-basics", by="mod")
+    old.upload(SERVER, "ml-basics", "ml-basics.zip", course(tmp_path, lessons=3))  # a draft in progress
+    with database.transaction() as connection:  # what an older release left: files on disk only
+        connection.execute("DELETE FROM library_files")
+    (tmp_path / "old" / ADOPTED_MARK).unlink(missing_ok=True)
+    upgraded = LibraryFiles(tmp_path / "old", SqlTrackVersions(database))
+    upgraded.start()
+    assert upgraded.draft(SERVER, "ml-basics").track is not None  # the draft was not lost to the empty database
+    elsewhere = LibraryFiles(tmp_path / "new", SqlTrackVersions(database))
+    assert [len(t.lessons) for t in elsewhere.served()[0]] == [2]  # and another machine can serve v1
+    assert len(elsewhere.draft(SERVER, "ml-basics").track.lessons) == 3  # type: ignore[union-attr]
