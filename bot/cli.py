@@ -567,3 +567,44 @@ def report(
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+
+# ---------------------------------------------------------------- copy the database
+
+
+@app.command("copy-database")
+def copy_database_command(
+    to: Annotated[str, typer.Option("--to", help="An empty PostgreSQL database: postgresql://USER:PASSWORD@HOST/NAME "
+                                    "(or TUTORBOT_DATABASE_URL's, when this is 'env').")],
+) -> None:  # fmt: skip
+    """Copy progress, settings, the question log and moderators' tracks from this data dir's SQLite file into an
+    empty PostgreSQL database, before pointing every bot process at it with TUTORBOT_DATABASE_URL."""
+    from bot.core.ports import StoreUnavailable
+    from bot.store.copy import TargetNotEmpty, copy_database
+    from bot.store.database import Database, DatabaseTooNew
+    from bot.store.postgres import PostgresDatabase, url_without_password
+
+    settings = _settings()
+    url = settings.database_url.get_secret_value() if to == "env" and settings.database_url else to
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise _fail("give --to a PostgreSQL URL (postgresql://USER:PASSWORD@HOST:PORT/NAME), or 'env' to use "
+                    "TUTORBOT_DATABASE_URL")  # fmt: skip
+    if not settings.database_path.is_file():
+        raise _fail(f"there is no SQLite database at {settings.database_path} to copy (check TUTORBOT_DATA_DIR)")
+    try:
+        source, target = Database(settings.database_path), PostgresDatabase(url)
+    except DatabaseTooNew as error:
+        raise _fail(str(error)) from None
+    except StoreUnavailable:
+        raise _fail(f"could not open {url_without_password(url)} (the log above says why)") from None
+    try:
+        counts = copy_database(source, target)
+    except TargetNotEmpty as error:
+        raise _fail(str(error)) from None
+    finally:
+        source.close()
+        target.close()
+    copied = ", ".join(f"{table} {rows}" for table, rows in counts.items() if rows)
+    out.print(f"[green]ok[/green] copied {sum(counts.values())} rows into {url_without_password(url)} "
+              f"({copied or 'all tables were empty'}); now set TUTORBOT_DATABASE_URL for every bot process",
+              highlight=False, soft_wrap=True)  # fmt: skip

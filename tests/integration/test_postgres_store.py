@@ -13,12 +13,27 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
-from bot.core.ports import Position, StoreBusy, StoreUnavailable
-from bot.store.database import DatabaseTooNew
+from bot.cli import app
+from bot.core.ports import (
+    LearnerSettings,
+    LessonResult,
+    Position,
+    QuestionRecord,
+    QuizAttempt,
+    ReviewCard,
+    StoreBusy,
+    StoreUnavailable,
+)
+from bot.store.copy import TABLES, TargetNotEmpty, copy_database
+from bot.store.database import Database, DatabaseTooNew
 from bot.store.migrations import LATEST_VERSION
 from bot.store.postgres import PostgresDatabase
 from bot.store.progress import SqlProgressStore
+from bot.store.question_log import SqlQuestionLog
+from bot.store.sql import SqlDatabase
+from bot.store.track_versions import LiveVersion, SqlTrackVersions
 from tests.postgres_server import PostgresServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -146,3 +161,63 @@ def test_a_turn_acknowledged_before_the_process_was_killed_is_kept(postgres_url:
     database = PostgresDatabase(postgres_url)
     assert SqlProgressStore(database).position("ada") == Position(step="premise", version=1)
     database.close()
+
+
+# ---------------------------------------------------------------- moving from the SQLite file
+
+
+def seeded_sqlite(path: Path) -> Database:
+    """A SQLite database with rows in the tables a bot writes as learners and moderators use it."""
+    database = Database(path)
+    store, questions = SqlProgressStore(database), SqlQuestionLog(database)
+    store.save("ada", Position(track="t", lesson="l", step="quiz", version=3), at=1.5,
+               attempt=QuizAttempt("t", "l", 1, 0, 2, False, 1.5), result=LessonResult("t", "l", 1, 2, 1.5),
+               card=ReviewCard("t", "l", 0, '{"s": 1}', 9.25), started=("t", "l"), delivery="telegram:77")  # fmt: skip
+    store.save_learner_settings("ada", LearnerSettings(timezone="Europe/Berlin", remind=True, display_name="Ada"))
+    store.note_member("discord:1", "ada", 2.0)
+    store.set_track_enabled("discord:1", "t", False, "mod", 3.0)
+    store.set_leaderboard_enabled("discord:1", False, "mod", 3.5)
+    questions.record(QuestionRecord("what is x?", "t", "l", True, "no_passage", ("t/l#s",), "ada", {"total": 1.0}))
+    SqlTrackVersions(database).add(LiveVersion("t@c", 1, "discord:1", "t"), "T", "mod", 4.0,
+                                   {"track.toml": b'id = "t"\n', "01.md": b"\x00binary\xff"})  # fmt: skip
+    return database
+
+
+def all_rows(database: SqlDatabase) -> dict[str, list[tuple]]:
+    return {table: sorted(tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                          for row in database.fetch_all(f"SELECT * FROM {table}")) for table in TABLES}  # fmt: skip
+
+
+def test_every_table_of_the_migrations_is_copied(tmp_path: Path) -> None:
+    database = Database(tmp_path / "t.sqlite3")
+    made = {name for (name,) in database.fetch_all("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    database.close()
+    assert set(TABLES) == made  # a migration's new table must be added to the copy
+
+
+def test_a_sqlite_database_copies_into_postgresql_whole(tmp_path: Path, postgres_url: str) -> None:
+    source = seeded_sqlite(tmp_path / "bot.sqlite3")
+    target = PostgresDatabase(postgres_url)
+    counts = copy_database(source, target)
+    assert counts["learners"] == 1 and counts["library_files"] == 2 and counts["deliveries"] == 1
+    assert all_rows(target) == all_rows(source)
+    SqlQuestionLog(target).record(QuestionRecord("and y?", "t", "l", False, "answered"))  # the next id is free
+    assert [q.question for q in SqlQuestionLog(target).recent()] == ["and y?", "what is x?"]
+    with pytest.raises(TargetNotEmpty, match="already holds rows"):
+        copy_database(source, target)
+    source.close()
+    target.close()
+
+
+def test_the_copy_command_moves_a_data_dir_to_postgresql(tmp_path: Path, postgres_url: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    seeded_sqlite(tmp_path / "data" / "tutorbot.sqlite3").close()
+    monkeypatch.setenv("TUTORBOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TUTORBOT_DATABASE_URL", postgres_url)
+    done = CliRunner().invoke(app, ["copy-database", "--to", "env"])
+    assert done.exit_code == 0, done.output
+    assert "copied" in done.output and "learners 1" in done.output
+    again = CliRunner().invoke(app, ["copy-database", "--to", "env"])
+    assert again.exit_code == 1 and "already holds rows" in again.output
+    refused = CliRunner().invoke(app, ["copy-database", "--to", "mysql://x"])
+    assert refused.exit_code == 1 and "PostgreSQL URL" in refused.output
