@@ -139,13 +139,14 @@ def build_answerer(settings: Settings, model: ChatModel | None = None, index: Le
 
 
 def build_engine(settings: Settings, index: LessonIndex | None = None, model: ChatModel | None = None,
-                 answers: bool = True) -> Engine:  # fmt: skip
-    """The dialogue engine over the knowledge folder's tracks, with progress (and questions) in one database.
+                 answers: bool = True, database: SqlDatabase | None = None) -> Engine:  # fmt: skip
+    """The dialogue engine over the knowledge folder's tracks, with progress (and questions) in one database
+    (``database``, or the one the settings name, opened here).
 
     ``answers=False`` builds an engine for lessons and quizzes only (no index or model is opened).
     """
     tracks = load_tracks(settings)
-    database = open_database(settings)
+    database = database or open_database(settings)
     library = build_library(settings, database, index, set(tracks))
     uploaded, owners = library.served()
     tracks = {**tracks, **{track.id: track for track in uploaded}}
@@ -163,7 +164,7 @@ def build_library(settings: Settings, database: SqlDatabase, index: LessonIndex 
 
 
 @contextlib.contextmanager
-def running_engine(settings: Settings, index: LessonIndex) -> Iterator[Engine]:
+def running_engine(settings: Settings, index: LessonIndex, database: SqlDatabase | None = None) -> Iterator[Engine]:
     """The engine over the indexed tracks with the chat model loaded: what every runner serves learners with.
 
     Raises NoTracks when no track is valid. On the way out the model's worker finishes its call and is stopped
@@ -172,7 +173,7 @@ def running_engine(settings: Settings, index: LessonIndex) -> Iterator[Engine]:
     """
     model = build_chat_model(settings, preload=True)
     try:
-        engine = build_engine(settings, index=index, model=model)
+        engine = build_engine(settings, index=index, model=model, database=database)
         settle_memory()
         if not engine.tracks:
             raise NoTracks(f"no valid tracks in {settings.knowledge_dir}; 'tutorbot validate' shows what is wrong")

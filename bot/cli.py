@@ -315,7 +315,7 @@ def chat(
     settings = _settings()
     user = name or getpass.getuser()
     console = Console(highlight=False)
-    with _running_engine(settings) as engine:
+    with contextlib.closing(_open_database(settings)) as database, _running_engine(settings, database) as engine:
         session = ConsoleChat(engine, sys.stdin, console, user_id=user, display_name=user.title())
         try:
             asyncio.run(session.run(f"track {track}" if track else "start"))
@@ -344,17 +344,17 @@ def _open_database(settings: Settings):  # noqa: ANN202 - a SqlDatabase (importe
 
 
 @contextlib.contextmanager
-def _running_engine(settings: Settings):  # noqa: ANN202 - an Iterator[Engine] (imported lazily)
-    """Models installed, tracks indexed, the engine built with the model loaded: what every runner needs."""
+def _running_engine(settings: Settings, database):  # noqa: ANN001, ANN202 - a SqlDatabase; an Iterator[Engine]
+    """Models installed, tracks indexed, the engine built on ``database`` (opened first, so that one which cannot
+    be opened is said before the model loads) with the model loaded: what every runner needs."""
     from bot.app import NoTracks, running_engine
 
     _ensure_models(settings)
     index = _open_index(settings)
     if not _ingest(settings, quiet=True, index=index):
         err.print("[yellow]some tracks have problems (listed above); learners keep their last indexed version[/yellow]")
-    _open_database(settings).close()  # a database that cannot be opened is said before the model loads
     try:
-        with running_engine(settings, index) as engine:
+        with running_engine(settings, index, database) as engine:
             yield engine
     except NoTracks as error:
         raise _fail(str(error)) from None
@@ -382,7 +382,7 @@ def run(
     setup_logging(logging.INFO, [settings.telegram.token, settings.discord.token, settings.telegram.webhook_secret,
                                  settings.model.api_key, settings.database_url])  # fmt: skip
 
-    async def serve_all(engine) -> None:  # noqa: ANN001 - an Engine
+    async def serve_all(engine, database) -> None:  # noqa: ANN001 - an Engine, a SqlDatabase
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -392,7 +392,9 @@ def run(
         if "telegram" in chosen:
             from bot.adapters.telegram import serve as serve_telegram
 
-            servers.append(serve_telegram(engine, settings.telegram, stop, reminders=reminders, database=database))
+            # webhook workers share an inbox in the bot's database
+            inbox = database if settings.telegram.webhook_url else None
+            servers.append(serve_telegram(engine, settings.telegram, stop, reminders=reminders, database=inbox))
         if "discord" in chosen:
             from bot.adapters.discord import serve as serve_discord
 
@@ -410,12 +412,10 @@ def run(
 
     from bot.app import build_reminders
 
-    # Webhook workers share an inbox in the database (their own connection to it).
-    database = _open_database(settings) if "telegram" in chosen and settings.telegram.webhook_url else None
-    with contextlib.closing(database) if database else contextlib.nullcontext(), _running_engine(settings) as engine:
+    with contextlib.closing(_open_database(settings)) as database, _running_engine(settings, database) as engine:
         out.print(f"serving {' and '.join(chosen)}; Ctrl-C stops", highlight=False)
         try:
-            asyncio.run(serve_all(engine))
+            asyncio.run(serve_all(engine, database))
         except AdapterError as error:
             raise _fail(str(error)) from None
     out.print("stopped; progress is saved", highlight=False)

@@ -40,7 +40,8 @@ def logging_restored() -> None:
 
 
 @pytest.fixture
-def tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+def tokens(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+    monkeypatch.setenv("TUTORBOT_DATA_DIR", str(tmp_path / "data"))  # 'run' opens the database there
     monkeypatch.setenv("TUTORBOT_TELEGRAM__TOKEN", "123:telegram-secret")
     monkeypatch.setenv("TUTORBOT_DISCORD__TOKEN", "discord-secret")
 
@@ -51,7 +52,7 @@ def engine(monkeypatch: pytest.MonkeyPatch) -> object:
     shared = SimpleNamespace(comeback=SimpleNamespace(store=SimpleNamespace(reminding=lambda: [])))  # no reminders
 
     @contextlib.contextmanager
-    def running_engine(settings):  # noqa: ANN001, ANN202
+    def running_engine(settings, database):  # noqa: ANN001, ANN202
         yield shared
 
     monkeypatch.setattr(bot.cli, "_running_engine", running_engine)
