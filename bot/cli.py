@@ -391,10 +391,11 @@ def run(
         servers = []
         if "telegram" in chosen:
             from bot.adapters.telegram import serve as serve_telegram
+            from bot.store.inbox import Inbox
 
             # webhook workers share an inbox in the bot's database
-            inbox = database if settings.telegram.webhook_url else None
-            servers.append(serve_telegram(engine, settings.telegram, stop, reminders=reminders, database=inbox))
+            inbox = Inbox(database) if settings.telegram.webhook_url else None
+            servers.append(serve_telegram(engine, settings.telegram, stop, reminders=reminders, inbox=inbox))
         if "discord" in chosen:
             from bot.adapters.discord import serve as serve_discord
 

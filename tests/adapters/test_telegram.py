@@ -33,6 +33,7 @@ from bot.core.reminders import ReminderScheduler
 from bot.knowledge.reader import read_knowledge
 from bot.logs import SecretFilter
 from bot.store.database import Database
+from bot.store.inbox import Inbox
 from bot.store.progress import SqlProgressStore
 from tests.adapters.telegram_fake import BOT_USERNAME, SECRET_HEADER, TOKEN, Chat, FakeBotApi, Shown, User
 from tests.fakes import FixedRetriever, ScriptedModel
@@ -140,8 +141,9 @@ async def running(tmp_path: Path, *, fake: FakeBotApi | None = None, model: Scri
         started = len(api.calls)
         if reminders is not None:
             reminders.comeback = engine.comeback
-        inbox = Database(tmp_path / "progress.sqlite3") if config.webhook_url else None  # webhook workers' inbox
-        task = asyncio.create_task(serve(engine, config, stop, limits=limits, reminders=reminders, database=inbox))
+        shared = Database(tmp_path / "progress.sqlite3") if config.webhook_url else None  # the workers' inbox
+        inbox = Inbox(shared) if shared is not None else None
+        task = asyncio.create_task(serve(engine, config, stop, limits=limits, reminders=reminders, inbox=inbox))
         ready = "setWebhook" if config.webhook_url else "getUpdates"
         await api.until(
             lambda: task.done() or any(c.method == ready for c in api.calls[started:]), what="the bot to start"
@@ -154,8 +156,8 @@ async def running(tmp_path: Path, *, fake: FakeBotApi | None = None, model: Scri
             stop.set()
             await asyncio.wait_for(task, 10)
             store.close()
-            if inbox is not None:
-                inbox.close()
+            if shared is not None:
+                shared.close()
 
 
 @asynccontextmanager

@@ -69,7 +69,7 @@ async def start_worker(api: FakeBotApi, path: Path, lease: float, engine_class: 
                               webhook_secret=SECRET, webhook_lease_seconds=lease, webhook_poll_seconds=0.05)  # type: ignore[arg-type]  # fmt: skip
     worker = Worker(url, engine, databases)
     started = len(api.calls_to("setWebhook"))
-    worker.task = asyncio.create_task(serve(engine, config, worker.stop, limits=FAST, database=databases[1]))
+    worker.task = asyncio.create_task(serve(engine, config, worker.stop, limits=FAST, inbox=Inbox(databases[1])))
     await api.until(lambda: worker.task.done() or len(api.calls_to("setWebhook")) > started, what="a worker")  # type: ignore[union-attr]
     return worker
 

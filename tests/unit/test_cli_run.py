@@ -71,7 +71,7 @@ def test_a_missing_token_is_named_before_anything_starts(monkeypatch: pytest.Mon
 def test_run_all_serves_both_platforms_with_one_engine_and_stops_cleanly(tokens, engine, monkeypatch) -> None:  # noqa: ANN001
     seen: dict[str, object] = {}
 
-    async def serve_telegram(shared, settings, stop, reminders, database=None):  # noqa: ANN001, ANN202
+    async def serve_telegram(shared, settings, stop, reminders, inbox=None):  # noqa: ANN001, ANN202
         seen["telegram"] = (shared, settings.token.get_secret_value())
         seen["schedulers"] = [reminders]
         await stop.wait()  # runs until the other side stops the process

@@ -46,7 +46,6 @@ from bot.core.ports import StoreUnavailable
 from bot.core.reminders import ReminderScheduler
 from bot.logs import SecretFilter
 from bot.store.inbox import Inbox
-from bot.store.sql import SqlDatabase
 
 log = logging.getLogger(__name__)
 
@@ -113,18 +112,17 @@ def token_masked(token: str) -> Iterator[None]:
 
 async def serve(engine: Engine, settings: TelegramSettings, stop: asyncio.Event, *,
                 limits: SendLimits | None = None, reminders: ReminderScheduler | None = None,
-                database: SqlDatabase | None = None) -> None:  # fmt: skip
+                inbox: Inbox | None = None) -> None:  # fmt: skip
     """Serve learners on Telegram until ``stop`` is set, then finish the turns in flight and shut down.
 
     ``limits`` overrides the send limits (tests relax them); ``reminders`` gets a sender for Telegram learners
-    once the bot is signed in; ``database`` (required in webhook mode) holds the inbox the webhook workers share.
+    once the bot is signed in; ``inbox`` (required in webhook mode) is the one the webhook workers share.
     Raises ``AdapterError`` when Telegram refuses to start.
     """
     if settings.token is None:
         raise AdapterError("No Telegram bot token: set TUTORBOT_TELEGRAM__TOKEN (from @BotFather).")
-    if settings.webhook_url and database is None:
-        raise ValueError("webhook mode needs the database its workers share")
-    inbox = Inbox(database) if settings.webhook_url and database is not None else None
+    if settings.webhook_url and inbox is None:
+        raise ValueError("webhook mode needs the inbox its workers share")
     with token_masked(settings.token.get_secret_value()):
         requests = (HTTPXRequest(), HTTPXRequest(connection_pool_size=1))
         application = build_application(settings, limits or SendLimits(), requests)
